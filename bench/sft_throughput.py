@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""SFT throughput benchmark: our ``swift sft`` against ms-swift's, on CPU, offline.
+
+Builds (deterministically, no network) a ~4.7M-parameter Qwen2 model with random
+weights, a small byte-level BPE tokenizer with a chatml chat template, and a
+160-row multi-turn ``messages`` jsonl dataset averaging ~300 tokens a row; then
+runs ``swift sft`` (LoRA rank 8, all-linear, fp32, batch 4, 1 epoch) with each
+executable given and reports, per side:
+
+* tokens/s       -- real (non-padding) training tokens / ``train_runtime``; the
+                    token count is the chat-templated rows truncated to
+                    ``--max-length``, times the number of epochs;
+* first step     -- seconds from process start to the first training-progress
+                    output (a tqdm ``n/N`` with n >= 1, or a logged step);
+* outside train  -- total wall time minus ``train_runtime``;
+* wall           -- wall time of the whole command;
+* peak RSS       -- peak of the summed RSS of the process tree (polled /proc
+                    every 0.1 s).
+
+``train_runtime`` is read from ``logging.jsonl`` in the run's output folder
+(``<output_dir>/vN-*/logging.jsonl``), the line HF Trainer's final log writes.
+
+Usage::
+
+    .venv/bin/python bench/sft_throughput.py \\
+        --ours .venv/bin/swift --peer /work/peers/ms-swift-venv/bin/swift
+    .venv/bin/python bench/sft_throughput.py --skip-ours \\
+        --peer /work/peers/ms-swift-venv/bin/swift --json /tmp/bench.json
+
+Other flags: ``--workdir`` (default /tmp/swift-bench), ``--extra`` (extra
+``swift sft`` args for both sides, one string), ``--peer-extra`` (peer only;
+default ``--model_type qwen2 --template qwen``), ``--ours-extra``, ``--epochs``,
+``--max-length``, ``--rows``.
+"""
+import argparse
+import glob
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
+SYLLABLES = ('ka ri to mo na shi ve lu pa de zo qui ben tar sol mig ra fen '
+             'do lo cha wen bri ost pel um ix al tre gon sa vi ne ru').split()
+MODEL_SPEC = dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                  num_attention_heads=4, num_key_value_heads=2)
+VOCAB_SIZE = 3500
+ROW_TOKENS = (220, 360)  # per-row token target range (overshoot brings mean ~300)
+
+
+# ----------------------------------------------------------------------------
+# synthetic text, tokenizer, model, dataset
+# ----------------------------------------------------------------------------
+def make_lexicon(rng, size=2500):
+    """Pseudo-words built from syllables, most frequent first."""
+    words = set()
+    while len(words) < size:
+        words.add(''.join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))))
+    return sorted(words, key=lambda w: (len(w), w))
+
+
+def sentence(rng, lexicon, n_words):
+    """A random sentence (skewed to short, frequent words) of about ``n_words`` words."""
+    text = ' '.join(lexicon[int(len(lexicon) * rng.random() ** 2)] for _ in range(n_words))
+    return text[0].upper() + text[1:] + rng.choice('..?!')
+
+
+def build_tokenizer(lexicon, seed):
+    """Train a byte-level BPE on generated text; wrap it as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    rng = random.Random(seed + 1)
+    corpus = [sentence(rng, lexicon, rng.randint(5, 40)) for _ in range(20000)]
+    corpus += ['system\nYou are a helpful assistant.\nuser\nassistant\n'] * 200
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token='<|im_end|>',
+                                   pad_token='<|endoftext|>', model_max_length=32768)
+    fast.add_special_tokens({'additional_special_tokens': SPECIAL_TOKENS[1:]})
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_model(tokenizer, seed):
+    """Random-weight Qwen2ForCausalLM sized from ``MODEL_SPEC``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=4096,
+                         tie_word_embeddings=False,
+                         bos_token_id=tokenizer.convert_tokens_to_ids('<|endoftext|>'),
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **MODEL_SPEC)
+    return Qwen2ForCausalLM(config).to(torch.float32)
+
+
+def count_tokens(tokenizer, messages, max_length=None):
+    """Tokens of the chat-templated conversation, optionally truncated."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    n = len(tokenizer(text, add_special_tokens=False)['input_ids'])
+    return min(n, max_length) if max_length else n
+
+
+def make_row(rng, lexicon, tokenizer):
+    """One multi-turn conversation grown turn by turn up to a token target."""
+    target = rng.randint(*ROW_TOKENS)
+    messages = []
+    if rng.random() < 0.3:
+        messages.append({'role': 'system', 'content': sentence(rng, lexicon, rng.randint(4, 12))})
+    while True:
+        messages.append({'role': 'user', 'content': sentence(rng, lexicon, rng.randint(5, 20))})
+        reply = ' '.join(sentence(rng, lexicon, rng.randint(6, 18)) for _ in range(rng.randint(1, 3)))
+        messages.append({'role': 'assistant', 'content': reply})
+        if count_tokens(tokenizer, messages) >= target:
+            return {'messages': messages}
+
+
+def prepare(workdir, n_rows, seed=42):
+    """Write model+tokenizer to ``workdir/model`` and the dataset to ``workdir/train.jsonl``."""
+    rng = random.Random(seed)
+    lexicon = make_lexicon(rng)
+    tokenizer = build_tokenizer(lexicon, seed)
+    model_dir = os.path.join(workdir, 'model')
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model = build_model(tokenizer, seed)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    rows = [make_row(rng, lexicon, tokenizer) for _ in range(n_rows)]
+    data_path = os.path.join(workdir, 'train.jsonl')
+    with open(data_path, 'w', encoding='utf-8') as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + '\n' for r in rows)
+    n_params = sum(p.numel() for p in model.parameters())
+    from transformers import AutoTokenizer  # count with the tokenizer as the trainers load it
+    return model_dir, data_path, AutoTokenizer.from_pretrained(model_dir), rows, n_params
+
+
+# ----------------------------------------------------------------------------
+# running and measuring one side
+# ----------------------------------------------------------------------------
+def tree_rss(root_pid):
+    """Summed RSS in bytes of ``root_pid`` and all its descendants (via /proc)."""
+    children, rss = {}, {}
+    page = os.sysconf('SC_PAGE_SIZE')
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                stat = f.read()
+            with open(f'/proc/{entry}/statm') as f:
+                rss[int(entry)] = int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+        ppid = int(stat.rsplit(')', 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+PROGRESS_RE = re.compile(r'(?<![\d/])(\d+)/(\d+)\s*\[')  # tqdm "  3/40 [00:01<..."
+STEP_LOG_RE = re.compile(r"'global_step/max_steps': '(\d+)/|\"global_step/max_steps\": \"(\d+)/|'loss':")
+
+
+def pump_output(proc, log_file, t0, marks):
+    """Copy the child's output to ``log_file``; note when training progress first shows."""
+    buf = b''
+    while True:
+        chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, 'read1') else proc.stdout.read(4096)
+        if not chunk:
+            break
+        log_file.write(chunk)
+        buf = (buf + chunk)[-4096:]
+        if 'first_step' not in marks:
+            text = buf.decode('utf-8', 'replace')
+            hit = any(int(m.group(1)) >= 1 for m in PROGRESS_RE.finditer(text)) or STEP_LOG_RE.search(text)
+            if hit:
+                marks['first_step'] = time.monotonic() - t0
+
+
+def run_swift(exe, args, log_path):
+    """Run ``exe`` with ``args``; returns wall, first-step time, peak tree RSS, exit code."""
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONUNBUFFERED='1',
+               TOKENIZERS_PARALLELISM='false')
+    marks, peak = {}, 0
+    t0 = time.monotonic()
+    with open(log_path, 'wb') as log_file:
+        proc = subprocess.Popen([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
+        pump = threading.Thread(target=pump_output, args=(proc, log_file, t0, marks), daemon=True)
+        pump.start()
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.1)
+        wall = time.monotonic() - t0
+        pump.join(timeout=10)
+    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_rss_bytes': peak,
+            'returncode': proc.returncode}
+
+
+def read_train_log(output_dir):
+    """``train_runtime`` and related figures from the newest ``logging.jsonl`` under ``output_dir``."""
+    paths = sorted(glob.glob(os.path.join(output_dir, '**', 'logging.jsonl'), recursive=True),
+                   key=os.path.getmtime)
+    if not paths:
+        return {}
+    found = {'logging_jsonl': paths[-1]}
+    with open(paths[-1], encoding='utf-8') as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and 'train_runtime' in rec:
+                found.update(train_runtime_s=float(rec['train_runtime']),
+                             train_loss=rec.get('train_loss'),
+                             train_samples_per_second=rec.get('train_samples_per_second'))
+    return found
+
+
+def sft_args(model_dir, data_path, output_dir, opts, extra):
+    """The benchmark's ``swift sft`` command line (without the executable)."""
+    # ms-swift 4.x only knows --tuner_type (its 3.x name --train_type is gone); ours takes both
+    args = ['sft', '--model', model_dir, '--dataset', data_path, '--tuner_type', 'lora',
+            '--lora_rank', '8', '--lora_alpha', '32', '--target_modules', 'all-linear',
+            '--torch_dtype', 'float32', '--num_train_epochs', str(opts.epochs),
+            '--per_device_train_batch_size', '4', '--learning_rate', '1e-4',
+            '--max_length', str(opts.max_length), '--logging_steps', '5', '--save_steps', '1000',
+            '--output_dir', output_dir, '--dataloader_num_workers', '0']
+    return args + shlex.split(opts.extra) + shlex.split(extra)
+
+
+def bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens):
+    """Run one side and derive its figures."""
+    output_dir = os.path.join(opts.workdir, f'out-{name}')
+    shutil.rmtree(output_dir, ignore_errors=True)
+    args = sft_args(model_dir, data_path, output_dir, opts, extra)
+    log_path = os.path.join(opts.workdir, f'{name}.log')
+    print(f'[{name}] {exe} {shlex.join(args)}\n[{name}] log: {log_path}', flush=True)
+    res = run_swift(exe, args, log_path)
+    res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path)
+    runtime = res.get('train_runtime_s')
+    if res['returncode'] != 0 or not runtime:
+        print(f'[{name}] FAILED (exit {res["returncode"]}, train_runtime {runtime}); see {log_path}',
+              file=sys.stderr)
+        return res
+    res['tokens_per_s'] = real_tokens / runtime
+    res['outside_train_s'] = res['wall_s'] - runtime
+    return res
+
+
+# ----------------------------------------------------------------------------
+# reporting
+# ----------------------------------------------------------------------------
+ROWS = [  # (label, key, format, scale)
+    ('tokens/s (real)', 'tokens_per_s', '{:.0f}', 1),
+    ('train runtime s', 'train_runtime_s', '{:.1f}', 1),
+    ('first step s', 'first_step_s', '{:.1f}', 1),
+    ('outside train s', 'outside_train_s', '{:.1f}', 1),
+    ('total wall s', 'wall_s', '{:.1f}', 1),
+    ('peak RSS GB', 'peak_rss_bytes', '{:.2f}', 1e-9),
+]
+
+
+def fmt(res, key, pattern, scale):
+    val = (res or {}).get(key)
+    return pattern.format(val * scale) if isinstance(val, (int, float)) else '-'
+
+
+def print_table(results):
+    """Figures per side plus the ours/peer ratio."""
+    ours, peer = results.get('ours'), results.get('peer')
+    print(f'\n{"":18}{"ours":>10}{"peer":>10}{"ours/peer":>11}')
+    for label, key, pattern, scale in ROWS:
+        a, b = (ours or {}).get(key), (peer or {}).get(key)
+        ratio = f'{a / b:.2f}' if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else '-'
+        print(f'{label:18}{fmt(ours, key, pattern, scale):>10}{fmt(peer, key, pattern, scale):>10}{ratio:>11}')
+
+
+def parse_args(argv=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_ours = os.path.join(os.path.dirname(here), '.venv', 'bin', 'swift')
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--ours', default=default_ours if os.path.exists(default_ours) else shutil.which('swift'))
+    p.add_argument('--peer', default=None, help='ms-swift `swift` executable (skipped if absent)')
+    p.add_argument('--skip-ours', action='store_true')
+    p.add_argument('--workdir', default='/tmp/swift-bench')
+    p.add_argument('--extra', default='', help='extra `swift sft` args for both sides')
+    p.add_argument('--peer-extra', default='--model_type qwen2 --template qwen',
+                   help='extra args for the peer only (ms-swift needs both for a local folder)')
+    p.add_argument('--ours-extra', default='', help='extra args for ours only')
+    p.add_argument('--rows', type=int, default=160)
+    p.add_argument('--epochs', type=int, default=1)
+    p.add_argument('--max-length', type=int, default=2048)
+    p.add_argument('--json', default=None, help='write the figures as JSON here')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    os.makedirs(opts.workdir, exist_ok=True)
+    model_dir, data_path, tokenizer, rows, n_params = prepare(opts.workdir, opts.rows)
+    lengths = [count_tokens(tokenizer, r['messages'], opts.max_length) for r in rows]
+    real_tokens = sum(lengths) * opts.epochs
+    print(f'model: {model_dir} ({n_params / 1e6:.2f}M params, vocab {len(tokenizer)})\n'
+          f'data: {data_path} ({len(rows)} rows, {sum(lengths) / len(rows):.0f} tokens/row avg, '
+          f'{real_tokens} real training tokens over {opts.epochs} epoch(s))', flush=True)
+    sides = []
+    if not opts.skip_ours:
+        if opts.ours and os.path.exists(opts.ours):
+            sides.append(('ours', opts.ours, opts.ours_extra))
+        else:
+            print(f'note: ours executable not found ({opts.ours}); skipping ours')
+    if opts.peer and os.path.exists(opts.peer):
+        sides.append(('peer', opts.peer, opts.peer_extra))
+    else:
+        print(f'note: no peer executable ({opts.peer}); skipping peer')
+    results = {name: bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens)
+               for name, exe, extra in sides}
+    print_table(results)
+    if opts.json:
+        meta = {'n_params': n_params, 'rows': len(rows), 'real_tokens': real_tokens,
+                'avg_tokens_per_row': sum(lengths) / len(rows), 'epochs': opts.epochs}
+        with open(opts.json, 'w', encoding='utf-8') as f:
+            json.dump({'setup': meta, **results}, f, indent=2)
+        print(f'\nJSON written to {opts.json}')
+    return 0 if all(r.get('tokens_per_s') for r in results.values()) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,5 @@
+from .base_args import BaseArguments, DataArguments, GenerationArguments, ModelArguments, TemplateArguments
+from .export_args import ExportArguments
+from .infer_args import InferArguments
+from .parser import parse_args
+from .train_args import TrainArguments, TunerArguments

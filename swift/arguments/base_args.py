@@ -1,0 +1,129 @@
+"""Argument groups shared by every command. Dataclasses only: ``__post_init__`` validates and does no I/O."""
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Literal, Optional
+
+from ..utils import SwiftError
+from ..utils.io import read_json
+
+TorchDtype = Literal['auto', 'float32', 'float16', 'bfloat16', 'fp32', 'fp16', 'bf16']
+AttnImpl = Literal['flash_attn', 'flash_attention_2', 'sdpa', 'eager']
+
+
+@dataclass
+class ModelArguments:
+    model: Optional[str] = field(default=None, metadata={'help': 'Local model folder or hub id.'})
+    model_type: Optional[str] = field(
+        default=None, metadata={'help': 'Registry name of the model family; detected from config.json when unset.'})
+    model_revision: Optional[str] = field(default=None, metadata={'help': 'Hub revision (branch, tag or commit).'})
+    torch_dtype: Optional[TorchDtype] = field(
+        default=None, metadata={'help': 'Weights dtype. bfloat16 on a CPU without native bf16 computes in float32.'})
+    attn_impl: Optional[AttnImpl] = field(
+        default=None, metadata={'help': 'Attention kernel; flash_attn falls back to sdpa when not installed.'})
+    use_hf: bool = field(default=False, metadata={'help': 'Download from Hugging Face instead of ModelScope.'})
+    hub_token: Optional[str] = field(default=None, metadata={'help': 'Token for private hub repositories.'})
+    trust_remote_code: bool = field(default=False, metadata={'help': 'Run code shipped with the model. Off by default.'})
+    check_model: bool = field(default=True, metadata={'help': 'Check the hub for a newer model (ignored offline).'})
+    local_repo_path: Optional[str] = field(default=None, metadata={'help': 'Local clone of a repo the model needs.'})
+    device_map: Optional[str] = field(default=None, metadata={'help': "Device placement, e.g. 'auto' or 'cpu'."})
+
+
+@dataclass
+class DataArguments:
+    dataset: list[str] = field(
+        default_factory=list, metadata={'help': "Dataset files or ids: 'name[:subset][#N]'. Several are concatenated."})
+    val_dataset: list[str] = field(default_factory=list, metadata={'help': 'Evaluation datasets, same syntax.'})
+    split_dataset_ratio: float = field(
+        default=0.01, metadata={'help': 'Fraction of the training data held out for evaluation when no val_dataset.'})
+    data_seed: int = field(default=42, metadata={'help': 'Seed for sampling, shuffling and the split.'})
+    dataset_num_proc: int = field(default=1, metadata={'help': 'Processes for encoding.'})
+    dataset_shuffle: bool = field(default=True, metadata={'help': 'Shuffle the training data before splitting.'})
+    streaming: bool = field(default=False, metadata={'help': 'Accepted for compatibility; data is read eagerly.'})
+    columns: Optional[str] = field(
+        default=None, metadata={'help': 'JSON object renaming columns, e.g. \'{"question": "query"}\'.'})
+    strict: bool = field(default=True, metadata={'help': 'Stop on a malformed row; false skips and counts it.'})
+    model_name: list[str] = field(
+        default_factory=list, metadata={'help': 'Name for swift/self-cognition: one, or Chinese then English.'})
+    model_author: list[str] = field(
+        default_factory=list, metadata={'help': 'Author for swift/self-cognition: one, or Chinese then English.'})
+    custom_dataset_info: Optional[str] = field(default=None, metadata={'help': 'A dataset_info.json of your own.'})
+    lazy_tokenize: bool = field(default=False, metadata={'help': 'Encode rows while training instead of before.'})
+    packing: bool = field(default=False, metadata={'help': 'Pack rows into max_length sequences.'})
+    padding_free: bool = field(default=False, metadata={'help': 'Concatenate each batch without padding.'})
+
+    def __post_init__(self):
+        if not 0 <= self.split_dataset_ratio < 1:
+            raise SwiftError(f'--split_dataset_ratio must be in [0, 1), got {self.split_dataset_ratio}')
+        if isinstance(self.columns, str):
+            try:
+                self.columns = json.loads(self.columns)
+            except json.JSONDecodeError as err:
+                raise SwiftError(f'--columns must be a JSON object: {err}') from None
+        if self.columns is not None and not isinstance(self.columns, dict):
+            raise SwiftError('--columns must be a JSON object mapping old column names to new ones')
+
+
+@dataclass
+class TemplateArguments:
+    template: Optional[str] = field(default=None, metadata={'help': 'Chat template; detected from the model.'})
+    system: Optional[str] = field(default=None, metadata={'help': 'Default system prompt: a string or a text file.'})
+    max_length: Optional[int] = field(default=None, metadata={'help': 'Longest encoded row, in tokens.'})
+    truncation_strategy: Literal['delete', 'left', 'right'] = field(
+        default='delete', metadata={'help': 'What to do with a row longer than max_length.'})
+    loss_scale: Literal['default', 'last_round', 'all'] = field(
+        default='default', metadata={'help': 'Which tokens carry loss: assistant turns, the last one, or all.'})
+    use_chat_template: bool = field(default=True, metadata={'help': 'False trains on raw text (swift pt).'})
+
+    def __post_init__(self):
+        if self.max_length is not None and self.max_length <= 0:
+            raise SwiftError(f'--max_length must be positive, got {self.max_length}')
+
+
+@dataclass
+class GenerationArguments:
+    max_new_tokens: Optional[int] = field(default=None, metadata={'help': 'Most tokens to generate.'})
+    temperature: Optional[float] = field(default=None, metadata={'help': '0 is greedy.'})
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    stop_words: list[str] = field(default_factory=list, metadata={'help': 'Strings that end generation.'})
+    stream: bool = field(default=False, metadata={'help': 'Print tokens as they are generated.'})
+
+
+# Arguments saved by training that inference and export take back from a checkpoint's args.json.
+CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'torch_dtype', 'template', 'system',
+                   'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code')
+CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_seed', 'columns', 'model_name',
+                        'model_author', 'dataset_shuffle', 'strict')
+
+
+@dataclass
+class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
+    adapters: list[str] = field(
+        default_factory=list, metadata={'help': "LoRA checkpoints; for deploy also 'name=path'."})
+    load_args: bool = field(default=True, metadata={'help': "Read model, template and system from args.json."})
+    load_data_args: bool = field(default=False, metadata={'help': 'Also read the data arguments from args.json.'})
+    seed: int = 42
+
+    def __post_init__(self):
+        DataArguments.__post_init__(self)
+        TemplateArguments.__post_init__(self)
+
+    @property
+    def checkpoint_dir(self) -> Optional[str]:
+        """The checkpoint whose args.json describes this run: the first adapter, else the model folder."""
+        for path in [*self.adapters[:1], self.model]:
+            if path and os.path.isfile(os.path.join(path, 'args.json')):
+                return path
+        return None
+
+    @classmethod
+    def from_pretrained(cls, checkpoint_dir: str) -> 'BaseArguments':
+        """The arguments a run was trained with, read from ``checkpoint_dir/args.json``."""
+        path = os.path.join(checkpoint_dir, 'args.json')
+        if not os.path.isfile(path):
+            raise SwiftError(f'{path} not found: is {checkpoint_dir} a swift checkpoint?')
+        saved = read_json(path)
+        names = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: v for k, v in saved.items() if k in names})

@@ -1,0 +1,98 @@
+"""Arguments of ``swift pt`` and ``swift sft``: the shared groups, the tuner, and transformers' TrainingArguments."""
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import torch
+from transformers import Seq2SeqTrainingArguments
+
+from ..utils import SwiftError, get_logger
+from .base_args import BaseArguments
+
+logger = get_logger()
+
+
+@dataclass
+class TunerArguments:
+    train_type: Literal['lora', 'full'] = field(
+        default='lora', metadata={'help': 'How to train: lora or full. Also accepted as --tuner_type.'})
+    lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
+    lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
+    lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
+    lora_bias: Literal['none', 'all'] = field(default='none', metadata={'help': 'Which biases LoRA trains.'})
+    target_modules: list[str] = field(
+        default_factory=lambda: ['all-linear'], metadata={'help': "Modules to adapt; 'all-linear' picks every Linear."})
+    modules_to_save: list[str] = field(default_factory=list, metadata={'help': 'Modules trained fully beside LoRA.'})
+    use_dora: bool = field(default=False, metadata={'help': 'Weight-decomposed LoRA (DoRA).'})
+    use_rslora: bool = field(default=False, metadata={'help': 'Rank-stabilised LoRA scaling.'})
+
+    @property
+    def tuner_type(self) -> str:
+        return self.train_type
+
+
+@dataclass
+class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
+    # Defaults differ from transformers' where ms-swift users expect its behaviour.
+    output_dir: str = field(default='output', metadata={'help': 'Runs go to <output_dir>/vN-<date-time>/.'})
+    learning_rate: Optional[float] = field(default=None, metadata={'help': 'Default 1e-4 for LoRA, 1e-5 for full.'})
+    num_train_epochs: float = 3.0
+    per_device_train_batch_size: int = 1
+    per_device_eval_batch_size: int = 1
+    gradient_checkpointing: bool = field(
+        default=True, metadata={'help': 'Recompute activations in backward to save memory.'})
+    lr_scheduler_type: str = 'cosine'
+    weight_decay: float = 0.1
+    adam_beta2: float = 0.95
+    warmup_ratio: float = field(default=0.0, metadata={'help': 'Fraction of steps spent warming up.'})
+    logging_steps: float = 5
+    save_steps: float = 500
+    eval_strategy: Optional[str] = field(default=None, metadata={'help': 'Defaults to save_strategy.'})
+    report_to: Optional[str] = field(default='tensorboard', metadata={'help': 'Logging integrations.'})
+    remove_unused_columns: bool = False
+    logging_first_step: bool = True
+    save_safetensors: bool = True
+    # ms-swift spelling kept for scripts that pass it.
+    resume_only_model: bool = field(default=False, metadata={'help': 'Resume weights only, not optimizer state.'})
+
+    def __post_init__(self):
+        BaseArguments.__post_init__(self)
+        if not self.dataset:
+            raise SwiftError('--dataset is required: a file or a dataset id')
+        if self.model is None:
+            raise SwiftError('--model is required: a local folder or a hub id')
+        if self.learning_rate is None:
+            self.learning_rate = 1e-5 if self.train_type == 'full' else 1e-4
+        if not 0 <= self.warmup_ratio < 1:
+            raise SwiftError(f'--warmup_ratio must be in [0, 1), got {self.warmup_ratio}')
+        if self.warmup_ratio and not self.warmup_steps:
+            self.warmup_steps = self.warmup_ratio  # transformers reads a float below 1 as a ratio
+        if self.eval_strategy is None:
+            self.eval_strategy = self.save_strategy
+        if self.eval_steps is None:
+            self.eval_steps = self.save_steps
+        self._choose_mixed_precision()
+        # More workers than cores only adds contention (the seeds pass 4 whatever the machine).
+        self.dataloader_num_workers = min(self.dataloader_num_workers, os.cpu_count() or 1)
+        # transformers 5 renamed gradient_checkpointing; move the seeds' flag over without its deprecation warning.
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing, self.gradient_checkpointing = self.gradient_checkpointing, None
+        Seq2SeqTrainingArguments.__post_init__(self)
+
+    def _choose_mixed_precision(self) -> None:
+        """bf16/fp16 autocast only where the hardware computes it natively; a CPU falls back to float32."""
+        dtype = {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}.get(self.torch_dtype, self.torch_dtype)
+        self.torch_dtype = dtype
+        if not torch.cuda.is_available():
+            self.use_cpu = True
+            if dtype in ('bfloat16', 'float16'):
+                logger.warning(f'--torch_dtype {dtype}: no GPU here, so weights load and compute in float32 '
+                               '(a CPU without native bf16 runs it about 67 times slower).')
+                self.torch_dtype = 'float32'
+            self.bf16 = self.fp16 = False
+            return
+        if dtype == 'bfloat16' and not torch.cuda.is_bf16_supported():
+            logger.warning('--torch_dtype bfloat16 is not supported by this GPU: using float16.')
+            self.torch_dtype = dtype = 'float16'
+        self.bf16 = self.bf16 or dtype == 'bfloat16'
+        self.fp16 = self.fp16 or dtype == 'float16'

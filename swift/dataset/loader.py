@@ -1,0 +1,165 @@
+"""Load datasets named on the command line: local files, built-in datasets and hub ids.
+
+A name is ``path_or_id[:subset][#N]``. ``#N`` samples N rows, repeating the data when N is larger. Every row keeps
+the file and line it came from, so a bad row is reported as ``file:line: reason``.
+"""
+import csv
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..hub import download_dataset
+from ..utils import SwiftError, get_logger
+from .preprocess import RowError, normalize_row, rename_columns
+
+logger = get_logger()
+DATA_SUFFIXES = ('.jsonl', '.json', '.csv', '.parquet')
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    subset: str | None = None
+    sample: int | None = None
+
+
+@dataclass
+class LoadedRows:
+    rows: list[dict] = field(default_factory=list)
+    skipped: int = 0
+
+
+def parse_spec(spec: str) -> DatasetSpec:
+    """``name[:subset][#N]``; an existing file path is taken whole, whatever it contains."""
+    if os.path.exists(spec):
+        return DatasetSpec(spec)
+    name, sample = spec, None
+    if '#' in name:
+        name, _, count = name.rpartition('#')
+        if not count.isdigit():
+            raise SwiftError(f"--dataset {spec!r}: the part after '#' must be a row count")
+        sample = int(count)
+    subset = None
+    if ':' in name and not os.path.exists(name):
+        name, _, subset = name.partition(':')
+    return DatasetSpec(name, subset or None, sample)
+
+
+def _builtin_info() -> dict:
+    return json.loads(resources.files('swift.dataset').joinpath('data/dataset_info.json').read_text('utf-8'))
+
+
+def read_file(path: str) -> list[tuple[str, object]]:
+    """``(where, raw_row)`` pairs; ``where`` is ``path:line`` (CSV lines count the header)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == '.jsonl':
+        return _read_jsonl(path)
+    if suffix == '.json':
+        return _read_json(path)
+    if suffix == '.csv':
+        with open(path, encoding='utf-8', newline='') as f:
+            # csv keeps every value a string: '00000' and '3.3' stay as written.
+            return [(f'{path}:{i + 2}', dict(row)) for i, row in enumerate(csv.DictReader(f))]
+    if suffix == '.parquet':
+        import pyarrow.parquet as pq
+        return [(f'{path}:row {i + 1}', row) for i, row in enumerate(pq.read_table(path).to_pylist())]
+    raise SwiftError(f'{path}: unsupported file type {suffix!r}; use one of {", ".join(DATA_SUFFIXES)}')
+
+
+def _read_jsonl(path: str) -> list[tuple[str, object]]:
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                rows.append((f'{path}:{lineno}', _json_or_error(line, f'{path}:{lineno}')))
+    return rows
+
+
+def _read_json(path: str) -> list[tuple[str, object]]:
+    with open(path, encoding='utf-8') as f:
+        data = _json_or_error(f.read(), path)
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise SwiftError(f'{path}: expected a JSON array of rows')
+    return [(f'{path}:row {i + 1}', row) for i, row in enumerate(data)]
+
+
+def _json_or_error(text: str, where: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SwiftError(f'{where}: invalid JSON: {err.msg} (column {err.colno})') from None
+
+
+def _hub_files(spec: DatasetSpec, info: dict, use_hf: bool) -> list[str]:
+    repo = info.get('hf_dataset_id', spec.name) if use_hf else info.get('ms_dataset_id', spec.name)
+    folder = download_dataset(repo, use_hf=use_hf)
+    files = sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+                   if name.endswith(DATA_SUFFIXES) and 'test' not in name and (not spec.subset or spec.subset in root
+                                                                                 or spec.subset in name))
+    if not files:
+        raise SwiftError(f'dataset {repo!r}: no data files found in the download')
+    return files
+
+
+def _source_rows(spec: DatasetSpec, use_hf: bool) -> tuple[list[tuple[str, object]], dict]:
+    if os.path.isfile(spec.name):
+        return read_file(spec.name), {}
+    if os.path.isdir(spec.name):
+        files = sorted(os.path.join(spec.name, n) for n in os.listdir(spec.name) if n.endswith(DATA_SUFFIXES))
+        return [r for path in files for r in read_file(path)], {}
+    info = _builtin_info().get(spec.name)
+    if info is not None and 'file' in info:
+        path = str(resources.files('swift.dataset').joinpath('data', info['file']))
+        return [(f"{spec.name}:{where.rsplit(':', 1)[1]}", row) for where, row in read_file(path)], info
+    if spec.name.endswith(DATA_SUFFIXES):
+        raise SwiftError(f'--dataset {spec.name}: file not found')
+    return [r for path in _hub_files(spec, info or {}, use_hf) for r in read_file(path)], info or {}
+
+
+def _sample(rows: list, n: int | None, rng: random.Random) -> list:
+    if n is None:
+        return rows
+    if not rows:
+        return rows
+    repeats, remainder = divmod(n, len(rows))
+    return rows * repeats + rng.sample(rows, remainder)
+
+
+def _fill_identity(row: dict, names: list[str], authors: list[str], where: str) -> dict:
+    if not names or not authors:
+        raise SwiftError('swift/self-cognition needs --model_name and --model_author (one each, or Chinese then '
+                         'English)')
+    i = 0 if row.get('tag') == 'zh' else -1
+    fill = {'{{NAME}}': names[i], '{{AUTHOR}}': authors[i]}
+    for key in ('query', 'response'):
+        for placeholder, value in fill.items():
+            row[key] = row[key].replace(placeholder, value)
+    return {k: v for k, v in row.items() if k != 'tag'}
+
+
+def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = True, seed: int = 42,
+              use_hf: bool = False, model_name: list[str] | None = None,
+              model_author: list[str] | None = None) -> LoadedRows:
+    """Normalised rows of every spec, concatenated. Bad rows stop the run, or with ``strict=False`` are counted."""
+    rng = random.Random(seed)
+    loaded = LoadedRows()
+    for text in specs:
+        spec = parse_spec(text)
+        source, info = _source_rows(spec, use_hf)
+        mapping = {**info.get('columns', {}), **(columns or {})}
+        for where, raw in _sample(source, spec.sample, rng):
+            try:
+                if info.get('fill_identity'):
+                    raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
+                loaded.rows.append(normalize_row(rename_columns(raw, mapping) if isinstance(raw, dict) else raw))
+            except RowError as err:
+                if strict:
+                    raise SwiftError(f'{where}: {err} (pass --strict false to skip such rows)') from None
+                loaded.skipped += 1
+    if loaded.skipped:
+        logger.warning(f'skipped {loaded.skipped} malformed rows (--strict false)')
+    return loaded

@@ -1,0 +1,150 @@
+"""Detect each row's format and normalise it to ``{'messages': [...]}`` plus any extra columns.
+
+Formats (from the seeds): messages; ShareGPT (``conversation`` with human/assistant pairs, or ``conversations``
+with from/value); Alpaca (instruction/input/output); query/response/history; and for pre-training a bare ``text``
+or ``response``. Extra columns (e.g. ``solution``) pass through for reward functions.
+"""
+import re
+from typing import Any
+
+_SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant',
+                   'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool'}
+_ROLES = {'system', 'user', 'assistant', 'tool'}
+# Column names that mean the same thing across public datasets.
+_QUERY_KEYS = ('query', 'prompt', 'question')
+_RESPONSE_KEYS = ('response', 'answer', 'completion')
+_URL_IN_QUERY = re.compile(r'<img>(.*?)</img>')
+_CONSUMED = {'messages', 'conversation', 'conversations', 'system', 'instruction', 'input', 'output', 'history',
+             'text', *_QUERY_KEYS, *_RESPONSE_KEYS}
+
+
+class RowError(ValueError):
+    """A row that cannot be normalised; the loader adds its file and line."""
+
+
+def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``{'messages': [...], **extra}`` for one raw row. Raises RowError naming the problem."""
+    if not isinstance(row, dict):
+        raise RowError(f'expected a JSON object, got {type(row).__name__}')
+    messages = _to_messages(row)
+    _check_messages(messages)
+    extra = {k: v for k, v in row.items() if k not in _CONSUMED}
+    _reject_remote_media(row, extra)
+    return {'messages': messages, **extra}
+
+
+def _to_messages(row: dict) -> list[dict]:
+    if 'messages' in row:
+        return _openai_messages(row['messages'], 'messages')
+    if 'conversations' in row:
+        return _sharegpt_from_value(row['conversations'])
+    if 'conversation' in row:
+        return _system(row) + _sharegpt_pairs(row['conversation'])
+    if 'instruction' in row:
+        query = '\n'.join(p for p in (_text(row, 'instruction'), _text(row, 'input')) if p)
+        return _system(row) + _history(row) + _turn(query, _required(row, 'output'))
+    query_key = next((k for k in _QUERY_KEYS if k in row), None)
+    response_key = next((k for k in _RESPONSE_KEYS if k in row), None)
+    if query_key and response_key:
+        return _system(row) + _history(row) + _turn(_text(row, query_key), _text(row, response_key))
+    if response_key or 'text' in row:  # pre-training rows: text only
+        return [{'role': 'assistant', 'content': _text(row, response_key or 'text')}]
+    if query_key:  # a prompt without an answer, for generation (infer, GRPO)
+        return _system(row) + _history(row) + [{'role': 'user', 'content': _text(row, query_key)}]
+    raise RowError(f"unknown format: columns {sorted(row)}; expected messages, conversations, conversation, "
+                   "instruction/output, query/response or text (rename columns with --columns)")
+
+
+def _text(row: dict, key: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return ''
+    if not isinstance(value, str):
+        raise RowError(f'field {key!r} must be a string, got {type(value).__name__}')
+    return value
+
+
+def _required(row: dict, key: str) -> str:
+    if not _text(row, key):
+        raise RowError(f'field {key!r} is missing or empty')
+    return row[key]
+
+
+def _system(row: dict) -> list[dict]:
+    system = _text(row, 'system')
+    return [{'role': 'system', 'content': system}] if system else []
+
+
+def _turn(query: str, response: str) -> list[dict]:
+    return [{'role': 'user', 'content': query}, {'role': 'assistant', 'content': response}]
+
+
+def _history(row: dict) -> list[dict]:
+    history = row.get('history') or []
+    if not isinstance(history, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in history):
+        raise RowError("field 'history' must be a list of [query, response] pairs")
+    return [m for query, response in history for m in _turn(query, response)]
+
+
+def _openai_messages(messages: Any, field: str) -> list[dict]:
+    if not isinstance(messages, list):
+        raise RowError(f'field {field!r} must be a list of messages')
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or 'role' not in message or 'content' not in message:
+            raise RowError(f"{field}[{i}] must be an object with 'role' and 'content'")
+        out.append({k: v for k, v in message.items() if k in ('role', 'content', 'loss', 'reasoning_content')})
+    return out
+
+
+def _sharegpt_from_value(conversations: Any) -> list[dict]:
+    if isinstance(conversations, list) and conversations and 'role' in conversations[0]:
+        return _openai_messages(conversations, 'conversations')
+    if not isinstance(conversations, list):
+        raise RowError("field 'conversations' must be a list")
+    out = []
+    for i, turn in enumerate(conversations):
+        if not isinstance(turn, dict) or turn.get('from') not in _SHAREGPT_ROLES or 'value' not in turn:
+            raise RowError(f"conversations[{i}] needs 'from' (one of {sorted(_SHAREGPT_ROLES)}) and 'value'")
+        out.append({'role': _SHAREGPT_ROLES[turn['from']], 'content': turn['value']})
+    return out
+
+
+def _sharegpt_pairs(conversation: Any) -> list[dict]:
+    if not isinstance(conversation, list):
+        raise RowError("field 'conversation' must be a list of {'human': ..., 'assistant': ...}")
+    out = []
+    for i, pair in enumerate(conversation):
+        if not isinstance(pair, dict) or 'human' not in pair or 'assistant' not in pair:
+            raise RowError(f"conversation[{i}] needs 'human' and 'assistant'")
+        out += _turn(pair['human'], pair['assistant'])
+    return out
+
+
+def _check_messages(messages: list[dict]) -> None:
+    if not messages:
+        raise RowError('the conversation is empty')
+    for i, message in enumerate(messages):
+        if message['role'] not in _ROLES:
+            raise RowError(f"messages[{i}] has role {message['role']!r}; expected one of {sorted(_ROLES)}")
+        if not isinstance(message['content'], str):
+            raise RowError(f'messages[{i}].content must be a string')
+        if message['role'] == 'system' and i != 0:
+            raise RowError(f'messages[{i}] is a system message; only the first message may be one')
+
+
+def _reject_remote_media(row: dict, extra: dict) -> None:
+    """Multimodal rows are not trainable yet; name the first media reference so the user knows which."""
+    urls = [u for key in ('images', 'videos', 'audios') for u in (extra.get(key) or [])]
+    for key in _QUERY_KEYS:
+        urls += _URL_IN_QUERY.findall(row.get(key) or '')
+    if urls:
+        raise RowError(f'needs media {urls[0]!r}: multimodal training is not supported yet, and URLs cannot be '
+                       'fetched offline')
+
+
+def rename_columns(row: dict, columns: dict[str, str] | None) -> dict:
+    if not columns:
+        return row
+    return {columns.get(key, key): value for key, value in row.items()}
+

@@ -1,0 +1,1 @@
+from .hub import download_dataset, safe_snapshot_download

@@ -1,0 +1,50 @@
+"""Downloads from ModelScope (the default when installed) or the Hugging Face hub.
+
+The only code in swift that touches the network. Offline, every failure becomes one line naming the id and hub.
+"""
+import importlib.util
+import os
+
+from ..utils import SwiftError, env, get_logger
+
+logger = get_logger()
+
+
+def _modelscope_available() -> bool:
+    return importlib.util.find_spec('modelscope') is not None
+
+
+def _pick_hub(use_hf: bool | None) -> str:
+    if use_hf or not _modelscope_available():
+        return 'huggingface'
+    return 'modelscope'
+
+
+def safe_snapshot_download(model_id_or_path: str, use_hf: bool | None = None, revision: str | None = None,
+                           repo_type: str = 'model', token: str | None = None) -> str:
+    """Return a local folder for ``model_id_or_path``: the folder itself, or a hub snapshot."""
+    local = os.path.expanduser(model_id_or_path)
+    if os.path.isdir(local):
+        return os.path.abspath(local)
+    if model_id_or_path.count('/') != 1 or model_id_or_path.startswith(('.', '/', '~')):
+        raise SwiftError(f"model '{model_id_or_path}' is not a local folder and not a hub id of the form 'owner/name'")
+    hub = _pick_hub(use_hf)
+    if env.hub_offline():
+        raise SwiftError(f"'{model_id_or_path}' is not a local folder, and HF_HUB_OFFLINE=1 forbids downloading it "
+                         f'from {hub}')
+    logger.info(f'downloading {repo_type} {model_id_or_path} from {hub}')
+    try:
+        if hub == 'modelscope':
+            from modelscope import snapshot_download as ms_download
+            return ms_download(model_id_or_path, revision=revision, repo_type=repo_type)
+        from huggingface_hub import snapshot_download as hf_download
+        return hf_download(model_id_or_path, revision=revision, repo_type=repo_type, token=token)
+    except Exception as err:  # the hubs raise many network error types; all mean the same to the user
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SwiftError(f"cannot download {repo_type} '{model_id_or_path}' from {hub} "
+                         f'(offline or not found): {reason[:200]}') from None
+
+
+def download_dataset(dataset_id: str, use_hf: bool | None = None, revision: str | None = None) -> str:
+    """Snapshot a hub dataset repository to a local folder."""
+    return safe_snapshot_download(dataset_id, use_hf=use_hf, revision=revision, repo_type='dataset')

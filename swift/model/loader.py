@@ -1,0 +1,75 @@
+"""Load a model and its tokenizer from a folder or hub id, detecting the family from config.json."""
+import dataclasses
+import importlib.util
+import json
+import os
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..hub import safe_snapshot_download
+from ..utils import SwiftError, get_logger
+from .registry import detect_model_meta
+
+logger = get_logger()
+
+_DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'float16': torch.float16, 'fp16': torch.float16,
+           'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16}
+
+
+def resolve_torch_dtype(requested: str | None, config: dict) -> torch.dtype:
+    """The dtype to load in. Half precision only where a GPU computes it; a CPU uses float32."""
+    name = requested if requested not in (None, 'auto') else (config.get('dtype') or config.get('torch_dtype'))
+    dtype = _DTYPES.get(name or 'float32', torch.float32)
+    if dtype != torch.float32 and not torch.cuda.is_available():
+        if requested not in (None, 'auto'):
+            logger.warning(f'--torch_dtype {requested}: no GPU here, so the model computes in float32.')
+        return torch.float32
+    if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return dtype
+
+
+def resolve_attn_impl(requested: str | None) -> str | None:
+    if requested in ('flash_attn', 'flash_attention_2'):
+        if importlib.util.find_spec('flash_attn') is None or not torch.cuda.is_available():
+            logger.warning(f'--attn_impl {requested}: flash-attn is not installed or no GPU is present; using sdpa.')
+            return 'sdpa'
+        return 'flash_attention_2'
+    return requested
+
+
+def read_config(model_dir: str) -> dict:
+    path = os.path.join(model_dir, 'config.json')
+    if not os.path.isfile(path):
+        raise SwiftError(f'{model_dir} has no config.json: not a Hugging Face model folder')
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def load_tokenizer(model_dir: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | None = None, *,
+                        model_type: str | None = None, attn_impl: str | None = None, use_hf: bool = False,
+                        revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
+                        device_map: str | None = None, **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Return ``(model, tokenizer)``. ``model.model_meta.template`` names the detected chat template."""
+    model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
+    config = read_config(model_dir)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    meta = detect_model_meta(config, model_type)
+    dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, attn_implementation=resolve_attn_impl(attn_impl), device_map=device_map,
+            trust_remote_code=trust_remote_code, use_safetensors=True, **model_kwargs)
+    except OSError as err:
+        raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
+    model.model_meta = dataclasses.replace(meta, template=meta.pick_template(tokenizer.chat_template))
+    model.model_dir = model_dir
+    return model, tokenizer

@@ -1,0 +1,1 @@
+from . import llama, qwen  # noqa: F401

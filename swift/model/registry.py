@@ -1,0 +1,53 @@
+"""Model families, and their detection from a folder's ``config.json``.
+
+A ``ModelMeta`` names its chat template by string; the pipeline joins model and template.
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..utils import SwiftError
+
+
+@dataclass
+class ModelMeta:
+    model_type: str
+    # config.json's ``model_type`` values and ``architectures`` entries that identify the family.
+    config_model_types: list[str] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)
+    template: str = 'default'
+    # Refines the template from the tokenizer's own chat template (e.g. Qwen2 vs Qwen2.5 share config.json).
+    template_from_chat_template: Callable[[str], str | None] | None = None
+    is_multimodal: bool = False
+
+    def pick_template(self, chat_template: str | None) -> str:
+        if chat_template and self.template_from_chat_template is not None:
+            return self.template_from_chat_template(chat_template) or self.template
+        return self.template
+
+
+MODEL_REGISTRY: dict[str, ModelMeta] = {}
+
+
+def register_model(meta: ModelMeta) -> None:
+    if meta.model_type in MODEL_REGISTRY:
+        raise ValueError(f'model type {meta.model_type!r} is registered twice')
+    MODEL_REGISTRY[meta.model_type] = meta
+
+
+# Used for a folder whose config.json matches no family: the tokenizer's template decides.
+# A tokenizer chat template then becomes the 'hf' template; with none, the 'default' one for base models.
+GENERIC_META = ModelMeta('generic', template='default', template_from_chat_template=lambda chat_template: 'hf')
+
+
+def detect_model_meta(config: dict, model_type: str | None = None) -> ModelMeta:
+    """The family for ``config`` (a parsed config.json), or the one the user named with --model_type."""
+    if model_type is not None:
+        if model_type not in MODEL_REGISTRY:
+            raise SwiftError(f"--model_type {model_type!r} is not registered; known: {', '.join(sorted(MODEL_REGISTRY))}")
+        return MODEL_REGISTRY[model_type]
+    architectures = set(config.get('architectures') or [])
+    for meta in MODEL_REGISTRY.values():
+        if config.get('model_type') in meta.config_model_types and (
+                not meta.architectures or architectures & set(meta.architectures) or not architectures):
+            return meta
+    return GENERIC_META

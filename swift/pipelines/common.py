@@ -1,0 +1,61 @@
+"""Steps shared by the pipelines: argument intake, system prompts, checkpoint arguments, model + template."""
+import dataclasses
+import os
+import sys
+from typing import TypeVar
+
+from ..arguments import BaseArguments, parse_args
+from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
+from ..model import get_model_tokenizer
+from ..template import Template, get_template
+from ..utils.io import read_json
+
+A = TypeVar('A', bound=BaseArguments)
+
+
+def to_arguments(cls: type[A], args: A | list[str] | None) -> A:
+    if isinstance(args, cls):
+        return args
+    return parse_args(cls, sys.argv[1:] if args is None else args)
+
+
+def read_system(system: str | None) -> str | None:
+    """``--system`` is the prompt itself, or a path to a text file holding it (as the seeds' prompt.txt)."""
+    if system and len(system) < 4096 and os.path.isfile(system):
+        with open(system, encoding='utf-8') as f:
+            return f.read().strip()
+    return system
+
+
+def apply_checkpoint_args(args: A) -> A:
+    """Fill what the user left unset from the checkpoint's args.json (``--load_args false`` turns this off)."""
+    ckpt = args.checkpoint_dir
+    if ckpt is None or not args.load_args:
+        return args
+    saved = read_json(os.path.join(ckpt, 'args.json'))
+    defaults = {f.name: f.default for f in dataclasses.fields(args) if f.default is not dataclasses.MISSING}
+    keys = CHECKPOINT_ARGS + (CHECKPOINT_DATA_ARGS if args.load_data_args else ())
+    for key in keys:
+        current = getattr(args, key)
+        if key in saved and (current == defaults.get(key) or current in (None, [])):
+            setattr(args, key, saved[key])
+    if args.adapters and args.model == ckpt:
+        args.model = saved['model']  # --model pointed at the adapter folder; the base is in args.json
+    return args
+
+
+def load_model_and_template(args: BaseArguments, **model_kwargs):
+    """The model, its tokenizer and the template the arguments ask for (or the detected one)."""
+    model, tokenizer = get_model_tokenizer(
+        args.model, args.torch_dtype, model_type=args.model_type, attn_impl=args.attn_impl, use_hf=args.use_hf,
+        revision=args.model_revision, hub_token=args.hub_token, trust_remote_code=args.trust_remote_code,
+        device_map=args.device_map, **model_kwargs)
+    template = build_template(args, tokenizer, model.model_meta.template)
+    return model, tokenizer, template
+
+
+def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
+    template_type = args.template or (detected if args.use_chat_template else 'default')
+    return get_template(template_type, tokenizer, default_system=read_system(args.system), max_length=args.max_length,
+                        truncation_strategy=args.truncation_strategy, loss_scale=args.loss_scale,
+                        use_chat_template=args.use_chat_template)

@@ -1,0 +1,135 @@
+"""``swift sft`` and ``swift pt``: load, encode, tune, train, save.
+
+    swift sft --model Qwen/Qwen2.5-7B-Instruct --dataset data.jsonl --train_type lora --output_dir output
+    swift pt  --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --train_type full
+"""
+import os
+
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+
+from ..arguments import TrainArguments
+from ..dataset import load_rows, pack_rows, split_rows
+from ..template import DataCollator, Template
+from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
+                        SwiftTrainer, encode_rows, plot_logging)
+from ..tuners import LoraSettings, prepare_model
+from ..utils import SwiftError, get_logger
+from ..utils.dist import broadcast_from_main
+from ..utils.io import write_json
+from ..utils.output_dir import next_run_dir
+from .common import load_model_and_template, to_arguments
+
+logger = get_logger()
+
+
+def sft_main(args: TrainArguments | list[str] | None = None) -> dict:
+    return run_training(to_arguments(TrainArguments, args))
+
+
+def pt_main(args: TrainArguments | list[str] | None = None) -> dict:
+    """Pre-training: no chat template, loss on every token (``swift sft --use_chat_template false``)."""
+    args = to_arguments(TrainArguments, args)
+    args.use_chat_template = False
+    return run_training(args)
+
+
+def run_training(args: TrainArguments) -> dict:
+    # ---- setup ----
+    run_dir = _choose_run_dir(args)
+    model, tokenizer, template = load_model_and_template(args)
+    train_data, val_data = _load_datasets(args, template)
+    model = prepare_model(model, args.train_type, _lora_settings(args), bool(args.activation_checkpointing))
+    checkpoint_args = _checkpoint_args(args, model, template)
+    if args.should_save:
+        write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
+    if not val_data:
+        args.eval_strategy = IntervalStrategy.NO
+    trainer = SwiftTrainer(
+        model=model, args=args, train_dataset=train_data, eval_dataset=val_data or None, processing_class=tokenizer,
+        data_collator=DataCollator(tokenizer.pad_token_id, padding_free=args.padding_free or args.packing),
+        callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback()],
+        checkpoint_args=checkpoint_args)
+    _use_own_progress_bar(trainer)
+
+    # ---- train ----
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+
+    # ---- save ----
+    return _finish(trainer, run_dir)
+
+
+def _choose_run_dir(args: TrainArguments) -> str:
+    """A new ``vN-date-time`` folder, or the folder of the checkpoint being resumed."""
+    if args.resume_from_checkpoint:
+        if not os.path.isdir(args.resume_from_checkpoint):
+            raise SwiftError(f'--resume_from_checkpoint {args.resume_from_checkpoint}: no such folder')
+        run_dir = os.path.dirname(os.path.abspath(args.resume_from_checkpoint))
+    else:
+        run_dir = broadcast_from_main(next_run_dir(args.output_dir) if args.should_save else None)
+    args.output_dir = run_dir
+    os.makedirs(run_dir, exist_ok=True)
+    logger.info(f'run folder: {run_dir}')
+    return run_dir
+
+
+def _load_datasets(args: TrainArguments, template: Template):
+    load = dict(columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
+                model_name=args.model_name, model_author=args.model_author)
+    rows = load_rows(args.dataset, **load).rows
+    if args.val_dataset:
+        train_rows = split_rows(rows, 0, args.data_seed, args.dataset_shuffle)[0]
+        val_rows = load_rows(args.val_dataset, **load).rows
+    else:
+        train_rows, val_rows = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
+    if args.lazy_tokenize:
+        return LazyEncodedDataset(template, train_rows), (LazyEncodedDataset(template, val_rows) if val_rows else None)
+    return _encode_split(template, train_rows, args, 'train'), _encode_split(template, val_rows, args, 'val')
+
+
+def _encode_split(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
+    if not rows:
+        return []
+    encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
+    stats.report(split)
+    if not encoded:
+        raise SwiftError(f'no {split} row is left to train on: all are longer than --max_length {args.max_length} '
+                         'or carry no loss')
+    if args.packing:
+        if args.max_length is None:
+            raise SwiftError('--packing true needs --max_length')
+        encoded = pack_rows(encoded, args.max_length)
+        logger.info(f'{split}: packed into {len(encoded)} sequences of at most {args.max_length} tokens')
+    return encoded
+
+
+def _lora_settings(args: TrainArguments) -> LoraSettings:
+    return LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout, bias=args.lora_bias,
+                        target_modules=args.target_modules, modules_to_save=args.modules_to_save,
+                        use_dora=args.use_dora, use_rslora=args.use_rslora)
+
+
+def _checkpoint_args(args: TrainArguments, model, template: Template) -> dict:
+    """Every argument, with what was resolved at run time: model folder, template and system prompt."""
+    saved = args.to_dict()
+    saved.update(model=os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
+                 model_type=model.model_meta.model_type, template=template.template_type,
+                 system=template.default_system, hub_token=None)
+    return saved
+
+
+def _use_own_progress_bar(trainer: SwiftTrainer) -> None:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressBarCallback())
+
+
+def _finish(trainer: SwiftTrainer, run_dir: str) -> dict:
+    last = get_last_checkpoint(run_dir)
+    best = trainer.state.best_model_checkpoint
+    if trainer.args.should_save:
+        plot_logging(os.path.join(run_dir, 'logging.jsonl'), os.path.join(run_dir, 'images'))
+        logger.info(f'last_model_checkpoint: {last}')
+        logger.info(f'best_model_checkpoint: {best}')
+    return {'last_model_checkpoint': last, 'best_model_checkpoint': best, 'run_dir': run_dir,
+            'log_history': trainer.state.log_history}

@@ -1,0 +1,94 @@
+"""Request and response dataclasses shared by the engines, the CLI and the server. Pure data.
+
+Field names follow the OpenAI chat-completion schema so that responses serialise to what its clients expect.
+"""
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class InferRequest:
+    """One conversation to answer. ``messages`` use the OpenAI shape: ``{'role': ..., 'content': ...}``."""
+    messages: list[dict[str, Any]]
+    images: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RequestConfig:
+    """Generation settings for one request, named as in the OpenAI API."""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    stream: bool = False
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+
+@dataclass
+class UsageInfo:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass
+class ChatMessage:
+    role: Literal['system', 'user', 'assistant', 'tool']
+    content: str
+
+
+@dataclass
+class ChatCompletionResponseChoice:
+    index: int
+    message: ChatMessage
+    finish_reason: Literal['stop', 'length'] | None = None
+
+
+def _completion_id() -> str:
+    return f'chatcmpl-{uuid.uuid4().hex}'
+
+
+@dataclass
+class ChatCompletionResponse:
+    model: str
+    choices: list[ChatCompletionResponseChoice]
+    usage: UsageInfo
+    id: str = field(default_factory=_completion_id)
+    object: str = 'chat.completion'
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DeltaMessage:
+    role: str | None = None
+    content: str | None = None
+
+
+@dataclass
+class ChatCompletionStreamResponseChoice:
+    index: int
+    delta: DeltaMessage
+    finish_reason: Literal['stop', 'length'] | None = None
+
+
+@dataclass
+class ChatCompletionStreamResponse:
+    model: str
+    choices: list[ChatCompletionStreamResponseChoice]
+    usage: UsageInfo | None = None
+    id: str = field(default_factory=_completion_id)
+    object: str = 'chat.completion.chunk'
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

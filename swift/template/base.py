@@ -1,0 +1,150 @@
+"""Turn a conversation into ``input_ids`` and ``labels``.
+
+A template renders the conversation to text while recording the character spans that carry loss, then tokenizes
+the whole text once. A token carries loss when it starts inside such a span. Tokenizing once keeps the ids equal
+to what the tokenizer's own ``apply_chat_template`` gives for the same text.
+"""
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from ..utils import SwiftError
+
+IGNORE_INDEX = -100
+Span = tuple[int, int]
+
+
+@dataclass
+class TemplateMeta:
+    """The text around each turn. ``{{SYSTEM}}`` and ``{{QUERY}}`` are replaced; ``{{EOS}}`` is the eos token."""
+    template_type: str
+    prefix: str = ''
+    system_format: str = '{{SYSTEM}}\n\n'
+    user_format: str = '{{QUERY}}'
+    tool_format: str | None = None
+    assistant_prefix: str = ''
+    response_end: str = '{{EOS}}'  # closes an assistant turn and carries loss: the model must learn to stop
+    turn_sep: str = ''  # follows response_end, no loss
+    default_system: str | None = None
+    stop_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rendered:
+    text: str
+    loss_spans: list[Span]
+
+
+class Template:
+    """Encodes rows for training and prompts for generation with one model's chat format."""
+
+    def __init__(self, meta: TemplateMeta, tokenizer: PreTrainedTokenizerBase, default_system: str | None = None,
+                 max_length: int | None = None, truncation_strategy: str = 'delete', loss_scale: str = 'default',
+                 use_chat_template: bool = True):
+        self.meta = meta
+        self.tokenizer = tokenizer
+        self.default_system = default_system if default_system is not None else meta.default_system
+        self.max_length = max_length
+        self.truncation_strategy = truncation_strategy
+        self.loss_scale = loss_scale
+        self.use_chat_template = use_chat_template
+        eos = tokenizer.eos_token or ''
+        self.response_end = meta.response_end.replace('{{EOS}}', eos)
+        self.stop_words = [w for w in dict.fromkeys([*meta.stop_words, self.response_end, eos]) if w]
+
+    @property
+    def template_type(self) -> str:
+        return self.meta.template_type
+
+    # ---- rendering -------------------------------------------------------------------------------------------
+    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> Rendered:
+        """Text for ``messages``, with the spans that carry loss."""
+        messages, system = self._split_system(messages)
+        parts = [self.meta.prefix]
+        if system is not None:
+            parts.append(self.meta.system_format.replace('{{SYSTEM}}', system))
+        spans: list[Span] = []
+        last_query = max((i for i, m in enumerate(messages) if m['role'] != 'assistant'), default=-1)
+        assistant_turns = [i for i, m in enumerate(messages) if m['role'] == 'assistant']
+        for i, message in enumerate(messages):
+            if message['role'] == 'assistant':
+                parts.append(self.meta.assistant_prefix)
+                start = sum(map(len, parts))
+                parts.append(self.format_response(message, after_last_query=i > last_query,
+                                                  is_last=i == len(messages) - 1) + self.response_end)
+                if self._carries_loss(message, is_last_turn=i == assistant_turns[-1]):
+                    spans.append((start, sum(map(len, parts))))
+                parts.append(self.meta.turn_sep)
+            else:
+                parts.append(self._format_query(message))
+        if add_generation_prompt:
+            parts.append(self.meta.assistant_prefix)
+        text = ''.join(parts)
+        if self.loss_scale == 'all':
+            spans = [(0, len(text))]
+        return Rendered(text, spans)
+
+    def format_response(self, message: dict, after_last_query: bool, is_last: bool) -> str:
+        """The assistant text as it appears in the prompt. Templates with reasoning blocks override this."""
+        return message['content']
+
+    def _format_query(self, message: dict) -> str:
+        role = message['role']
+        if role == 'user' or (role == 'tool' and self.meta.tool_format is None):
+            return self.meta.user_format.replace('{{QUERY}}', message['content'])
+        if role == 'tool':
+            return self.meta.tool_format.replace('{{QUERY}}', message['content'])
+        raise SwiftError(f"role {role!r} is not supported here; use system, user, assistant or tool")
+
+    def _split_system(self, messages: list[dict]) -> tuple[list[dict], str | None]:
+        """The row's own system message wins over --system, which wins over the template's default."""
+        if messages and messages[0]['role'] == 'system':
+            return messages[1:], messages[0]['content']
+        return messages, self.default_system
+
+    def _carries_loss(self, message: dict, is_last_turn: bool) -> bool:
+        if message.get('loss') is not None:
+            return bool(message['loss'])
+        return is_last_turn if self.loss_scale == 'last_round' else True
+
+    # ---- encoding --------------------------------------------------------------------------------------------
+    def encode(self, row: dict[str, Any], add_generation_prompt: bool = False) -> dict[str, list[int]] | None:
+        """``input_ids`` and ``labels`` for one row, or None when --truncation_strategy delete drops it."""
+        messages = row['messages']
+        if not self.use_chat_template:
+            return self._truncate(self._encode_plain(messages))
+        if add_generation_prompt and messages and messages[-1]['role'] == 'assistant':
+            messages = messages[:-1]
+        rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
+        return self._truncate(self._tokenize(rendered))
+
+    def _encode_plain(self, messages: list[dict]) -> dict[str, list[int]]:
+        """Pre-training: the contents joined as plain text, every token in the loss, closed by eos."""
+        text = ''.join(m['content'] for m in messages if m['role'] != 'system')
+        input_ids = self.tokenizer(text, add_special_tokens=False)['input_ids']
+        if self.tokenizer.eos_token_id is not None:
+            input_ids = input_ids + [self.tokenizer.eos_token_id]
+        return {'input_ids': input_ids, 'labels': list(input_ids)}
+
+    def _tokenize(self, rendered: Rendered) -> dict[str, list[int]]:
+        encoded = self.tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+        labels = [token if _in_spans(start, rendered.loss_spans) else IGNORE_INDEX
+                  for token, (start, _) in zip(encoded['input_ids'], encoded['offset_mapping'])]
+        return {'input_ids': encoded['input_ids'], 'labels': labels}
+
+    def _truncate(self, encoded: dict[str, list[int]]) -> dict[str, list[int]] | None:
+        if self.max_length is None or len(encoded['input_ids']) <= self.max_length:
+            return encoded
+        if self.truncation_strategy == 'delete':
+            return None
+        keep = slice(-self.max_length, None) if self.truncation_strategy == 'left' else slice(self.max_length)
+        return {key: value[keep] for key, value in encoded.items()}
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+
+def _in_spans(position: int, spans: list[Span]) -> bool:
+    return any(start <= position < end for start, end in spans)

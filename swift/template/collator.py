@@ -1,0 +1,55 @@
+"""Batch encoded rows: padded, or padding-free with a block-diagonal attention mask."""
+from dataclasses import dataclass
+
+import torch
+
+from .base import IGNORE_INDEX
+
+
+@dataclass
+class DataCollator:
+    """Pads ``input_ids`` and ``labels`` on the right, or concatenates them (``padding_free``).
+
+    Padding-free rows (and packed rows, which carry ``lengths``) share one sequence; ``position_ids`` restart per row and a 4D block-diagonal causal mask keeps
+    rows from attending to each other, which sdpa and eager attention honour on any device.
+    """
+    pad_token_id: int
+    padding_free: bool = False
+    mask_dtype: torch.dtype = torch.float32
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        return self._padding_free(rows) if self.padding_free else self._padded(rows)
+
+    def _padded(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(row['input_ids']) for row in rows)
+        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row['input_ids'])
+            input_ids[i, :n] = torch.tensor(row['input_ids'])
+            labels[i, :n] = torch.tensor(row['labels'])
+            attention_mask[i, :n] = 1
+        return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask}
+
+    def _padding_free(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        # A packed row already holds several sequences; its 'lengths' says where each ends.
+        lengths = [n for row in rows for n in row.get('lengths', [len(row['input_ids'])])]
+        input_ids = torch.tensor([t for row in rows for t in row['input_ids']]).unsqueeze(0)
+        labels = torch.tensor([t for row in rows for t in row['labels']])
+        # Each sequence's first label would be predicted from the previous sequence's last token: mask it.
+        starts = torch.cumsum(torch.tensor([0, *lengths[:-1]]), 0)
+        labels[starts] = IGNORE_INDEX
+        position_ids = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+        return {'input_ids': input_ids, 'labels': labels.unsqueeze(0), 'position_ids': position_ids,
+                'attention_mask': block_causal_mask(lengths, self.mask_dtype)}
+
+
+def block_causal_mask(lengths: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """(1, 1, n, n) additive mask: 0 where a token may attend (same row, not in the future), dtype-min elsewhere."""
+    row_of = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    n = row_of.numel()
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    allowed = causal & (row_of[:, None] == row_of[None, :])
+    mask = torch.zeros(n, n, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]

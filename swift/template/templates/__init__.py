@@ -1,0 +1,1 @@
+from . import default, hf, llama, qwen  # noqa: F401

@@ -1,0 +1,38 @@
+"""ChatML and the Qwen family: Qwen2 (qwen), Qwen2.5 (qwen2_5) and Qwen3 with its reasoning blocks."""
+from dataclasses import replace
+
+from ..base import Template, TemplateMeta
+from ..registry import register_template
+
+CHATML = TemplateMeta(
+    'chatml',
+    system_format='<|im_start|>system\n{{SYSTEM}}<|im_end|>\n',
+    user_format='<|im_start|>user\n{{QUERY}}<|im_end|>\n',
+    tool_format='<|im_start|>tool\n{{QUERY}}<|im_end|>\n',
+    assistant_prefix='<|im_start|>assistant\n',
+    response_end='<|im_end|>',
+    turn_sep='\n',
+    stop_words=['<|endoftext|>'],
+)
+
+
+class Qwen3Template(Template):
+    """Qwen3 keeps ``<think>`` blocks only after the last user turn, and always writes one for the final answer."""
+
+    def format_response(self, message: dict, after_last_query: bool, is_last: bool) -> str:
+        content = message['content']
+        reasoning = message.get('reasoning_content')
+        if reasoning is None and '</think>' in content:
+            reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')
+            content = content.split('</think>')[-1].lstrip('\n')
+        reasoning = reasoning or ''
+        if after_last_query and (is_last or reasoning):
+            return f"<think>\n{reasoning.strip(chr(10))}\n</think>\n\n{content.lstrip(chr(10))}"
+        return content
+
+
+register_template(CHATML)
+register_template(replace(CHATML, template_type='qwen', default_system='You are a helpful assistant.'))
+register_template(replace(CHATML, template_type='qwen2_5',
+                          default_system='You are Qwen, created by Alibaba Cloud. You are a helpful assistant.'))
+register_template(replace(CHATML, template_type='qwen3'), Qwen3Template)

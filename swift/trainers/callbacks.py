@@ -1,0 +1,67 @@
+"""Trainer callbacks: logging.jsonl and a progress bar with loss and tokens/s."""
+import time
+
+from tqdm.auto import tqdm
+from transformers import TrainerCallback
+
+from ..utils.io import append_jsonl
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    return f'{seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s'
+
+
+class JsonlLoggingCallback(TrainerCallback):
+    """Appends every log record to ``logging.jsonl`` with step, progress and timing, as ms-swift writes it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.start = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        elapsed = time.time() - self.start
+        done = state.global_step / max(state.max_steps, 1)
+        record = {**logs, 'global_step': state.global_step,
+                  'global_step/max_steps': f'{state.global_step}/{state.max_steps}',
+                  'percentage': f'{100 * done:.2f}%', 'elapsed_time': _format_seconds(elapsed),
+                  'remaining_time': _format_seconds(elapsed / done - elapsed) if done else '?'}
+        append_jsonl(self.path, record)
+
+
+class ProgressBarCallback(TrainerCallback):
+    """A tqdm bar over optimizer steps showing the latest loss and training tokens/s."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc='Train', dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None or not logs:
+            return
+        shown = {k: f'{logs[k]:.4g}' for k in ('loss', 'tokens_per_second', 'eval_loss') if k in logs}
+        if shown:
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.write(str({k: v for k, v in logs.items()}))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class SaveAtEndCallback(TrainerCallback):
+    """Always checkpoint the final step, whatever --save_steps is, so every run ends with a usable checkpoint."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = True

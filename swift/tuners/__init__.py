@@ -1,0 +1,2 @@
+from .prepare import LoraSettings, prepare_model
+from .swift import Swift

@@ -1,0 +1,11 @@
+"""``Swift.from_pretrained`` from the seeds' Python API: attach a trained adapter to a base model."""
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+
+class Swift:
+
+    @staticmethod
+    def from_pretrained(model: PreTrainedModel, checkpoint_dir: str, adapter_name: str = 'default',
+                        is_trainable: bool = False) -> PeftModel:
+        return PeftModel.from_pretrained(model, checkpoint_dir, adapter_name=adapter_name, is_trainable=is_trainable)

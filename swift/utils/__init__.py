@@ -1,0 +1,2 @@
+from .errors import SwiftError
+from .logger import get_logger

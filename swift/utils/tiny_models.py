@@ -1,0 +1,132 @@
+"""Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
+
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen3|llama|mistral] [--hidden 128] [--layers 2]
+
+Each folder is a real Hugging Face model folder: config.json, safetensors weights, and a fast tokenizer with the
+family's real chat template.
+"""
+import argparse
+import os
+import random
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+CHATML_SPECIAL = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
+QWEN3_SPECIAL = CHATML_SPECIAL + ['<think>', '</think>']
+LLAMA3_SPECIAL = ['<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>']
+ZEPHYR_SPECIAL = ['<s>', '</s>', '<unk>', '<|user|>', '<|assistant|>', '<|system|>']
+
+QWEN2_TEMPLATE = (
+    "{%- for message in messages %}{%- if loop.first and message['role'] != 'system' %}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
+QWEN3_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- set ns = namespace(last_query_index=messages|length - 1) %}"
+    "{%- for message in messages[::-1] %}{%- set index = (messages|length - 1) - loop.index0 %}"
+    "{%- if message.role == 'user' and ns.last_query_index == messages|length - 1 and "
+    "not (message.content.startswith('<tool_response>')) %}{%- set ns.last_query_index = index %}{%- endif %}"
+    "{%- endfor %}"
+    "{%- for message in messages %}{%- set content = message.content %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}"
+    "{%- elif message.role == 'assistant' %}{%- set reasoning_content = '' %}"
+    "{%- if message.reasoning_content is string %}{%- set reasoning_content = message.reasoning_content %}"
+    "{%- elif '</think>' in content %}"
+    "{%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{%- if loop.index0 > ns.last_query_index %}{%- if loop.last or (not loop.last and reasoning_content) %}"
+    "{{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + "
+    "content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + content }}{%- endif %}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + content }}{%- endif %}"
+    "{{- '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}")
+
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
+
+# Zephyr's format: a family swift has no template for, so the tokenizer's own template is used.
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}")
+
+FAMILIES = {
+    # family: (config model_type, special tokens, template, bos, eos, pad)
+    'qwen2': ('qwen2', CHATML_SPECIAL, QWEN2_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen3': ('qwen3', QWEN3_SPECIAL, QWEN3_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'llama': ('llama', LLAMA3_SPECIAL, LLAMA3_TEMPLATE, '<|begin_of_text|>', '<|eot_id|>', None),
+    'mistral': ('mistral', ZEPHYR_SPECIAL, ZEPHYR_TEMPLATE, '<s>', '</s>', '<unk>'),
+    'qwen2-base': ('qwen2', CHATML_SPECIAL, None, None, '<|endoftext|>', '<|endoftext|>'),
+}
+
+_WORDS = ('the a model answer question who are you I am assistant help language data train learn name swift robot '
+          'developed by team hello world what is your can do this that with from for and to of in on it be '
+          'think reason step first then because so yes no thanks please').split()
+_CHINESE = '你好我是谁的一个人工智能助手由开发名字叫什么可以帮你回答问题模型训练数据世界中文英文谢谢请'
+
+
+def _corpus(extra_texts: list[str], seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    lines = [' '.join(rng.choice(_WORDS) for _ in range(12)) for _ in range(2000)]
+    lines += [''.join(rng.choice(_CHINESE) for _ in range(12)) for _ in range(500)]
+    lines += [' '.join(str(rng.randint(0, 9999)) for _ in range(6)) for _ in range(200)]
+    return lines + extra_texts
+
+
+def build_tokenizer(family: str, vocab_size: int = 1000, extra_texts: list[str] | None = None):
+    """A byte-level BPE tokenizer trained here, with the family's special tokens and chat template."""
+    _, special, template, bos, eos, pad = FAMILIES[family]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(extra_texts or []), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad,
+                                   unk_token='<unk>' if family == 'mistral' else None, chat_template=template)
+
+
+def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64, num_layers: int = 2,
+                     vocab_size: int = 1000, intermediate_size: int | None = None, seed: int = 0,
+                     extra_texts: list[str] | None = None) -> str:
+    """Write a random-weight model of ``family`` with its tokenizer to ``out_dir``; returns ``out_dir``."""
+    import torch
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(family, vocab_size, extra_texts)
+    config = AutoConfig.for_model(
+        FAMILIES[family][0], vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        intermediate_size=intermediate_size or hidden_size * 4, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=hidden_size // 4, max_position_embeddings=4096, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = AutoModelForCausalLM.from_config(config)
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('out_dir')
+    parser.add_argument('--family', default='qwen2', choices=sorted(FAMILIES))
+    parser.add_argument('--hidden', type=int, default=128)
+    parser.add_argument('--layers', type=int, default=2)
+    parser.add_argument('--vocab', type=int, default=2000)
+    args = parser.parse_args()
+    build_tiny_model(args.out_dir, args.family, args.hidden, args.layers, args.vocab)
+    print(args.out_dir)
+
+
+if __name__ == '__main__':
+    main()
