@@ -86,7 +86,7 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
         if not torch.cuda.is_available():
             self.use_cpu = True
             if dtype in ('bfloat16', 'float16'):
-                logger.warning(f'--torch_dtype {dtype}: no GPU here, so weights load and compute in float32 '
+                logger.warning(f'--torch_dtype {dtype}: no GPU here, so the model computes in float32 '
                                '(a CPU without native bf16 runs it about 67 times slower).')
                 self.torch_dtype = 'float32'
             self.bf16 = self.fp16 = False

@@ -1,1 +1,1 @@
-from .hub import download_dataset, safe_snapshot_download
+from .hub import download_dataset, push_folder, safe_snapshot_download

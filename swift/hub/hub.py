@@ -48,3 +48,27 @@ def safe_snapshot_download(model_id_or_path: str, use_hf: bool | None = None, re
 def download_dataset(dataset_id: str, use_hf: bool | None = None, revision: str | None = None) -> str:
     """Snapshot a hub dataset repository to a local folder."""
     return safe_snapshot_download(dataset_id, use_hf=use_hf, revision=revision, repo_type='dataset')
+
+
+def push_folder(folder: str, hub_model_id: str, use_hf: bool | None = None, token: str | None = None,
+                private: bool = False, commit_message: str = 'update files') -> str:
+    """Upload ``folder`` as the model repository ``hub_model_id``; returns the hub used."""
+    hub = _pick_hub(use_hf)
+    if env.hub_offline():
+        raise SwiftError(f"cannot push to {hub}: HF_HUB_OFFLINE=1")
+    try:
+        if hub == 'modelscope':
+            from modelscope.hub.api import HubApi
+            api = HubApi()
+            if token:
+                api.login(token)
+            api.push_model(hub_model_id, folder, private=private, commit_message=commit_message)
+        else:
+            from huggingface_hub import HfApi
+            api = HfApi(token=token)
+            api.create_repo(hub_model_id, private=private, exist_ok=True)
+            api.upload_folder(folder_path=folder, repo_id=hub_model_id, commit_message=commit_message)
+    except Exception as err:  # network, auth and permission errors all end the same way for the user
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SwiftError(f"cannot push '{folder}' to {hub} as '{hub_model_id}': {reason[:200]}") from None
+    return hub

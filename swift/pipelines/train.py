@@ -35,9 +35,9 @@ def pt_main(args: TrainArguments | list[str] | None = None) -> dict:
 
 def run_training(args: TrainArguments) -> dict:
     # ---- setup ----
-    run_dir = _choose_run_dir(args)
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = _load_datasets(args, template)
+    run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
     model = prepare_model(model, args.train_type, _lora_settings(args), bool(args.activation_checkpointing))
     checkpoint_args = _checkpoint_args(args, model, template)
     if args.should_save:

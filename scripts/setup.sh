@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU build of torch first (a bare `torch` requirement would pull a multi-GB CUDA build),
+# then swift and its dependencies. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+if ! python -c 'import torch' 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1; then pip install -q torch; else pip install -q torch==2.13.0; fi
+fi
+pip install -q -e '.[test]'

@@ -1,0 +1,2 @@
+from .base import InferEngine
+from .pt_engine import PtEngine

@@ -1,0 +1,124 @@
+"""``swift infer``: chat in the terminal, or answer a dataset in batches.
+
+    swift infer --adapters output/vx-xxx/checkpoint-xxx --stream true --temperature 0 --max_new_tokens 2048
+    swift infer --adapters output/vx-xxx/checkpoint-xxx --load_data_args true --max_batch_size 8
+"""
+import datetime as dt
+import os
+
+from ..arguments import InferArguments
+from ..dataset import load_rows, split_rows
+from ..infer import PtEngine
+from ..protocol import InferRequest, RequestConfig
+from ..tuners import Swift
+from ..utils import SwiftError, get_logger
+from ..utils.io import write_jsonl
+from .common import apply_checkpoint_args, load_model_and_template, to_arguments
+from .export import merge_lora
+
+logger = get_logger()
+EXIT_WORDS = {'exit', 'quit'}
+CLEAR_WORDS = {'clear'}
+
+
+def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | None:
+    args = apply_checkpoint_args(to_arguments(InferArguments, args))
+    engine = build_engine(args)
+    config = request_config(args)
+    if args.val_dataset or args.load_data_args:
+        return batch_infer(engine, args, config)
+    chat(engine, config)
+    return None
+
+
+def build_engine(args: InferArguments) -> PtEngine:
+    if args.infer_backend != 'pt':
+        raise SwiftError(f'--infer_backend {args.infer_backend} is not available in this build; use pt')
+    if args.merge_lora and args.adapters:
+        args.model, args.adapters = merge_lora(args), []
+    model, _, template = load_model_and_template(args)
+    for adapter in args.adapters:
+        model = Swift.from_pretrained(model, adapter)
+    return PtEngine(model, template, max_batch_size=args.max_batch_size)
+
+
+def request_config(args: InferArguments) -> RequestConfig:
+    return RequestConfig(max_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                         top_k=args.top_k, repetition_penalty=args.repetition_penalty, stop=args.stop_words,
+                         stream=args.stream)
+
+
+def chat(engine: PtEngine, config: RequestConfig) -> None:
+    """A multi-turn chat on stdin/stdout. 'clear' forgets the history; 'exit' or end of input leaves."""
+    print("chat with the model; type 'clear' to forget the conversation, 'exit' to leave")
+    history: list[dict] = []
+    while True:
+        try:
+            query = input('<<< ')
+        except EOFError:
+            print()
+            return
+        if query.strip() in EXIT_WORDS:
+            return
+        if query.strip() in CLEAR_WORDS:
+            history = []
+            continue
+        history.append({'role': 'user', 'content': query})
+        response = _answer(engine, history, config)
+        history.append({'role': 'assistant', 'content': response})
+
+
+def _answer(engine: PtEngine, messages: list[dict], config: RequestConfig) -> str:
+    request = InferRequest(messages=list(messages))
+    if not config.stream:
+        response = engine.infer([request], config)[0].choices[0].message.content
+        print(response)
+        return response
+    pieces = []
+    for chunk in engine.infer([request], config)[0]:
+        piece = chunk.choices[0].delta.content or ''
+        pieces.append(piece)
+        print(piece, end='', flush=True)
+    print()
+    return ''.join(pieces)
+
+
+def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -> list[dict]:
+    """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl."""
+    rows = _validation_rows(args)
+    config.stream = False
+    requests = [InferRequest(messages=_prompt_messages(row['messages'])) for row in rows]
+    responses = engine.infer(requests, config)
+    results = []
+    for row, request, response in zip(rows, requests, responses):
+        answer = response.choices[0].message.content
+        label = row['messages'][-1]['content'] if row['messages'][-1]['role'] == 'assistant' else None
+        results.append({'messages': request.messages + [{'role': 'assistant', 'content': answer}],
+                        'response': answer, 'labels': label})
+    path = args.result_path or _default_result_path(args)
+    write_jsonl(path, results)
+    logger.info(f'{len(results)} answers written to {path}')
+    return results
+
+
+def _validation_rows(args: InferArguments) -> list[dict]:
+    load = dict(columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
+                model_name=args.model_name, model_author=args.model_author)
+    if args.val_dataset:
+        return load_rows(args.val_dataset, **load).rows
+    rows = load_rows(args.dataset, **load).rows
+    _, val = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
+    if not val:
+        raise SwiftError('--load_data_args true found no validation split in the run; pass --val_dataset FILE')
+    return val
+
+
+def _prompt_messages(messages: list[dict]) -> list[dict]:
+    return messages[:-1] if messages[-1]['role'] == 'assistant' else messages
+
+
+def _default_result_path(args: InferArguments) -> str:
+    base = args.adapters[0] if args.adapters else (args.model if os.path.isdir(args.model) else '.')
+    stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
+    return os.path.join(base, 'infer_result', f'{stamp}.jsonl')
+

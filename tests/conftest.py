@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny models built offline once per session, and helpers to run the real CLI."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFORMANCE = os.path.join(os.path.dirname(REPO), 'shared', 'conformance', 'ms-swift-test-data')
+
+
+def _build(tmp_path_factory, family: str) -> str:
+    from swift.utils.tiny_models import build_tiny_model
+    return build_tiny_model(str(tmp_path_factory.mktemp(family)), family)
+
+
+@pytest.fixture(scope='session')
+def qwen2_dir(tmp_path_factory) -> str:
+    return _build(tmp_path_factory, 'qwen2')
+
+
+@pytest.fixture(scope='session')
+def llama_dir(tmp_path_factory) -> str:
+    return _build(tmp_path_factory, 'llama')
+
+
+@pytest.fixture(scope='session')
+def qwen3_dir(tmp_path_factory) -> str:
+    return _build(tmp_path_factory, 'qwen3')
+
+
+@pytest.fixture(scope='session')
+def zephyr_dir(tmp_path_factory) -> str:
+    """A family swift has no template for: its tokenizer's chat template is used."""
+    return _build(tmp_path_factory, 'mistral')
+
+
+@pytest.fixture(scope='session')
+def base_dir(tmp_path_factory) -> str:
+    """A base model: no chat template at all."""
+    return _build(tmp_path_factory, 'qwen2-base')
+
+
+@pytest.fixture(scope='session')
+def conformance_dir() -> str:
+    if not os.path.isdir(CONFORMANCE):
+        pytest.fail(f'conformance data missing at {CONFORMANCE}')
+    return CONFORMANCE
+
+
+def run_swift(*argv: str, env: dict | None = None, input: str | None = None, cwd: str | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real ``swift`` command line in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, '-m', 'swift.cli.main', *argv], capture_output=True, text=True,
+                          env=full_env, input=input, cwd=cwd, timeout=timeout)
