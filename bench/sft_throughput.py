@@ -14,8 +14,11 @@ executable given and reports, per side:
                     output (a tqdm ``n/N`` with n >= 1, or a logged step);
 * outside train  -- total wall time minus ``train_runtime``;
 * wall           -- wall time of the whole command;
-* peak RSS       -- peak of the summed RSS of the process tree (polled /proc
-                    every 0.1 s).
+* peak RSS       -- peak summed RSS of the process tree, and of its largest
+                    process (/proc polled every 0.1 s).
+
+The 1-minute load average at each start is reported too: the machine has few
+cores, so any other busy process skews every figure; run it on a quiet box.
 
 ``train_runtime`` is read from ``logging.jsonl`` in the run's output folder
 (``<output_dir>/vN-*/logging.jsonl``), the line HF Trainer's final log writes.
@@ -29,7 +32,8 @@ Usage::
 
 Other flags: ``--workdir`` (default /tmp/swift-bench), ``--extra`` (extra
 ``swift sft`` args for both sides, one string), ``--peer-extra`` (peer only;
-default ``--model_type qwen2 --template qwen``), ``--ours-extra``, ``--epochs``,
+default ``--model_type qwen2 --template qwen``: ms-swift cannot guess either
+for a local folder), ``--ours-extra``, ``--epochs``,
 ``--max-length``, ``--rows``.
 """
 import argparse
@@ -157,7 +161,7 @@ def prepare(workdir, n_rows, seed=42):
 # running and measuring one side
 # ----------------------------------------------------------------------------
 def tree_rss(root_pid):
-    """Summed RSS in bytes of ``root_pid`` and all its descendants (via /proc)."""
+    """(summed, largest single) RSS in bytes of ``root_pid`` and its descendants (via /proc)."""
     children, rss = {}, {}
     page = os.sysconf('SC_PAGE_SIZE')
     for entry in os.listdir('/proc'):
@@ -172,39 +176,47 @@ def tree_rss(root_pid):
             continue
         ppid = int(stat.rsplit(')', 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root_pid]
+    total, largest, stack = 0, 0, [root_pid]
     while stack:
         pid = stack.pop()
         total += rss.get(pid, 0)
+        largest = max(largest, rss.get(pid, 0))
         stack.extend(children.get(pid, []))
-    return total
+    return total, largest
 
 
-PROGRESS_RE = re.compile(r'(?<![\d/])(\d+)/(\d+)\s*\[')  # tqdm "  3/40 [00:01<..."
-STEP_LOG_RE = re.compile(r"'global_step/max_steps': '(\d+)/|\"global_step/max_steps\": \"(\d+)/|'loss':")
+# a tqdm update "<desc>: 10%|█  | 1/10 [" -- training bars only (no desc, or one naming "train")
+PROGRESS_RE = re.compile(r'(?:^|[\r\n])([^\r\n|]*?)\s*\d+%\|[^|\r\n]*\|\s*(\d+)/(\d+)\s*\[')
+STEP_LOG_RE = re.compile(r"""['"]loss['"]\s*:""")  # a printed training-log dict
+
+
+def shows_first_step(text):
+    """True once ``text`` (recent output) shows a finished training step."""
+    for m in PROGRESS_RE.finditer(text):
+        desc = m.group(1).strip().lower()
+        if int(m.group(2)) >= 1 and (not desc or 'train' in desc):
+            return True
+    return bool(STEP_LOG_RE.search(text))
 
 
 def pump_output(proc, log_file, t0, marks):
     """Copy the child's output to ``log_file``; note when training progress first shows."""
     buf = b''
     while True:
-        chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, 'read1') else proc.stdout.read(4096)
+        chunk = proc.stdout.read1(65536)
         if not chunk:
             break
         log_file.write(chunk)
         buf = (buf + chunk)[-4096:]
-        if 'first_step' not in marks:
-            text = buf.decode('utf-8', 'replace')
-            hit = any(int(m.group(1)) >= 1 for m in PROGRESS_RE.finditer(text)) or STEP_LOG_RE.search(text)
-            if hit:
-                marks['first_step'] = time.monotonic() - t0
+        if 'first_step' not in marks and shows_first_step(buf.decode('utf-8', 'replace')):
+            marks['first_step'] = time.monotonic() - t0
 
 
 def run_swift(exe, args, log_path):
     """Run ``exe`` with ``args``; returns wall, first-step time, peak tree RSS, exit code."""
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONUNBUFFERED='1',
                TOKENIZERS_PARALLELISM='false')
-    marks, peak = {}, 0
+    marks, peak, peak_one = {}, 0, 0
     t0 = time.monotonic()
     with open(log_path, 'wb') as log_file:
         proc = subprocess.Popen([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -212,12 +224,13 @@ def run_swift(exe, args, log_path):
         pump = threading.Thread(target=pump_output, args=(proc, log_file, t0, marks), daemon=True)
         pump.start()
         while proc.poll() is None:
-            peak = max(peak, tree_rss(proc.pid))
+            total, largest = tree_rss(proc.pid)
+            peak, peak_one = max(peak, total), max(peak_one, largest)
             time.sleep(0.1)
         wall = time.monotonic() - t0
         pump.join(timeout=10)
     return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_rss_bytes': peak,
-            'returncode': proc.returncode}
+            'peak_rss_one_proc_bytes': peak_one, 'returncode': proc.returncode}
 
 
 def read_train_log(output_dir):
@@ -258,9 +271,12 @@ def bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens):
     shutil.rmtree(output_dir, ignore_errors=True)
     args = sft_args(model_dir, data_path, output_dir, opts, extra)
     log_path = os.path.join(opts.workdir, f'{name}.log')
+    load = os.getloadavg()[0]
     print(f'[{name}] {exe} {shlex.join(args)}\n[{name}] log: {log_path}', flush=True)
+    if load > 0.5:
+        print(f'[{name}] warning: 1-min load average is {load:.2f}; other processes will skew figures')
     res = run_swift(exe, args, log_path)
-    res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path)
+    res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path, loadavg_1m=load)
     runtime = res.get('train_runtime_s')
     if res['returncode'] != 0 or not runtime:
         print(f'[{name}] FAILED (exit {res["returncode"]}, train_runtime {runtime}); see {log_path}',
@@ -281,6 +297,8 @@ ROWS = [  # (label, key, format, scale)
     ('outside train s', 'outside_train_s', '{:.1f}', 1),
     ('total wall s', 'wall_s', '{:.1f}', 1),
     ('peak RSS GB', 'peak_rss_bytes', '{:.2f}', 1e-9),
+    ('  largest proc GB', 'peak_rss_one_proc_bytes', '{:.2f}', 1e-9),
+    ('load avg at start', 'loadavg_1m', '{:.2f}', 1),
 ]
 
 

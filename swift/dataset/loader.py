@@ -52,7 +52,9 @@ def _builtin_info() -> dict:
 
 
 def read_file(path: str) -> list[tuple[str, object]]:
-    """``(where, raw_row)`` pairs; ``where`` is ``path:line`` (CSV lines count the header)."""
+    """``(where, raw_row)`` pairs; ``where`` is ``path:line`` (CSV lines count the header).
+
+    A JSONL line that is not valid JSON gives a ``RowError`` as its row, for ``load_rows`` to raise or skip."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix == '.jsonl':
         return _read_jsonl(path)
@@ -73,7 +75,12 @@ def _read_jsonl(path: str) -> list[tuple[str, object]]:
     with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
-                rows.append((f'{path}:{lineno}', _json_or_error(line, f'{path}:{lineno}')))
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    # One bad line is a malformed row: load_rows stops on it, or skips it with strict=False.
+                    row = RowError(f'invalid JSON: {err.msg} (column {err.colno})')
+                rows.append((f'{path}:{lineno}', row))
     return rows
 
 
@@ -153,6 +160,8 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
         mapping = {**info.get('columns', {}), **(columns or {})}
         for where, raw in _sample(source, spec.sample, rng):
             try:
+                if isinstance(raw, RowError):
+                    raise raw
                 if info.get('fill_identity'):
                     raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
                 loaded.rows.append(normalize_row(rename_columns(raw, mapping) if isinstance(raw, dict) else raw))

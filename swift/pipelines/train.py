@@ -5,6 +5,7 @@
 """
 import os
 
+from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments
@@ -35,6 +36,7 @@ def pt_main(args: TrainArguments | list[str] | None = None) -> dict:
 
 def run_training(args: TrainArguments) -> dict:
     # ---- setup ----
+    set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = _load_datasets(args, template)
     run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
