@@ -1,0 +1,66 @@
+"""The seeds' Python API (seed 002): train with sft_main, then answer with Swift.from_pretrained and PtEngine."""
+import pytest
+
+from swift.llm import (BaseArguments, InferRequest, PtEngine, RequestConfig, TrainArguments, get_model_tokenizer,
+                       get_template, safe_snapshot_download, sft_main)
+from swift.tuners import Swift
+from swift.utils import SwiftError
+
+
+@pytest.fixture(scope='module')
+def trained(qwen2_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp('api')
+    result = sft_main(TrainArguments(
+        model=qwen2_dir, train_type='lora', dataset=['swift/self-cognition#16'], torch_dtype='bfloat16',
+        model_name=['小黄', 'Xiao Huang'], model_author=['魔搭', 'ModelScope'], max_steps=2, save_steps=2,
+        output_dir=str(out), system='You are a careful assistant.'))
+    return result
+
+
+def test_sft_main_returns_the_last_checkpoint(trained):
+    assert trained['last_model_checkpoint'].endswith('checkpoint-2')
+    assert trained['log_history'][-1]['train_loss'] > 0
+
+
+def test_base_arguments_from_pretrained_gives_back_the_run(trained, qwen2_dir):
+    args = BaseArguments.from_pretrained(trained['last_model_checkpoint'])
+    assert args.model == qwen2_dir
+    assert args.model_type == 'qwen2'
+    assert args.template == 'qwen'
+    assert args.system == 'You are a careful assistant.'
+
+
+def test_swift_from_pretrained_and_pt_engine_answer_a_batch(trained, qwen2_dir):
+    model, tokenizer = get_model_tokenizer(safe_snapshot_download(qwen2_dir))
+    model = Swift.from_pretrained(model, trained['last_model_checkpoint'])
+    template = get_template(model.model_meta.template, tokenizer, default_system='You are a helpful assistant.')
+    engine = PtEngine.from_model_template(model, template, max_batch_size=2)
+    requests = [InferRequest(messages=[{'role': 'user', 'content': 'who are you?'}]),
+                InferRequest(messages=[{'role': 'user', 'content': '浙江的省会在哪？'},
+                                       {'role': 'assistant', 'content': '杭州'},
+                                       {'role': 'user', 'content': '这里有什么好吃的'}])]
+    responses = engine.infer(requests, RequestConfig(max_tokens=6, temperature=0))
+    assert len(responses) == 2
+    for response in responses:
+        assert isinstance(response.choices[0].message.content, str)
+        assert response.choices[0].finish_reason in ('stop', 'length')
+        assert 0 < response.usage.completion_tokens <= 6
+    # Batched answers equal answers computed one at a time (left padding must not change greedy output).
+    alone = PtEngine.from_model_template(model, template, max_batch_size=1).infer(
+        requests, RequestConfig(max_tokens=6, temperature=0))
+    assert [r.choices[0].message.content for r in alone] == [r.choices[0].message.content for r in responses]
+
+
+def test_streaming_yields_the_same_text_as_a_whole_answer(trained, qwen2_dir):
+    model, tokenizer = get_model_tokenizer(qwen2_dir)
+    engine = PtEngine.from_model_template(model, get_template('qwen', tokenizer))
+    request = InferRequest(messages=[{'role': 'user', 'content': 'hello'}])
+    whole = engine.infer([request], RequestConfig(max_tokens=8, temperature=0))[0].choices[0].message.content
+    chunks = list(engine.infer([request], RequestConfig(max_tokens=8, temperature=0, stream=True))[0])
+    assert ''.join(c.choices[0].delta.content for c in chunks) == whole
+    assert chunks[-1].choices[0].finish_reason == 'stop'
+
+
+def test_hub_id_offline_is_one_clear_error():
+    with pytest.raises(SwiftError, match="Qwen/Qwen2.5-7B-Instruct.*HF_HUB_OFFLINE"):
+        safe_snapshot_download('Qwen/Qwen2.5-7B-Instruct')
