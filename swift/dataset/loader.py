@@ -61,7 +61,8 @@ def read_file(path: str) -> list[tuple[str, object]]:
     if suffix == '.json':
         return _read_json(path)
     if suffix == '.csv':
-        with open(path, encoding='utf-8', newline='') as f:
+        # utf-8-sig: files saved by Excel and Windows tools start with a byte-order mark.
+        with open(path, encoding='utf-8-sig', newline='') as f:
             # csv keeps every value a string: '00000' and '3.3' stay as written.
             return [(f'{path}:{i + 2}', dict(row)) for i, row in enumerate(csv.DictReader(f))]
     if suffix == '.parquet':
@@ -72,7 +73,7 @@ def read_file(path: str) -> list[tuple[str, object]]:
 
 def _read_jsonl(path: str) -> list[tuple[str, object]]:
     rows = []
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -85,7 +86,7 @@ def _read_jsonl(path: str) -> list[tuple[str, object]]:
 
 
 def _read_json(path: str) -> list[tuple[str, object]]:
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:
         data = _json_or_error(f.read(), path)
     if isinstance(data, dict):
         data = [data]

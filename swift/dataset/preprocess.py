@@ -135,7 +135,10 @@ def _check_messages(messages: list[dict]) -> None:
 
 def _reject_remote_media(row: dict, extra: dict) -> None:
     """Multimodal rows are not trainable yet; name the first media reference so the user knows which."""
-    urls = [u for key in ('images', 'videos', 'audios') for u in (extra.get(key) or [])]
+    urls = []
+    for key in ('images', 'videos', 'audios'):
+        media = extra.get(key) or []
+        urls += [media] if isinstance(media, str) else list(media)  # one path may be given as a bare string
     for key in _QUERY_KEYS:
         urls += _URL_IN_QUERY.findall(row.get(key) or '')
     if urls:

@@ -20,7 +20,10 @@ class ModelMeta:
     is_multimodal: bool = False
 
     def pick_template(self, chat_template: str | None) -> str:
-        if chat_template and self.template_from_chat_template is not None:
+        """The template for a folder whose tokenizer has ``chat_template``; none means a base model."""
+        if not chat_template:
+            return 'default'
+        if self.template_from_chat_template is not None:
             return self.template_from_chat_template(chat_template) or self.template
         return self.template
 
@@ -35,8 +38,8 @@ def register_model(meta: ModelMeta) -> None:
 
 
 # Used for a folder whose config.json matches no family: the tokenizer's template decides.
-# A tokenizer chat template then becomes the 'hf' template; with none, the 'default' one for base models.
-GENERIC_META = ModelMeta('generic', template='default', template_from_chat_template=lambda chat_template: 'hf')
+# Its tokenizer's own chat template is used through the 'hf' template.
+GENERIC_META = ModelMeta('generic', template='hf')
 
 
 def detect_model_meta(config: dict, model_type: str | None = None) -> ModelMeta:

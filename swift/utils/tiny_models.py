@@ -1,11 +1,15 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
     python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen3|llama|mistral] [--hidden 128] [--layers 2]
+        [--corpus rows.jsonl ...]
+
+``--corpus`` adds the text of jsonl files to the tokenizer's training text, so their words become single tokens.
 
 Each folder is a real Hugging Face model folder: config.json, safetensors weights, and a fast tokenizer with the
 family's real chat template.
 """
 import argparse
+import json
 import os
 import random
 
@@ -26,10 +30,11 @@ QWEN2_TEMPLATE = (
 QWEN3_TEMPLATE = (
     "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
     "{%- endif %}"
-    "{%- set ns = namespace(last_query_index=messages|length - 1) %}"
+    "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}"
     "{%- for message in messages[::-1] %}{%- set index = (messages|length - 1) - loop.index0 %}"
-    "{%- if message.role == 'user' and ns.last_query_index == messages|length - 1 and "
-    "not (message.content.startswith('<tool_response>')) %}{%- set ns.last_query_index = index %}{%- endif %}"
+    "{%- if ns.multi_step_tool and message.role == 'user' and "
+    "not (message.content.startswith('<tool_response>')) %}{%- set ns.multi_step_tool = false %}"
+    "{%- set ns.last_query_index = index %}{%- endif %}"
     "{%- endfor %}"
     "{%- for message in messages %}{%- set content = message.content %}"
     "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
@@ -116,6 +121,11 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
     return out_dir
 
 
+def _strings_of_jsonl(path: str) -> list[str]:
+    with open(path, encoding='utf-8') as f:
+        return [value for line in f if line.strip() for value in json.loads(line).values() if isinstance(value, str)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir')
@@ -123,8 +133,10 @@ def main() -> None:
     parser.add_argument('--hidden', type=int, default=128)
     parser.add_argument('--layers', type=int, default=2)
     parser.add_argument('--vocab', type=int, default=2000)
+    parser.add_argument('--corpus', nargs='*', default=[], help='jsonl files whose strings train the tokenizer')
     args = parser.parse_args()
-    build_tiny_model(args.out_dir, args.family, args.hidden, args.layers, args.vocab)
+    build_tiny_model(args.out_dir, args.family, args.hidden, args.layers, args.vocab,
+                     extra_texts=[text for path in args.corpus for text in _strings_of_jsonl(path)])
     print(args.out_dir)
 
 

@@ -252,3 +252,23 @@ def test_directory_loads_its_data_files_in_name_order(conformance_dir, tmp_path)
         (tmp_path / name).write_bytes(open(src, 'rb').read())
     (tmp_path / 'notes.txt').write_text('not data', encoding='utf-8')
     assert _messages(load_rows([str(tmp_path)])) == EXPECTED['alpaca2.csv'] + EXPECTED['swift_single.jsonl']
+
+
+@pytest.mark.parametrize('suffix', ['.csv', '.jsonl', '.json'])
+def test_byte_order_mark_is_ignored(tmp_path, suffix):
+    # Excel and many Windows tools save UTF-8 with a byte-order mark.
+    target = tmp_path / f'bom{suffix}'
+    text = {'.csv': 'system,instruction,output\n,你好,00000\n',
+            '.jsonl': json.dumps({'instruction': '你好', 'output': '00000'}, ensure_ascii=False) + '\n',
+            '.json': json.dumps([{'instruction': '你好', 'output': '00000'}], ensure_ascii=False)}[suffix]
+    target.write_text(text, encoding='utf-8-sig')
+    assert target.read_bytes().startswith(b'\xef\xbb\xbf')
+    assert _messages(load_rows([str(target)])) == [[U('你好'), A('00000')]]
+
+
+def test_media_given_as_a_bare_string_is_named_whole(tmp_path):
+    url = 'https://example.com/dog.jpg'
+    path = tmp_path / 'mm.jsonl'
+    path.write_text(json.dumps({'query': 'q', 'response': 'r', 'images': url}) + '\n', encoding='utf-8')
+    with pytest.raises(SwiftError, match=re.escape(f'{path}:1') + '.*' + re.escape(repr(url))):
+        load_rows([str(path)])

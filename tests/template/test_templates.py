@@ -120,8 +120,7 @@ def check_labels(tokenizer, encoded, messages, header, end, which=None):
 
 @pytest.mark.parametrize('fixture, expected', [
     ('qwen2_dir', 'qwen'), ('llama_dir', 'llama3'), ('qwen3_dir', 'qwen3'), ('zephyr_dir', 'hf'),
-    pytest.param('base_dir', 'default', marks=pytest.mark.xfail(
-        strict=True, reason="bug in swift/model: a qwen2 folder with no chat template gets 'qwen', not 'default'")),
+    ('base_dir', 'default'),
 ])
 def test_template_detection(request, fixture, expected):
     model, tokenizer = get_model_tokenizer(request.getfixturevalue(fixture))
@@ -206,12 +205,12 @@ def test_qwen3_final_answer_gets_an_empty_think_block(qwen3):
 
 def test_qwen3_generation_prompt_after_thinking_history(qwen3):
     # Written out by hand from Qwen3's real chat template: the last query is the final user turn, so the earlier
-    # answer loses its thinking. (The tiny test tokenizer's copy of the template finds the *first* user turn when
-    # the conversation ends with a user message, and keeps the thinking; it is not the reference here.)
+    # answer loses its thinking. The tiny tokenizer's copy of the template must agree.
     template, tokenizer = qwen3
     prompt = THINK_MULTI[:3]
     expected = ('<|im_start|>user\nwhat is 2 plus 2<|im_end|>\n<|im_start|>assistant\nanswer one<|im_end|>\n'
                 '<|im_start|>user\nand 3 plus 3<|im_end|>\n<|im_start|>assistant\n')
+    assert tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True) == expected
     for row in (prompt, THINK_MULTI):
         encoded = template.encode({'messages': row}, add_generation_prompt=True)
         assert encoded['input_ids'] == tokenizer(expected, add_special_tokens=False)['input_ids']

@@ -3,9 +3,8 @@ from ..registry import ModelMeta, register_model
 
 
 def _llama_template(chat_template: str) -> str | None:
-    return 'llama3' if '<|start_header_id|>' in chat_template else 'hf'
+    return 'llama3' if '<|start_header_id|>' in chat_template else None
 
 
-# Without a chat template the folder is a base model: the 'default' template suits it.
-register_model(ModelMeta('llama', config_model_types=['llama'], architectures=['LlamaForCausalLM'], template='default',
+register_model(ModelMeta('llama', config_model_types=['llama'], architectures=['LlamaForCausalLM'], template='hf',
                          template_from_chat_template=_llama_template))

@@ -31,8 +31,11 @@ class Qwen3Template(Template):
         return content
 
 
+# Qwen2.5 and Qwen3 hand tool results back as a user turn.
+QWEN_TOOL_FORMAT = '<|im_start|>user\n<tool_response>\n{{QUERY}}\n</tool_response><|im_end|>\n'
+
 register_template(CHATML)
 register_template(replace(CHATML, template_type='qwen', default_system='You are a helpful assistant.'))
-register_template(replace(CHATML, template_type='qwen2_5',
+register_template(replace(CHATML, template_type='qwen2_5', tool_format=QWEN_TOOL_FORMAT,
                           default_system='You are Qwen, created by Alibaba Cloud. You are a helpful assistant.'))
-register_template(replace(CHATML, template_type='qwen3'), Qwen3Template)
+register_template(replace(CHATML, template_type='qwen3', tool_format=QWEN_TOOL_FORMAT), Qwen3Template)
