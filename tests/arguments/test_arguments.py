@@ -1,0 +1,58 @@
+"""Flags of the seeds parse with the seeds' meaning."""
+import pytest
+
+from swift.arguments import ExportArguments, InferArguments, TrainArguments, parse_args
+from swift.utils import SwiftError
+
+BASE = ['--model', 'some/model', '--dataset', 'data.jsonl']
+
+
+def test_train_type_and_tuner_type_are_the_same_flag():
+    assert parse_args(TrainArguments, BASE + ['--train_type', 'full']).train_type == 'full'
+    assert parse_args(TrainArguments, BASE + ['--tuner_type', 'full']).train_type == 'full'
+    assert parse_args(TrainArguments, BASE + ['--tuner_type=full']).tuner_type == 'full'
+
+
+def test_bfloat16_on_a_cpu_computes_in_float32(caplog):
+    args = parse_args(TrainArguments, BASE + ['--torch_dtype', 'bfloat16'])
+    assert args.torch_dtype == 'float32' and not args.bf16 and args.use_cpu
+
+
+def test_seed_defaults_and_conversions():
+    args = parse_args(TrainArguments, BASE + ['--warmup_ratio', '0.05', '--dataset', 'a', 'b', 'c',
+                                              '--model_name', '小黄', 'Xiao Huang', '--save_steps', '50'])
+    assert args.warmup_steps == 0.05  # transformers reads a float below 1 as a ratio
+    assert args.dataset == ['a', 'b', 'c']
+    assert args.model_name == ['小黄', 'Xiao Huang']
+    assert args.learning_rate == 1e-4  # LoRA default
+    assert args.eval_steps == 50  # follows save_steps
+    assert parse_args(TrainArguments, BASE + ['--train_type', 'full']).learning_rate == 1e-5
+    assert 'tensorboard' in args.report_to
+
+
+def test_json_columns_are_parsed():
+    args = parse_args(TrainArguments, BASE + ['--columns', '{"question": "query"}'])
+    assert args.columns == {'question': 'query'}
+
+
+def test_abbreviations_are_not_accepted():
+    with pytest.raises(SwiftError, match='--stream'):
+        parse_args(TrainArguments, BASE + ['--stream', 'true'])
+
+
+def test_infer_and_export_accept_the_seed_flags():
+    args = parse_args(InferArguments, ['--adapters', 'ckpt', '--stream', 'true', '--temperature', '0',
+                                       '--max_new_tokens', '2048', '--infer_backend', 'pt', '--load_data_args', 'true',
+                                       '--max_batch_size', '8', '--merge_lora', 'true', '--vllm_max_model_len', '8192',
+                                       '--val_dataset', 'v.jsonl', '--load_args', 'false'])
+    assert args.stream and args.temperature == 0 and args.max_batch_size == 8 and args.val_dataset == ['v.jsonl']
+    args = parse_args(ExportArguments, ['--adapters', 'ckpt', '--push_to_hub', 'true', '--hub_model_id', 'me/m',
+                                        '--hub_token', 't', '--use_hf', 'false'])
+    assert args.push_to_hub and args.hub_model_id == 'me/m' and not args.use_hf
+
+
+@pytest.mark.parametrize('argv', [['--split_dataset_ratio', '1.5'], ['--max_length', '0'],
+                                  ['--warmup_ratio', '2']])
+def test_bad_values_raise(argv):
+    with pytest.raises(SwiftError):
+        parse_args(TrainArguments, BASE + argv)
