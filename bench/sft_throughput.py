@@ -14,11 +14,12 @@ executable given and reports, per side:
                     output (a tqdm ``n/N`` with n >= 1, or a logged step);
 * outside train  -- total wall time minus ``train_runtime``;
 * wall           -- wall time of the whole command;
-* peak RSS       -- peak summed RSS of the process tree, and of its largest
-                    process (/proc polled every 0.1 s).
+* peak memory    -- peak of the process tree's summed PSS (RSS with shared pages
+                    split, so forked children are not counted twice), and the
+                    peak RSS of its largest process (/proc polled every 0.1 s).
 
-The 1-minute load average at each start is reported too: the machine has few
-cores, so any other busy process skews every figure; run it on a quiet box.
+How busy the CPUs were in the 2 s before each start is reported too: with few
+cores, any other busy process skews every figure; run it on a quiet box.
 
 ``train_runtime`` is read from ``logging.jsonl`` in the run's output folder
 (``<output_dir>/vN-*/logging.jsonl``), the line HF Trainer's final log writes.
@@ -32,8 +33,10 @@ Usage::
 
 Other flags: ``--workdir`` (default /tmp/swift-bench), ``--extra`` (extra
 ``swift sft`` args for both sides, one string), ``--peer-extra`` (peer only;
-default ``--model_type qwen2 --template qwen``: ms-swift cannot guess either
-for a local folder), ``--ours-extra``, ``--epochs``,
+default ``--model_type qwen2 --template qwen --check_model false``: ms-swift
+cannot guess the first two for a local folder, and its default model check
+queries the ModelScope hub, which offline costs ~22 s of timeouts and retries
+before training), ``--ours-extra``, ``--epochs``,
 ``--max-length``, ``--rows``.
 """
 import argparse
@@ -160,29 +163,60 @@ def prepare(workdir, n_rows, seed=42):
 # ----------------------------------------------------------------------------
 # running and measuring one side
 # ----------------------------------------------------------------------------
-def tree_rss(root_pid):
-    """(summed, largest single) RSS in bytes of ``root_pid`` and its descendants (via /proc)."""
-    children, rss = {}, {}
-    page = os.sysconf('SC_PAGE_SIZE')
+def cpu_busy(seconds=2.0):
+    """Fraction of all CPUs busy over ``seconds`` (from /proc/stat): other load on the box."""
+    def sample():
+        with open('/proc/stat') as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return sum(vals), vals[3] + vals[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def proc_memory(pid):
+    """(PSS, RSS) of one process in bytes; PSS falls back to RSS where unreadable."""
+    fields = {}
+    try:
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            for line in f:
+                key, _, rest = line.partition(':')
+                if key in ('Rss', 'Pss'):
+                    fields[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    rss = fields.get('Rss', 0)
+    return fields.get('Pss', rss), rss
+
+
+def process_tree(root_pid):
+    """``root_pid`` and all its descendants, from /proc/*/stat."""
+    children = {}
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
             continue
         try:
             with open(f'/proc/{entry}/stat') as f:
-                stat = f.read()
-            with open(f'/proc/{entry}/statm') as f:
-                rss[int(entry)] = int(f.read().split()[1]) * page
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        ppid = int(stat.rsplit(')', 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, largest, stack = 0, 0, [root_pid]
+    tree, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
-        largest = max(largest, rss.get(pid, 0))
+        tree.append(pid)
         stack.extend(children.get(pid, []))
-    return total, largest
+    return tree
+
+
+def tree_memory(root_pid):
+    """(summed PSS, largest single RSS) in bytes over the process tree of ``root_pid``.
+
+    PSS, not RSS, is summed: a forked child shares its parent's pages, which
+    summed RSS would count twice."""
+    mems = [proc_memory(pid) for pid in process_tree(root_pid)]
+    return sum(p for p, _ in mems), max((r for _, r in mems), default=0)
 
 
 # a tqdm update "<desc>: 10%|█  | 1/10 [" -- training bars only (no desc, or one naming "train")
@@ -213,7 +247,7 @@ def pump_output(proc, log_file, t0, marks):
 
 
 def run_swift(exe, args, log_path):
-    """Run ``exe`` with ``args``; returns wall, first-step time, peak tree RSS, exit code."""
+    """Run ``exe`` with ``args``; returns wall, first-step time, peak memory, exit code."""
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONUNBUFFERED='1',
                TOKENIZERS_PARALLELISM='false')
     marks, peak, peak_one = {}, 0, 0
@@ -224,12 +258,12 @@ def run_swift(exe, args, log_path):
         pump = threading.Thread(target=pump_output, args=(proc, log_file, t0, marks), daemon=True)
         pump.start()
         while proc.poll() is None:
-            total, largest = tree_rss(proc.pid)
+            total, largest = tree_memory(proc.pid)
             peak, peak_one = max(peak, total), max(peak_one, largest)
             time.sleep(0.1)
         wall = time.monotonic() - t0
         pump.join(timeout=10)
-    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_rss_bytes': peak,
+    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_pss_tree_bytes': peak,
             'peak_rss_one_proc_bytes': peak_one, 'returncode': proc.returncode}
 
 
@@ -271,12 +305,12 @@ def bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens):
     shutil.rmtree(output_dir, ignore_errors=True)
     args = sft_args(model_dir, data_path, output_dir, opts, extra)
     log_path = os.path.join(opts.workdir, f'{name}.log')
-    load = os.getloadavg()[0]
+    busy = cpu_busy()
     print(f'[{name}] {exe} {shlex.join(args)}\n[{name}] log: {log_path}', flush=True)
-    if load > 0.5:
-        print(f'[{name}] warning: 1-min load average is {load:.2f}; other processes will skew figures')
+    if busy > 0.15:
+        print(f'[{name}] warning: CPUs {busy:.0%} busy before the start; other processes skew figures')
     res = run_swift(exe, args, log_path)
-    res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path, loadavg_1m=load)
+    res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path, cpu_busy_before=busy)
     runtime = res.get('train_runtime_s')
     if res['returncode'] != 0 or not runtime:
         print(f'[{name}] FAILED (exit {res["returncode"]}, train_runtime {runtime}); see {log_path}',
@@ -296,9 +330,9 @@ ROWS = [  # (label, key, format, scale)
     ('first step s', 'first_step_s', '{:.1f}', 1),
     ('outside train s', 'outside_train_s', '{:.1f}', 1),
     ('total wall s', 'wall_s', '{:.1f}', 1),
-    ('peak RSS GB', 'peak_rss_bytes', '{:.2f}', 1e-9),
-    ('  largest proc GB', 'peak_rss_one_proc_bytes', '{:.2f}', 1e-9),
-    ('load avg at start', 'loadavg_1m', '{:.2f}', 1),
+    ('peak tree PSS GB', 'peak_pss_tree_bytes', '{:.2f}', 1e-9),
+    ('peak proc RSS GB', 'peak_rss_one_proc_bytes', '{:.2f}', 1e-9),
+    ('CPU busy before %', 'cpu_busy_before', '{:.0f}', 100),
 ]
 
 
@@ -326,8 +360,8 @@ def parse_args(argv=None):
     p.add_argument('--skip-ours', action='store_true')
     p.add_argument('--workdir', default='/tmp/swift-bench')
     p.add_argument('--extra', default='', help='extra `swift sft` args for both sides')
-    p.add_argument('--peer-extra', default='--model_type qwen2 --template qwen',
-                   help='extra args for the peer only (ms-swift needs both for a local folder)')
+    p.add_argument('--peer-extra', default='--model_type qwen2 --template qwen --check_model false',
+                   help='extra args for the peer only (see the module docstring)')
     p.add_argument('--ours-extra', default='', help='extra args for ours only')
     p.add_argument('--rows', type=int, default=160)
     p.add_argument('--epochs', type=int, default=1)

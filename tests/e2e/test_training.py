@@ -99,3 +99,25 @@ def test_two_processes_train_with_torchrun_on_gloo(qwen2_dir, tmp_path):
     state = json.load(open(os.path.join(run_dir, 'checkpoint-3', 'trainer_state.json')))
     # 16 rows, one per process per step: each step consumes 2 rows.
     assert state['log_history'][0]['epoch'] == pytest.approx(2 / 16)
+
+
+@pytest.mark.parametrize('flags', [['--packing', 'true', '--max_length', '256'], ['--padding_free', 'true'],
+                                   ['--lazy_tokenize', 'true'], ['--dataset_num_proc', '2']])
+def test_data_pipeline_options_train(flags, qwen2_dir, tmp_path):
+    data = _write_rows(tmp_path / 'rows.jsonl', 24)
+    result = run_swift('sft', '--model', qwen2_dir, '--dataset', data, '--output_dir', str(tmp_path / 'out'),
+                       '--max_steps', '3', '--per_device_train_batch_size', '4', '--logging_steps', '1',
+                       '--split_dataset_ratio', '0', *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = _losses(_only_run(tmp_path / 'out'))
+    assert len(losses) == 3 and all(0 < v < 20 for v in losses.values())
+
+
+def test_rows_longer_than_max_length_are_counted(qwen2_dir, tmp_path):
+    data = tmp_path / 'rows.jsonl'
+    rows = [{'query': 'short', 'response': 'ok'}] * 6 + [{'query': 'long ' * 300, 'response': 'ok'}] * 2
+    data.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    result = run_swift('sft', '--model', qwen2_dir, '--dataset', str(data), '--output_dir', str(tmp_path / 'out'),
+                       '--max_steps', '1', '--max_length', '64', '--split_dataset_ratio', '0')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'train: 6 rows encoded; dropped 2 longer than --max_length' in result.stderr
