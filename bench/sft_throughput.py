@@ -15,11 +15,13 @@ executable given and reports, per side:
 * outside train  -- total wall time minus ``train_runtime``;
 * wall           -- wall time of the whole command;
 * peak memory    -- peak of the process tree's summed PSS (RSS with shared pages
-                    split, so forked children are not counted twice), and the
-                    peak RSS of its largest process (/proc polled every 0.1 s).
+                    split, so forked children are not counted twice; sampled
+                    every 3 s or at a 5% higher RSS sum), and the peak RSS of its
+                    largest process (/proc polled every 0.1 s).
 
-How busy the CPUs were in the 2 s before each start is reported too: with few
-cores, any other busy process skews every figure; run it on a quiet box.
+Also reported: the run's CPU time, and how busy the CPUs were with other
+processes in the 2 s before the start and during the run (share of all CPUs):
+with few cores any other busy process skews every figure; use a quiet box.
 
 ``train_runtime`` is read from ``logging.jsonl`` in the run's output folder
 (``<output_dir>/vN-*/logging.jsonl``), the line HF Trainer's final log writes.
@@ -44,6 +46,7 @@ import glob
 import json
 import os
 import random
+import resource
 import re
 import shlex
 import shutil
@@ -163,31 +166,41 @@ def prepare(workdir, n_rows, seed=42):
 # ----------------------------------------------------------------------------
 # running and measuring one side
 # ----------------------------------------------------------------------------
+def cpu_jiffies():
+    """(total, busy) CPU time of the whole machine so far, in seconds (/proc/stat)."""
+    with open('/proc/stat') as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    hz = os.sysconf('SC_CLK_TCK')
+    return sum(vals) / hz, (sum(vals) - vals[3] - vals[4]) / hz  # idle and iowait are not busy
+
+
 def cpu_busy(seconds=2.0):
-    """Fraction of all CPUs busy over ``seconds`` (from /proc/stat): other load on the box."""
-    def sample():
-        with open('/proc/stat') as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-        return sum(vals), vals[3] + vals[4]  # total, idle + iowait
-    total0, idle0 = sample()
+    """Fraction of all CPUs busy over the next ``seconds``: other load on the box."""
+    total0, busy0 = cpu_jiffies()
     time.sleep(seconds)
-    total1, idle1 = sample()
-    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+    total1, busy1 = cpu_jiffies()
+    return (busy1 - busy0) / max(total1 - total0, 1e-9)
 
 
-def proc_memory(pid):
-    """(PSS, RSS) of one process in bytes; PSS falls back to RSS where unreadable."""
-    fields = {}
+def proc_rss(pid):
+    """RSS of one process in bytes (cheap: /proc/PID/statm)."""
+    try:
+        with open(f'/proc/{pid}/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def proc_pss(pid):
+    """PSS of one process in bytes (/proc/PID/smaps_rollup, ~20 ms for 1 GB; RSS if unreadable)."""
     try:
         with open(f'/proc/{pid}/smaps_rollup') as f:
             for line in f:
-                key, _, rest = line.partition(':')
-                if key in ('Rss', 'Pss'):
-                    fields[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError):
+                if line.startswith('Pss:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
         pass
-    rss = fields.get('Rss', 0)
-    return fields.get('Pss', rss), rss
+    return proc_rss(pid)
 
 
 def process_tree(root_pid):
@@ -210,13 +223,31 @@ def process_tree(root_pid):
     return tree
 
 
-def tree_memory(root_pid):
-    """(summed PSS, largest single RSS) in bytes over the process tree of ``root_pid``.
+class MemoryPeak:
+    """Peak memory of a process tree: summed PSS and the largest single RSS.
 
     PSS, not RSS, is summed: a forked child shares its parent's pages, which
-    summed RSS would count twice."""
-    mems = [proc_memory(pid) for pid in process_tree(root_pid)]
-    return sum(p for p, _ in mems), max((r for _, r in mems), default=0)
+    summed RSS would count twice. To keep the poller's own CPU use small (~1%
+    of a core), the tree is re-listed and PSS (~20 ms per GB) read every
+    ``slow_s`` seconds, or sooner when the tree's summed RSS gets 5% above its high;
+    RSS (cheap) is read at every poll."""
+
+    def __init__(self, root_pid, slow_s=3.0):
+        self.root_pid, self.slow_s = root_pid, slow_s
+        self.pss = self.rss_one = self.rss_sum_high = 0
+        self.pids, self.slow_at = [root_pid], 0.0
+
+    def poll(self):
+        now = time.monotonic()
+        slow = now - self.slow_at >= self.slow_s
+        if slow:
+            self.pids = process_tree(self.root_pid)
+        rss = [proc_rss(pid) for pid in self.pids]
+        self.rss_one = max([self.rss_one] + rss)
+        if slow or sum(rss) > self.rss_sum_high * 1.05:
+            self.rss_sum_high = max(self.rss_sum_high, sum(rss))
+            self.pss = max(self.pss, sum(proc_pss(pid) for pid in self.pids))
+            self.slow_at = now
 
 
 # a tqdm update "<desc>: 10%|█  | 1/10 [" -- training bars only (no desc, or one naming "train")
@@ -250,21 +281,30 @@ def run_swift(exe, args, log_path):
     """Run ``exe`` with ``args``; returns wall, first-step time, peak memory, exit code."""
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONUNBUFFERED='1',
                TOKENIZERS_PARALLELISM='false')
-    marks, peak, peak_one = {}, 0, 0
+    marks = {}
+    usage0, self0, (total0, busy0) = (resource.getrusage(resource.RUSAGE_CHILDREN),
+                                      resource.getrusage(resource.RUSAGE_SELF), cpu_jiffies())
     t0 = time.monotonic()
     with open(log_path, 'wb') as log_file:
         proc = subprocess.Popen([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
         pump = threading.Thread(target=pump_output, args=(proc, log_file, t0, marks), daemon=True)
         pump.start()
+        memory = MemoryPeak(proc.pid)
         while proc.poll() is None:
-            total, largest = tree_memory(proc.pid)
-            peak, peak_one = max(peak, total), max(peak_one, largest)
+            memory.poll()
             time.sleep(0.1)
         wall = time.monotonic() - t0
         pump.join(timeout=10)
-    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_pss_tree_bytes': peak,
-            'peak_rss_one_proc_bytes': peak_one, 'returncode': proc.returncode}
+    usage1, self1, (total1, busy1) = (resource.getrusage(resource.RUSAGE_CHILDREN),
+                                      resource.getrusage(resource.RUSAGE_SELF), cpu_jiffies())
+    cpu = lambda a, b: b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime  # noqa: E731
+    own_cpu, bench_cpu = cpu(usage0, usage1), cpu(self0, self1)
+    other = max(busy1 - busy0 - own_cpu - bench_cpu, 0) / max(total1 - total0, 1e-9)
+    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_pss_tree_bytes': memory.pss,
+            'peak_rss_one_proc_bytes': memory.rss_one, 'cpu_s': own_cpu, 'bench_cpu_s': bench_cpu,
+            'other_cpu_busy_during': other,
+            'returncode': proc.returncode}
 
 
 def read_train_log(output_dir):
@@ -332,7 +372,10 @@ ROWS = [  # (label, key, format, scale)
     ('total wall s', 'wall_s', '{:.1f}', 1),
     ('peak tree PSS GB', 'peak_pss_tree_bytes', '{:.2f}', 1e-9),
     ('peak proc RSS GB', 'peak_rss_one_proc_bytes', '{:.2f}', 1e-9),
-    ('CPU busy before %', 'cpu_busy_before', '{:.0f}', 100),
+    ('CPU time s', 'cpu_s', '{:.1f}', 1),
+    ('  (bench poller CPU s)', 'bench_cpu_s', '{:.1f}', 1),
+    ('others\' CPU % before', 'cpu_busy_before', '{:.0f}', 100),
+    ('others\' CPU % during', 'other_cpu_busy_during', '{:.0f}', 100),
 ]
 
 
@@ -344,11 +387,11 @@ def fmt(res, key, pattern, scale):
 def print_table(results):
     """Figures per side plus the ours/peer ratio."""
     ours, peer = results.get('ours'), results.get('peer')
-    print(f'\n{"":18}{"ours":>10}{"peer":>10}{"ours/peer":>11}')
+    print(f'\n{"":22}{"ours":>10}{"peer":>10}{"ours/peer":>11}')
     for label, key, pattern, scale in ROWS:
         a, b = (ours or {}).get(key), (peer or {}).get(key)
         ratio = f'{a / b:.2f}' if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else '-'
-        print(f'{label:18}{fmt(ours, key, pattern, scale):>10}{fmt(peer, key, pattern, scale):>10}{ratio:>11}')
+        print(f'{label:22}{fmt(ours, key, pattern, scale):>10}{fmt(peer, key, pattern, scale):>10}{ratio:>11}')
 
 
 def parse_args(argv=None):

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
+from ..dataset import load_rows
 from ..model import get_model_tokenizer
 from ..template import Template, get_template
 from ..utils.io import read_json
@@ -59,3 +60,9 @@ def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
     return get_template(template_type, tokenizer, default_system=read_system(args.system), max_length=args.max_length,
                         truncation_strategy=args.truncation_strategy, loss_scale=args.loss_scale,
                         use_chat_template=args.use_chat_template)
+
+
+def load_dataset_rows(args: BaseArguments, specs: list[str]) -> list[dict]:
+    """Normalised rows of ``specs`` with the data arguments of ``args`` (columns, strictness, identity)."""
+    return load_rows(specs, columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
+                     model_name=args.model_name, model_author=args.model_author).rows

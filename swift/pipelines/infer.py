@@ -7,13 +7,13 @@ import datetime as dt
 import os
 
 from ..arguments import InferArguments
-from ..dataset import load_rows, split_rows
+from ..dataset import split_rows
 from ..infer import PtEngine
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
 from ..utils.io import write_jsonl
-from .common import apply_checkpoint_args, load_model_and_template, to_arguments
+from .common import apply_checkpoint_args, load_dataset_rows, load_model_and_template, to_arguments
 from .export import merge_lora
 
 logger = get_logger()
@@ -102,11 +102,9 @@ def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -
 
 
 def _validation_rows(args: InferArguments) -> list[dict]:
-    load = dict(columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
-                model_name=args.model_name, model_author=args.model_author)
     if args.val_dataset:
-        return load_rows(args.val_dataset, **load).rows
-    rows = load_rows(args.dataset, **load).rows
+        return load_dataset_rows(args, args.val_dataset)
+    rows = load_dataset_rows(args, args.dataset)
     _, val = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
     if not val:
         raise SwiftError('--load_data_args true found no validation split in the run; pass --val_dataset FILE')

@@ -9,7 +9,7 @@ from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments
-from ..dataset import load_rows, pack_rows, split_rows
+from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
@@ -18,7 +18,7 @@ from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
 from ..utils.output_dir import next_run_dir
-from .common import load_model_and_template, to_arguments
+from .common import load_dataset_rows, load_model_and_template, to_arguments
 
 logger = get_logger()
 
@@ -75,12 +75,10 @@ def _choose_run_dir(args: TrainArguments) -> str:
 
 
 def _load_datasets(args: TrainArguments, template: Template):
-    load = dict(columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
-                model_name=args.model_name, model_author=args.model_author)
-    rows = load_rows(args.dataset, **load).rows
+    rows = load_dataset_rows(args, args.dataset)
     if args.val_dataset:
         train_rows = split_rows(rows, 0, args.data_seed, args.dataset_shuffle)[0]
-        val_rows = load_rows(args.val_dataset, **load).rows
+        val_rows = load_dataset_rows(args, args.val_dataset)
     else:
         train_rows, val_rows = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
     if args.lazy_tokenize:

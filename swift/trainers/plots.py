@@ -2,17 +2,15 @@
 import json
 import os
 
-import matplotlib
-
-matplotlib.use('Agg')  # files only: no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-
 PLOTTED = {'loss': 'train_loss', 'learning_rate': 'train_learning_rate', 'grad_norm': 'train_grad_norm',
            'eval_loss': 'eval_loss', 'tokens_per_second': 'train_tokens_per_second'}
 
 
 def plot_logging(logging_path: str, images_dir: str) -> list[str]:
     """One PNG per metric present in ``logging_path``; returns the files written."""
+    import matplotlib  # imported here: it costs start-up time and is needed only once, at the end
+    matplotlib.use('Agg')  # files only: no display on training machines
+    import matplotlib.pyplot as plt
     with open(logging_path, encoding='utf-8') as f:
         records = [json.loads(line) for line in f if line.strip()]
     os.makedirs(images_dir, exist_ok=True)

@@ -57,3 +57,9 @@ def test_help_lists_the_seed_flags():
     for flag in ('--train_type', '--lora_rank', '--target_modules', '--torch_dtype', '--model_author', '--use_hf',
                  '--check_model', '--val_dataset', '--attn_impl', '--warmup_ratio', '--save_total_limit'):
         assert flag in result.stdout, flag
+
+
+def test_hub_dataset_offline(qwen2_dir, tmp_path):
+    result = run_swift('sft', '--model', qwen2_dir, '--dataset', 'AI-ModelScope/alpaca-gpt4-data-en#500',
+                       '--output_dir', str(tmp_path), env={'HF_HUB_OFFLINE': '1'})
+    _assert_clean_error(result, 'AI-ModelScope/alpaca-gpt4-data-en')
