@@ -11,7 +11,8 @@ executable given and reports, per side:
                     token count is the chat-templated rows truncated to
                     ``--max-length``, times the number of epochs;
 * first step     -- seconds from process start to the first training-progress
-                    output (a tqdm ``n/N`` with n >= 1, or a logged step);
+                    output (a training tqdm bar at n >= 1, or a printed log dict
+                    with a loss), else to the first ``logging.jsonl`` record;
 * outside train  -- total wall time minus ``train_runtime``;
 * wall           -- wall time of the whole command;
 * peak memory    -- peak of the process tree's summed PSS (RSS with shared pages
@@ -38,8 +39,7 @@ Other flags: ``--workdir`` (default /tmp/swift-bench), ``--extra`` (extra
 default ``--model_type qwen2 --template qwen --check_model false``: ms-swift
 cannot guess the first two for a local folder, and its default model check
 queries the ModelScope hub, which offline costs ~22 s of timeouts and retries
-before training), ``--ours-extra``, ``--epochs``,
-``--max-length``, ``--rows``.
+before training), ``--ours-extra``, ``--epochs``, ``--max-length``, ``--rows``.
 """
 import argparse
 import glob
@@ -146,6 +146,8 @@ def make_row(rng, lexicon, tokenizer):
 
 def prepare(workdir, n_rows, seed=42):
     """Write model+tokenizer to ``workdir/model`` and the dataset to ``workdir/train.jsonl``."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
     rng = random.Random(seed)
     lexicon = make_lexicon(rng)
     tokenizer = build_tokenizer(lexicon, seed)
@@ -180,6 +182,29 @@ def cpu_busy(seconds=2.0):
     time.sleep(seconds)
     total1, busy1 = cpu_jiffies()
     return (busy1 - busy0) / max(total1 - total0, 1e-9)
+
+
+def _cpu_s(before, after):
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used, from creation to ``stop()``, by our (waited-for) children, by
+    this process (the poller), and the share of all CPUs used by anything else."""
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        return (resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF),
+                cpu_jiffies())
+
+    def stop(self):
+        (c0, s0, (total0, busy0)), (c1, s1, (total1, busy1)) = self.start, self._sample()
+        children, me = _cpu_s(c0, c1), _cpu_s(s0, s1)
+        other = max(busy1 - busy0 - children - me, 0) / max(total1 - total0, 1e-9)
+        return {'cpu_s': children, 'bench_cpu_s': me, 'other_cpu_busy_during': other}
 
 
 def proc_rss(pid):
@@ -227,10 +252,10 @@ class MemoryPeak:
     """Peak memory of a process tree: summed PSS and the largest single RSS.
 
     PSS, not RSS, is summed: a forked child shares its parent's pages, which
-    summed RSS would count twice. To keep the poller's own CPU use small (~1%
+    summed RSS would count twice. To keep the poller's own CPU use small (~1.5%
     of a core), the tree is re-listed and PSS (~20 ms per GB) read every
-    ``slow_s`` seconds, or sooner when the tree's summed RSS gets 5% above its high;
-    RSS (cheap) is read at every poll."""
+    ``slow_s`` seconds, or sooner when the tree's summed RSS gets 5% above its
+    high; RSS (cheap) is read at every poll."""
 
     def __init__(self, root_pid, slow_s=3.0):
         self.root_pid, self.slow_s = root_pid, slow_s
@@ -277,34 +302,38 @@ def pump_output(proc, log_file, t0, marks):
             marks['first_step'] = time.monotonic() - t0
 
 
-def run_swift(exe, args, log_path):
-    """Run ``exe`` with ``args``; returns wall, first-step time, peak memory, exit code."""
+def first_log_seen(output_dir):
+    """Whether a ``logging.jsonl`` with a record exists under ``output_dir`` yet."""
+    return any(os.path.getsize(p) for p in glob.glob(os.path.join(output_dir, '**', 'logging.jsonl'),
+                                                     recursive=True))
+
+
+def run_swift(exe, args, output_dir, log_path):
+    """Run ``exe`` with ``args``; returns wall, first-step time, peak memory, CPU use, exit code.
+
+    The first step is the first training progress in the output or, failing that,
+    the first record in ``logging.jsonl`` (checked once a second)."""
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', PYTHONUNBUFFERED='1',
                TOKENIZERS_PARALLELISM='false')
-    marks = {}
-    usage0, self0, (total0, busy0) = (resource.getrusage(resource.RUSAGE_CHILDREN),
-                                      resource.getrusage(resource.RUSAGE_SELF), cpu_jiffies())
+    marks, cpu = {}, CpuMeter()
     t0 = time.monotonic()
     with open(log_path, 'wb') as log_file:
         proc = subprocess.Popen([exe] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
         pump = threading.Thread(target=pump_output, args=(proc, log_file, t0, marks), daemon=True)
         pump.start()
-        memory = MemoryPeak(proc.pid)
+        memory, polls = MemoryPeak(proc.pid), 0
         while proc.poll() is None:
             memory.poll()
+            polls += 1
+            if polls % 10 == 0 and 'first_log' not in marks and first_log_seen(output_dir):
+                marks['first_log'] = time.monotonic() - t0
             time.sleep(0.1)
         wall = time.monotonic() - t0
         pump.join(timeout=10)
-    usage1, self1, (total1, busy1) = (resource.getrusage(resource.RUSAGE_CHILDREN),
-                                      resource.getrusage(resource.RUSAGE_SELF), cpu_jiffies())
-    cpu = lambda a, b: b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime  # noqa: E731
-    own_cpu, bench_cpu = cpu(usage0, usage1), cpu(self0, self1)
-    other = max(busy1 - busy0 - own_cpu - bench_cpu, 0) / max(total1 - total0, 1e-9)
-    return {'wall_s': wall, 'first_step_s': marks.get('first_step'), 'peak_pss_tree_bytes': memory.pss,
-            'peak_rss_one_proc_bytes': memory.rss_one, 'cpu_s': own_cpu, 'bench_cpu_s': bench_cpu,
-            'other_cpu_busy_during': other,
-            'returncode': proc.returncode}
+    first_step = marks.get('first_step', marks.get('first_log'))
+    return {'wall_s': wall, 'first_step_s': first_step, 'peak_pss_tree_bytes': memory.pss,
+            'peak_rss_one_proc_bytes': memory.rss_one, 'returncode': proc.returncode, **cpu.stop()}
 
 
 def read_train_log(output_dir):
@@ -349,7 +378,7 @@ def bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens):
     print(f'[{name}] {exe} {shlex.join(args)}\n[{name}] log: {log_path}', flush=True)
     if busy > 0.15:
         print(f'[{name}] warning: CPUs {busy:.0%} busy before the start; other processes skew figures')
-    res = run_swift(exe, args, log_path)
+    res = run_swift(exe, args, output_dir, log_path)
     res.update(read_train_log(output_dir), exe=exe, args=args, log=log_path, cpu_busy_before=busy)
     runtime = res.get('train_runtime_s')
     if res['returncode'] != 0 or not runtime:
@@ -398,17 +427,18 @@ def parse_args(argv=None):
     here = os.path.dirname(os.path.abspath(__file__))
     default_ours = os.path.join(os.path.dirname(here), '.venv', 'bin', 'swift')
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--ours', default=default_ours if os.path.exists(default_ours) else shutil.which('swift'))
+    p.add_argument('--ours', default=default_ours if os.path.exists(default_ours) else shutil.which('swift'),
+                   help='our `swift` executable (default: .venv/bin/swift, else `swift` on PATH)')
     p.add_argument('--peer', default=None, help='ms-swift `swift` executable (skipped if absent)')
-    p.add_argument('--skip-ours', action='store_true')
-    p.add_argument('--workdir', default='/tmp/swift-bench')
+    p.add_argument('--skip-ours', action='store_true', help='run the peer only')
+    p.add_argument('--workdir', default='/tmp/swift-bench', help='model, data, logs and outputs go here')
     p.add_argument('--extra', default='', help='extra `swift sft` args for both sides')
     p.add_argument('--peer-extra', default='--model_type qwen2 --template qwen --check_model false',
                    help='extra args for the peer only (see the module docstring)')
     p.add_argument('--ours-extra', default='', help='extra args for ours only')
-    p.add_argument('--rows', type=int, default=160)
-    p.add_argument('--epochs', type=int, default=1)
-    p.add_argument('--max-length', type=int, default=2048)
+    p.add_argument('--rows', type=int, default=160, help='dataset rows')
+    p.add_argument('--epochs', type=int, default=1, help='--num_train_epochs')
+    p.add_argument('--max-length', type=int, default=2048, help='--max_length')
     p.add_argument('--json', default=None, help='write the figures as JSON here')
     return p.parse_args(argv)
 

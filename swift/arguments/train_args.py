@@ -53,8 +53,8 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
     remove_unused_columns: bool = False
     logging_first_step: bool = True
     save_safetensors: bool = True
-    # ms-swift spelling kept for scripts that pass it.
-    resume_only_model: bool = field(default=False, metadata={'help': 'Resume weights only, not optimizer state.'})
+    group_by_length: bool = field(
+        default=False, metadata={'help': 'Batch rows of similar length together: less padding, faster steps.'})
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)
@@ -68,6 +68,8 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError(f'--warmup_ratio must be in [0, 1), got {self.warmup_ratio}')
         if self.warmup_ratio and not self.warmup_steps:
             self.warmup_steps = self.warmup_ratio  # transformers reads a float below 1 as a ratio
+        if self.group_by_length:  # transformers 5 moved this option into train_sampling_strategy
+            self.train_sampling_strategy = 'group_by_length'
         if self.eval_strategy is None:
             self.eval_strategy = self.save_strategy
         if self.eval_steps is None:
