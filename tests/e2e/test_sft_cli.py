@@ -18,6 +18,11 @@ SEED_SFT_FLAGS = [
 ]
 
 
+def _last_checkpoint(run_dir: str) -> str:
+    checkpoints = [p for p in glob.glob(os.path.join(run_dir, 'checkpoint-*')) if p.rsplit('-', 1)[1].isdigit()]
+    return max(checkpoints, key=lambda p: int(p.rsplit('-', 1)[1]))
+
+
 def _run_dir(output_dir) -> str:
     runs = sorted(glob.glob(os.path.join(output_dir, 'v*-*')))
     assert len(runs) == 1, runs
@@ -62,7 +67,7 @@ def test_seed_command_runs_and_writes_the_ms_swift_layout(seed_run):
 
 def test_infer_reads_the_checkpoint_args_and_answers_a_dataset(seed_run, conformance_dir, tmp_path):
     run_dir, _ = seed_run
-    ckpt = sorted(glob.glob(os.path.join(run_dir, 'checkpoint-*')))[-1]
+    ckpt = _last_checkpoint(run_dir)
     result_path = tmp_path / 'answers.jsonl'
     result = run_swift('infer', '--adapters', ckpt, '--infer_backend', 'pt', '--temperature', '0',
                        '--max_new_tokens', '8', '--val_dataset', os.path.join(conformance_dir, 'swift_single.jsonl'),
@@ -76,7 +81,7 @@ def test_infer_reads_the_checkpoint_args_and_answers_a_dataset(seed_run, conform
 
 def test_interactive_chat_streams_clears_and_exits(seed_run):
     run_dir, _ = seed_run
-    ckpt = sorted(glob.glob(os.path.join(run_dir, 'checkpoint-*')))[-1]
+    ckpt = _last_checkpoint(run_dir)
     result = run_swift('infer', '--adapters', ckpt, '--stream', 'true', '--temperature', '0', '--max_new_tokens', '4',
                        input='who are you?\nclear\nhello\nexit\n')
     assert result.returncode == 0, result.stderr[-3000:]
@@ -86,7 +91,7 @@ def test_interactive_chat_streams_clears_and_exits(seed_run):
 def test_export_merge_gives_the_same_logits_as_base_plus_adapter(seed_run, qwen2_dir):
     from peft import PeftModel
     run_dir, _ = seed_run
-    ckpt = sorted(glob.glob(os.path.join(run_dir, 'checkpoint-*')))[-1]
+    ckpt = _last_checkpoint(run_dir)
     base = AutoModelForCausalLM.from_pretrained(qwen2_dir)
     adapted = PeftModel.from_pretrained(base, ckpt)
     _make_lora_nonzero(adapted)  # 4 steps at lr 1e-4 barely move B; make the check meaningful
@@ -113,7 +118,7 @@ def _make_lora_nonzero(model) -> None:
 
 def test_infer_on_the_runs_validation_split_and_with_merge_lora(seed_run, tmp_path):
     run_dir, _ = seed_run
-    ckpt = sorted(glob.glob(os.path.join(run_dir, 'checkpoint-*')))[-1]
+    ckpt = _last_checkpoint(run_dir)
     result_path = tmp_path / 'val.jsonl'
     result = run_swift('infer', '--adapters', ckpt, '--infer_backend', 'pt', '--temperature', '0',
                        '--max_new_tokens', '4', '--load_data_args', 'true', '--max_batch_size', '4', '--merge_lora',
