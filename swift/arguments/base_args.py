@@ -27,6 +27,17 @@ class ModelArguments:
     check_model: bool = field(default=True, metadata={'help': 'Check the hub for a newer model (ignored offline).'})
     local_repo_path: Optional[str] = field(default=None, metadata={'help': 'Local clone of a repo the model needs.'})
     device_map: Optional[str] = field(default=None, metadata={'help': "Device placement, e.g. 'auto' or 'cpu'."})
+    quant_method: Optional[Literal['bnb']] = field(
+        default=None, metadata={'help': 'Load the base model quantized (QLoRA): bnb = bitsandbytes.'})
+    quant_bits: Optional[int] = field(
+        default=None, metadata={'help': '4 or 8 with --quant_method bnb; 0 loads unquantized.'})
+    bnb_4bit_quant_type: Literal['nf4', 'fp4'] = 'nf4'
+    bnb_4bit_use_double_quant: bool = True
+    bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = None
+
+    @property
+    def quantized(self) -> bool:
+        return bool(self.quant_bits)
 
 
 @dataclass
@@ -93,7 +104,9 @@ class GenerationArguments:
 
 # Arguments saved by training that inference and export take back from a checkpoint's args.json.
 CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'torch_dtype', 'template', 'system',
-                   'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code')
+                   'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
+                   'quant_method', 'quant_bits', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant',
+                   'bnb_4bit_compute_dtype')
 CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_seed', 'columns', 'model_name',
                         'model_author', 'dataset_shuffle', 'strict')
 

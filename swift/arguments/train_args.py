@@ -14,8 +14,8 @@ logger = get_logger()
 
 @dataclass
 class TunerArguments:
-    train_type: Literal['lora', 'full'] = field(
-        default='lora', metadata={'help': 'How to train: lora or full. Also accepted as --tuner_type.'})
+    train_type: Literal['lora', 'qlora', 'full'] = field(
+        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base) or full. Also --tuner_type.'})
     lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
     lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
     lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
@@ -62,6 +62,12 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError('--dataset is required: a file or a dataset id')
         if self.model is None:
             raise SwiftError('--model is required: a local folder or a hub id')
+        if self.train_type == 'qlora':
+            self.quant_method, self.quant_bits = self.quant_method or 'bnb', self.quant_bits or 4
+        if self.quant_bits and self.train_type == 'full':
+            raise SwiftError('--quant_bits trains adapters on a frozen quantized base: use --train_type lora')
+        if self.quant_bits and self.quant_method is None:
+            self.quant_method = 'bnb'
         if self.learning_rate is None:
             self.learning_rate = 1e-5 if self.train_type == 'full' else 1e-4
         if not 0 <= self.warmup_ratio < 1:

@@ -2,6 +2,7 @@
 import importlib
 import subprocess
 import sys
+import warnings
 
 from ..utils import SwiftError, env
 
@@ -42,6 +43,8 @@ def run_command(command: str, argv: list[str]) -> int:
 
 
 def cli_main(argv: list[str] | None = None) -> int:
+    # peft still calls this transformers 5 alias on every step; the warning tells users nothing they can act on.
+    warnings.filterwarnings('ignore', message='`is_gradient_checkpointing` is deprecated')
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help'):
         print(USAGE)

@@ -7,7 +7,7 @@ from typing import TypeVar
 from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
 from ..dataset import load_rows
-from ..model import get_model_tokenizer
+from ..model import bnb_config, get_model_tokenizer
 from ..template import Template, get_template
 from ..utils.io import read_json
 
@@ -47,6 +47,9 @@ def apply_checkpoint_args(args: A) -> A:
 
 def load_model_and_template(args: BaseArguments, **model_kwargs):
     """The model, its tokenizer and the template the arguments ask for (or the detected one)."""
+    if args.quantized:
+        model_kwargs['quantization_config'] = bnb_config(args.quant_bits, args.bnb_4bit_quant_type,
+                                                         args.bnb_4bit_use_double_quant, args.bnb_4bit_compute_dtype)
     model, tokenizer = get_model_tokenizer(
         args.model, args.torch_dtype, model_type=args.model_type, attn_impl=args.attn_impl, use_hf=args.use_hf,
         revision=args.model_revision, hub_token=args.hub_token, trust_remote_code=args.trust_remote_code,

@@ -9,7 +9,7 @@ from ..arguments import ExportArguments
 from ..export import merge_adapters, save_model_atomically
 from ..hub import push_folder
 from ..tuners import Swift
-from ..utils import get_logger
+from ..utils import SwiftError, get_logger
 from .common import apply_checkpoint_args, load_model_and_template, to_arguments
 
 logger = get_logger()
@@ -30,6 +30,13 @@ def export_main(args: ExportArguments | list[str] | None = None) -> dict:
 
 def merge_lora(args) -> str:
     """Write ``<adapter>-merged`` (or ``--output_dir``): base weights plus every adapter, as one plain model."""
+    if args.quantized:
+        raise SwiftError('refusing to merge into a quantized base: the adapter was trained with QLoRA '
+                         f'(--quant_bits {args.quant_bits}), and merged 4/8-bit weights lose precision. '
+                         'Pass --quant_bits 0 to merge into the unquantized base instead.')
+    if args.quant_bits == 0 and args.quant_method:
+        logger.warning('merging a QLoRA adapter into the unquantized base: outputs differ slightly from the '
+                       'quantized model it was trained on')
     model, tokenizer, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = merge_adapters(Swift.from_pretrained(model, adapter))

@@ -1,7 +1,7 @@
 """Make a model trainable: full fine-tuning, or LoRA/DoRA adapters through peft."""
 from dataclasses import dataclass, field
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel
 
 from ..utils import get_logger
@@ -34,7 +34,10 @@ def prepare_model(model: PreTrainedModel, train_type: str, lora: LoraSettings | 
     if train_type == 'full':
         model.requires_grad_(True)
     else:
-        if gradient_checkpointing:
+        if getattr(model, 'is_quantized', False):
+            # Norms to float32 and input grads on, so LoRA trains stably over the frozen 4/8-bit weights.
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        elif gradient_checkpointing:
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
         model = get_peft_model(model, (lora or LoraSettings()).to_peft())
