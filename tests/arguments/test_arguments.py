@@ -56,3 +56,12 @@ def test_infer_and_export_accept_the_seed_flags():
 def test_bad_values_raise(argv):
     with pytest.raises(SwiftError):
         parse_args(TrainArguments, BASE + argv)
+
+
+def test_system_is_a_string_or_a_text_file(tmp_path):
+    from swift.pipelines.common import read_system
+    prompt = tmp_path / 'prompt.txt'
+    prompt.write_text('Think step by step.\n')
+    assert read_system(str(prompt)) == 'Think step by step.'
+    assert read_system('You are a helpful assistant.') == 'You are a helpful assistant.'
+    assert read_system(None) is None
