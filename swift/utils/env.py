@@ -2,9 +2,8 @@
 
 - ``NPROC_PER_NODE``: processes per node; when set, ``swift sft/pt/rlhf`` relaunch under torchrun.
 - ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings.
-- ``LOCAL_RANK``, ``RANK``, ``WORLD_SIZE``: set by torchrun inside each worker.
+- ``LOCAL_RANK``: set by torchrun inside each worker; tells a worker from the launching command.
 - ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all.
-- ``SWIFT_DATA_SEED``: unused by default; datasets take ``--data_seed`` instead.
 """
 import os
 
@@ -31,14 +30,6 @@ def torchrun_settings() -> dict:
 
 def local_rank() -> int:
     return _int('LOCAL_RANK', -1)
-
-
-def rank() -> int:
-    return _int('RANK', -1)
-
-
-def world_size() -> int:
-    return _int('WORLD_SIZE', 1)
 
 
 def is_distributed_worker() -> bool:
