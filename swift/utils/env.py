@@ -1,6 +1,6 @@
 """The only module that reads environment variables. Each one is documented here.
 
-- ``NPROC_PER_NODE``: processes per node; when set, ``swift sft/pt/rlhf`` relaunch under torchrun.
+- ``NPROC_PER_NODE``: processes per node; when set, ``swift sft`` and ``swift pt`` relaunch under torchrun.
 - ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings.
 - ``LOCAL_RANK``: set by torchrun inside each worker; tells a worker from the launching command.
 - ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all.
