@@ -1,4 +1,5 @@
 from .base_args import BaseArguments, DataArguments, GenerationArguments, ModelArguments, TemplateArguments
+from .deploy_args import DeployArguments
 from .export_args import ExportArguments
 from .infer_args import InferArguments
 from .parser import parse_args

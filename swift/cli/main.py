@@ -10,6 +10,7 @@ COMMANDS = {
     'pt': 'swift.pipelines.train:pt_main',
     'sft': 'swift.pipelines.train:sft_main',
     'infer': 'swift.pipelines.infer:infer_main',
+    'deploy': 'swift.pipelines.deploy:deploy_main',
     'export': 'swift.pipelines.export:export_main',
 }
 # Commands that train, and so may run as several processes.

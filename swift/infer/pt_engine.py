@@ -1,9 +1,18 @@
-"""``PtEngine``: inference on transformers' ``generate``, batched up to ``max_batch_size`` and streamable."""
+"""``PtEngine``: inference on transformers' ``generate``, batched up to ``max_batch_size`` and streamable.
+
+One base model can carry several LoRA adapters (``add_adapter``); each call names the one to run with, and
+``adapter=None`` runs the model as the engine received it (the bare base when it came without an adapter). The
+base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter``. One ``generate`` runs at a time,
+so threads may share an engine.
+"""
 import threading
-from typing import Iterator
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
-from transformers import PreTrainedModel, StoppingCriteriaList, TextIteratorStreamer
+from peft import PeftModel
+from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers.generation.streamers import BaseStreamer
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
                         ChatCompletionStreamResponseChoice, ChatMessage, DeltaMessage, InferRequest, RequestConfig,
@@ -14,6 +23,7 @@ from .base import InferEngine
 from .stopping import StopWordsCriteria, truncate_at_stop
 
 DEFAULT_MAX_TOKENS = 2048
+OnText = Callable[[int, int, str], None]  # (prompt index, choice index, new text)
 
 
 class PtEngine(InferEngine):
@@ -25,33 +35,121 @@ class PtEngine(InferEngine):
         self.tokenizer = template.tokenizer
         self.max_batch_size = max_batch_size
         self.model_name = model_name or getattr(model, 'model_dir', None) or 'model'
+        # What adapter=None means: the adapter the model came with, or none at all.
+        self._own_adapter = model.active_adapter if isinstance(model, PeftModel) else None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
         """The seeds' constructor: an engine over an already loaded model and template."""
         return cls(model, template, max_batch_size=max_batch_size)
 
+    # ---- adapters --------------------------------------------------------------------------------------------
+    @property
+    def adapter_names(self) -> list[str]:
+        return list(self.model.peft_config) if isinstance(self.model, PeftModel) else []
+
+    def add_adapter(self, name: str, path: str) -> None:
+        """Load the LoRA checkpoint at ``path`` next to the others, selectable as ``adapter=name``."""
+        if name in self.adapter_names:
+            raise SwiftError(f'adapter name {name!r} is used twice')
+        try:
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(path, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+        except (OSError, ValueError) as err:
+            raise SwiftError(f'cannot load adapter {name!r} from {path}: {str(err).strip().splitlines()[0]}') from None
+        self.model.eval()
+
+    def _check_adapter(self, adapter: str | None) -> None:
+        if adapter is not None and adapter not in self.adapter_names:
+            raise SwiftError(f'unknown adapter {adapter!r}; loaded: {", ".join(self.adapter_names) or "none"}')
+
+    @contextmanager
+    def _adapter(self, adapter: str | None):
+        """Run the model with ``adapter`` active; None: the model as received."""
+        name = adapter or self._own_adapter
+        if not isinstance(self.model, PeftModel):
+            yield
+        elif name is None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            if self.model.active_adapter != name:
+                self.model.set_adapter(name, inference_mode=True)
+            yield
+
     # ---- public ----------------------------------------------------------------------------------------------
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               adapter: str | None = None):
         config = request_config or RequestConfig()
+        self._check_adapter(adapter)
         if config.stream:
-            return [self._stream(request, config) for request in infer_requests]
+            return [self._stream(request, config, adapter) for request in infer_requests]
+        prompts = [self.encode(request) for request in infer_requests]
+        per_batch = max(1, self.max_batch_size // config.n)  # each prompt takes n rows
         responses = []
-        for start in range(0, len(infer_requests), self.max_batch_size):
-            responses += self._generate_batch(infer_requests[start:start + self.max_batch_size], config)
+        for start in range(0, len(prompts), per_batch):
+            responses += self.generate(prompts[start:start + per_batch], config, adapter)
         return responses
 
-    # ---- batching --------------------------------------------------------------------------------------------
-    def _encode_prompts(self, requests: list[InferRequest]) -> list[list[int]]:
-        prompts = []
-        for request in requests:
-            encoded = self.template.encode({'messages': request.messages}, add_generation_prompt=True)
-            if encoded is None:
-                raise SwiftError(f'the prompt is longer than --max_length {self.template.max_length} tokens')
-            prompts.append(encoded['input_ids'])
-        return prompts
+    def encode(self, request: InferRequest) -> list[int]:
+        """Prompt ids of a conversation, rendered with the chat template."""
+        encoded = self.template.encode({'messages': request.messages}, add_generation_prompt=True)
+        if encoded is None:
+            raise SwiftError(f'the prompt is longer than --max_length {self.template.max_length} tokens')
+        return encoded['input_ids']
 
+    def encode_text(self, text: str) -> list[int]:
+        """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""
+        return self.tokenizer(text)['input_ids']
+
+    @property
+    def max_model_len(self) -> int | None:
+        # Configs name their context length differently; one without max_position_embeddings is not checked.
+        return getattr(self.model.config, 'max_position_embeddings', None)
+
+    def max_new_tokens(self, prompt_length: int, max_tokens: int | None, default: int | None = None) -> int:
+        """``max_tokens``, else ``default`` capped by the room the context leaves; SwiftError when it doesn't fit."""
+        limit = self.max_model_len
+        room = None if limit is None else limit - prompt_length
+        wanted = max_tokens or default or DEFAULT_MAX_TOKENS
+        if max_tokens is None and room is not None and room > 0:
+            wanted = min(wanted, room)  # as in OpenAI's API, an unset max_tokens shrinks to what fits
+        if room is not None and wanted > room:
+            raise SwiftError(f"this model's maximum context length is {limit} tokens, but {prompt_length + wanted} "
+                             f'were requested ({prompt_length} in the prompt, {wanted} to generate)')
+        return wanted
+
+    def generate(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None = None,
+                 on_text: OnText | None = None, cancelled: Callable[[int], bool] | None = None
+                 ) -> list[ChatCompletionResponse]:
+        """Answer prompt ids in one batch, ``config.n`` choices each.
+
+        ``on_text(prompt, choice, text)`` gets text as soon as later tokens can no longer change it;
+        ``cancelled(prompt)`` is polled every step and ends that prompt's rows when true.
+        """
+        self._check_adapter(adapter)
+        n = config.n
+        rows = [prompt for prompt in prompts for _ in range(n)]
+        inputs = self._left_padded(rows)
+        prompt_length = inputs['input_ids'].shape[1]
+        kwargs = self._generate_kwargs(config, prompt_length)
+        if cancelled is not None:
+            kwargs['stopping_criteria'].append(_Cancelled(lambda row: cancelled(row // n)))
+        streamer = None
+        if on_text is not None:
+            streamer = _RowTexts(self, len(rows), [*self.template.stop_words, *config.stop],
+                                 lambda row, text: on_text(row // n, row % n, text))
+        output = self._model_generate(adapter, config.seed, **inputs, **kwargs, streamer=streamer)
+        choices = [self._choice(row % n, completion, config, kwargs['max_new_tokens'])
+                   for row, completion in enumerate(output[:, prompt_length:].tolist())]
+        if streamer is not None:
+            streamer.finish([choice.message.content for choice, _ in choices])
+        return [self._response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
+
+    # ---- generation ------------------------------------------------------------------------------------------
     def _left_padded(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:
         longest = max(map(len, prompts))
         pad = self.tokenizer.pad_token_id
@@ -61,7 +159,7 @@ class PtEngine(InferEngine):
 
     def _generate_kwargs(self, config: RequestConfig, prompt_length: int) -> dict:
         greedy = not config.temperature
-        kwargs = {'max_new_tokens': config.max_tokens or DEFAULT_MAX_TOKENS, 'do_sample': not greedy,
+        kwargs = {'max_new_tokens': self.max_new_tokens(prompt_length, config.max_tokens), 'do_sample': not greedy,
                   'pad_token_id': self.tokenizer.pad_token_id, 'eos_token_id': self._stop_token_ids()}
         if not greedy:
             kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
@@ -71,9 +169,14 @@ class PtEngine(InferEngine):
             kwargs['repetition_penalty'] = config.repetition_penalty
         stop_words = [*self.template.stop_words, *config.stop]
         kwargs['stopping_criteria'] = StoppingCriteriaList([StopWordsCriteria(self.tokenizer, stop_words, prompt_length)])
-        if config.seed is not None:
-            torch.manual_seed(config.seed)
         return kwargs
+
+    def _model_generate(self, adapter: str | None, seed: int | None, **kwargs) -> torch.Tensor:
+        # The lock keeps the adapter choice and the seed in force for exactly this generate call.
+        with self._lock, self._adapter(adapter), torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.model.generate(**kwargs)
 
     def _stop_token_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -83,35 +186,32 @@ class PtEngine(InferEngine):
                 ids.add(token_ids[0])
         return sorted(i for i in ids if i is not None)
 
-    @torch.inference_mode()
-    def _generate_batch(self, requests: list[InferRequest], config: RequestConfig) -> list[ChatCompletionResponse]:
-        prompts = self._encode_prompts(requests)
-        inputs = self._left_padded(prompts)
-        kwargs = self._generate_kwargs(config, inputs['input_ids'].shape[1])
-        output = self.model.generate(**inputs, **kwargs)
-        completions = output[:, inputs['input_ids'].shape[1]:].tolist()
-        return [self._response(prompt, completion, config, kwargs['max_new_tokens'])
-                for prompt, completion in zip(prompts, completions)]
-
-    def _response(self, prompt: list[int], completion: list[int], config: RequestConfig,
-                  max_new_tokens: int) -> ChatCompletionResponse:
+    def _choice(self, index: int, completion: list[int], config: RequestConfig,
+                max_new_tokens: int) -> tuple[ChatCompletionResponseChoice, int]:
+        """One choice and the number of tokens it generated."""
         stop_ids = set(self._stop_token_ids())
         ended = next((i for i, t in enumerate(completion) if t in stop_ids), None)
         tokens = completion if ended is None else completion[:ended]
         text, stopped = truncate_at_stop(self.template.decode(tokens), [*self.template.stop_words, *config.stop])
         finish = 'stop' if ended is not None or stopped or len(tokens) < max_new_tokens else 'length'
-        n_completion = len(tokens) + (ended is not None)
-        usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
-        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', text), finish)
-        return ChatCompletionResponse(self.model_name, [choice], usage)
+        n_tokens = len(tokens) + (ended is not None)  # the stop token was generated too
+        return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens
 
-    # ---- streaming -------------------------------------------------------------------------------------------
-    def _stream(self, request: InferRequest, config: RequestConfig) -> Iterator[ChatCompletionStreamResponse]:
-        prompt = self._encode_prompts([request])[0]
+    def _response(self, prompt: list[int], choices: list[tuple[ChatCompletionResponseChoice, int]]
+                  ) -> ChatCompletionResponse:
+        n_completion = sum(count for _, count in choices)
+        usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
+        return ChatCompletionResponse(self.model_name, [choice for choice, _ in choices], usage)
+
+    # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
+    def _stream(self, request: InferRequest, config: RequestConfig,
+                adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
+        prompt = self.encode(request)
         inputs = self._left_padded([prompt])
         kwargs = self._generate_kwargs(config, len(prompt))
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        thread = threading.Thread(target=self._generate_quietly, kwargs={**inputs, **kwargs, 'streamer': streamer})
+        thread = threading.Thread(target=self._model_generate, args=(adapter, config.seed),
+                                  kwargs={**inputs, **kwargs, 'streamer': streamer})
         thread.start()
         sent = ''
         stop_words = [*self.template.stop_words, *config.stop]
@@ -125,10 +225,68 @@ class PtEngine(InferEngine):
         thread.join()
         yield self._chunk('', 'stop')
 
-    @torch.inference_mode()
-    def _generate_quietly(self, **kwargs) -> None:
-        self.model.generate(**kwargs)
-
     def _chunk(self, text: str, finish_reason: str | None) -> ChatCompletionStreamResponse:
         choice = ChatCompletionStreamResponseChoice(0, DeltaMessage('assistant', text), finish_reason)
         return ChatCompletionStreamResponse(self.model_name, [choice])
+
+
+class _Cancelled(StoppingCriteria):
+    """Ends the rows whose requester went away (a client that disconnected mid-stream)."""
+
+    def __init__(self, is_cancelled: Callable[[int], bool]):
+        self.is_cancelled = is_cancelled
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.tensor([self.is_cancelled(row) for row in range(input_ids.shape[0])], device=input_ids.device)
+
+
+class _RowTexts(BaseStreamer):
+    """Turns each generation step's batch of tokens into per-row text deltas.
+
+    Text is held back while a later token could still change it: half of a multi-byte character, or the start of
+    a stop word. ``finish`` sends whatever remains of each row's final answer, so the deltas add up to it exactly.
+    """
+
+    def __init__(self, engine: PtEngine, n_rows: int, stop_words: list[str], emit: Callable[[int, str], None]):
+        self.decode = engine.template.decode
+        self.stop_ids = set(engine._stop_token_ids())
+        self.stop_words = [w for w in stop_words if w]
+        self.emit = emit
+        self.tokens: list[list[int]] = [[] for _ in range(n_rows)]
+        self.sent = [''] * n_rows
+        self.ended = [False] * n_rows
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            if self.ended[row]:
+                continue
+            if token in self.stop_ids:
+                self.ended[row] = True
+                continue
+            self.tokens[row].append(token)
+            self._send(row, self._settled_text(row))
+
+    def end(self) -> None:
+        pass
+
+    def finish(self, texts: list[str]) -> None:
+        for row, text in enumerate(texts):
+            self._send(row, text)
+
+    def _settled_text(self, row: int) -> str:
+        text, stopped = truncate_at_stop(self.decode(self.tokens[row]), self.stop_words)
+        if stopped:
+            self.ended[row] = True
+            return text
+        text = text.rstrip('\ufffd')  # an incomplete UTF-8 sequence decodes to U+FFFD until its last byte comes
+        held = max((k for w in self.stop_words for k in range(1, len(w)) if text.endswith(w[:k])), default=0)
+        return text[:len(text) - held]
+
+    def _send(self, row: int, text: str) -> None:
+        if len(text) > len(self.sent[row]) and text.startswith(self.sent[row]):
+            self.emit(row, text[len(self.sent[row]):])
+            self.sent[row] = text

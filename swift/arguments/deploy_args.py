@@ -1,0 +1,48 @@
+"""Arguments of ``swift deploy``: the inference arguments plus the HTTP server's."""
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..utils import SwiftError
+from .infer_args import InferArguments
+
+
+@dataclass
+class DeployArguments(InferArguments):
+    """``--adapters`` takes bare paths, applied to the served model as ``swift infer`` does, and ``name=path``
+    entries, each served as a model of its own next to the base (multi-LoRA)."""
+    host: str = field(default='0.0.0.0', metadata={'help': 'Address to listen on; 127.0.0.1 keeps it local.'})
+    port: int = field(default=8000, metadata={'help': 'Port to listen on.'})
+    api_key: Optional[str] = field(
+        default=None, metadata={'help': "When set, requests must send 'Authorization: Bearer <api_key>'."})
+    served_model_name: Optional[str] = field(
+        default=None, metadata={'help': 'Name clients use for the base model; default: the model folder name.'})
+    max_batch_size: int = field(default=8, metadata={'help': 'Requests generated together in one batch.'})
+    log_interval: float = field(
+        default=20, metadata={'help': 'Seconds between throughput log lines; 0 or less turns them off.'})
+    adapter_mapping: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self):
+        InferArguments.__post_init__(self)
+        if not 0 < self.port < 65536:
+            raise SwiftError(f'--port must be in 1..65535, got {self.port}')
+        bare = []
+        for entry in self.adapters:
+            name, sep, path = entry.partition('=')
+            if not sep:
+                bare.append(entry)
+            elif not name or not path:
+                raise SwiftError(f"--adapters entry {entry!r} must be 'name=path'")
+            elif name in self.adapter_mapping:
+                raise SwiftError(f'--adapters names {name!r} twice')
+            else:
+                self.adapter_mapping[name] = path
+        self.adapters = bare
+
+    @property
+    def checkpoint_dir(self) -> Optional[str]:
+        """The first adapter, bare or named, whose args.json describes the run; else the model folder."""
+        for path in [*self.adapters, *self.adapter_mapping.values()][:1] + [self.model]:
+            if path and os.path.isfile(os.path.join(path, 'args.json')):
+                return path
+        return None

@@ -1,0 +1,145 @@
+"""The server's generation worker: a queue of requests, batched by adapter and settings, one batch at a time.
+
+Requests that arrive while a batch runs wait in the queue. The next batch takes the oldest waiting request and
+every other one with the same adapter and generation settings, up to ``max_batch_size`` rows. Generation runs in
+one worker thread, so the event loop keeps answering HTTP (and noticing disconnects) while the model works.
+"""
+import asyncio
+import dataclasses
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..protocol import ChatCompletionResponse, RequestConfig
+from ..utils import get_logger
+from .pt_engine import PtEngine
+
+logger = get_logger()
+
+
+@dataclass(eq=False)
+class Job:
+    """One request in the queue. The worker reports to the event loop through ``events``:
+    ``('text', choice, delta)`` while streaming, then ``('done', response)`` or ``('error', exception)``."""
+    prompt: list[int]
+    config: RequestConfig
+    adapter: str | None
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancelled: bool = False  # set by the event loop when the client goes away; read by the worker every step
+
+    def batch_key(self) -> object:
+        # A seeded request runs alone: its sample must not depend on which requests share its batch.
+        if self.config.seed is not None:
+            return id(self)
+        return self.adapter, repr(dataclasses.replace(self.config, stream=False))
+
+    def send(self, *event) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        except RuntimeError:  # the event loop has closed: the server is shutting down and nobody is listening
+            pass
+
+
+class Throughput:
+    """Counts finished requests, generated tokens and batches, and logs their rates every ``interval`` seconds."""
+
+    def __init__(self, interval: float):
+        self.interval = interval if interval > 0 else None
+        self._reset(time.monotonic())
+
+    def _reset(self, now: float) -> None:
+        self.since, self.requests, self.tokens, self.batches = now, 0, 0, 0
+
+    def add(self, requests: int, tokens: int) -> None:
+        self.requests += requests
+        self.tokens += tokens
+        self.batches += 1
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if self.interval is None or now - self.since < self.interval:
+            return
+        if self.batches:
+            elapsed = now - self.since
+            logger.info(f'{self.requests / elapsed:.2f} requests/s, {self.tokens / elapsed:.1f} generated tokens/s, '
+                        f'{self.requests / self.batches:.1f} requests per batch')
+        self._reset(now)
+
+
+class BatchScheduler:
+
+    def __init__(self, engine: PtEngine, max_batch_size: int, log_interval: float = 0):
+        self.engine = engine
+        self.max_batch_size = max_batch_size
+        self.throughput = Throughput(log_interval)
+        self._pending: deque[Job] = deque()
+        self._wakeup = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._work, name='swift-generate', daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wakeup:
+            self._stopped = True
+            self._wakeup.notify()
+        self._thread.join(timeout=5)
+
+    def submit(self, job: Job) -> None:
+        with self._wakeup:
+            self._pending.append(job)
+            self._wakeup.notify()
+
+    # ---- worker thread ---------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            if batch:
+                self._run(batch)
+            self.throughput.maybe_log()
+
+    def _next_batch(self) -> list[Job] | None:
+        """The next batch to run; [] when the wait timed out (time to log); None once stopped."""
+        with self._wakeup:
+            self._wakeup.wait_for(lambda: self._pending or self._stopped, timeout=self.throughput.interval)
+            if self._stopped:
+                return None
+            waiting = [job for job in self._pending if not job.cancelled]
+            if not waiting:
+                self._pending.clear()
+                return []
+            key, batch, rest, rows = waiting[0].batch_key(), [], deque(), 0
+            for job in waiting:
+                if job.batch_key() == key and (not batch or rows + job.config.n <= self.max_batch_size):
+                    batch.append(job)
+                    rows += job.config.n
+                else:
+                    rest.append(job)
+            self._pending = rest
+            return batch
+
+    def _run(self, batch: list[Job]) -> None:
+        def on_text(index: int, choice: int, text: str) -> None:
+            if batch[index].config.stream:
+                batch[index].send('text', choice, text)
+
+        try:
+            responses = self.engine.generate([job.prompt for job in batch], batch[0].config, batch[0].adapter,
+                                             on_text=on_text, cancelled=lambda index: batch[index].cancelled)
+        except Exception as err:  # noqa: BLE001  a failed batch fails its requests, never the worker
+            logger.error(f'generation failed for a batch of {len(batch)}: {type(err).__name__}: {err}')
+            for job in batch:
+                job.send('error', err)
+            return
+        for job, response in zip(batch, responses):
+            self._finish(job, response)
+        self.throughput.add(len(batch), sum(response.usage.completion_tokens for response in responses))
+
+    @staticmethod
+    def _finish(job: Job, response: ChatCompletionResponse) -> None:
+        if job.cancelled:
+            logger.info(f'client disconnected; stopped its generation after {response.usage.completion_tokens} '
+                        'tokens')
+        job.send('done', response)

@@ -1,0 +1,326 @@
+"""The OpenAI-compatible HTTP server of ``swift deploy``: FastAPI routes over one ``PtEngine``.
+
+    GET  /health                 liveness, no key needed
+    GET  /v1/models              the base model first, then each adapter
+    POST /v1/chat/completions    chat template applied; whole or streamed (server-sent events)
+    POST /v1/completions         raw prompt text, no chat template
+
+Every error is OpenAI's shape, ``{"error": {"message", "type", "code"}}``: bad requests are 4xx and never stop
+the server. Generation runs in ``BatchScheduler``'s worker thread; this module only translates HTTP.
+"""
+import asyncio
+import dataclasses
+import hmac
+import json
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionStreamResponseChoice,
+                        DeltaMessage, InferRequest, RequestConfig)
+from ..utils import SwiftError, get_logger
+from .pt_engine import PtEngine
+from .scheduler import BatchScheduler, Job
+
+logger = get_logger()
+DISCONNECT_POLL_S = 0.5  # how often a stream waiting for its batch checks that its client is still there
+
+
+# ---- request bodies ----------------------------------------------------------------------------------------------
+class Message(BaseModel):
+    role: Literal['system', 'user', 'assistant', 'tool']
+    content: str | list[dict] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class _GenerationFields(BaseModel):
+    """The sampling fields both endpoints share; unknown fields are ignored, as OpenAI clients send many."""
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=16)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool | int | None = None
+
+
+class ChatCompletionRequest(_GenerationFields):
+    messages: list[Message] = Field(min_length=1)
+
+
+class CompletionRequest(_GenerationFields):
+    prompt: str | list[str]
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+class APIError(Exception):
+
+    def __init__(self, status: int, message: str, type_: str = 'invalid_request_error', code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+def _error_body(message: str, type_: str, code: str | int | None) -> dict:
+    return {'error': {'message': message, 'type': type_, 'code': code}}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, err: APIError):
+        return JSONResponse(_error_body(err.message, err.type, err.code), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException):
+        return JSONResponse(_error_body(str(err.detail), 'invalid_request_error', err.status_code),
+                            status_code=err.status_code)
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> BaseModel:
+    """The JSON body as ``model``. Read by hand, so a body sent without a JSON content type (curl -d) still works."""
+    try:
+        payload = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise APIError(400, f'the request body is not valid JSON: {err}') from None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = '.'.join(str(part) for part in first['loc']) or 'body'
+        raise APIError(400, f"{where}: {first['msg']}") from None
+
+
+def _api_key_check(api_key: str | None):
+
+    async def check(authorization: str | None = Header(None)) -> None:
+        if api_key is None:
+            return
+        scheme, _, token = (authorization or '').partition(' ')
+        if scheme.lower() != 'bearer' or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise APIError(401, 'Incorrect API key provided.', code='invalid_api_key')
+
+    return check
+
+
+# ---- translating requests ----------------------------------------------------------------------------------------
+def _message_text(message: Message) -> str:
+    if message.content is None or isinstance(message.content, str):
+        return message.content or ''
+    texts = []
+    for part in message.content:
+        if part.get('type') != 'text':
+            raise APIError(400, f"content parts of type {part.get('type')!r} are not supported; send text")
+        texts.append(part.get('text', ''))
+    return ''.join(texts)
+
+
+def _request_config(body: _GenerationFields, defaults: RequestConfig, max_tokens: int) -> RequestConfig:
+    if body.logprobs:
+        raise APIError(400, 'logprobs are not supported by this server yet', code='unsupported_parameter')
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop or []
+    config = dataclasses.replace(defaults, max_tokens=max_tokens, stop=[*defaults.stop, *stop], n=body.n,
+                                 stream=body.stream, seed=defaults.seed if body.seed is None else body.seed)
+    for name in ('temperature', 'top_p', 'top_k', 'repetition_penalty'):
+        if getattr(body, name) is not None:
+            setattr(config, name, getattr(body, name))
+    return config
+
+
+def _sse(payload: dict | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+class _Server:
+    """The state the routes share: the engine, the scheduler, the model names and the defaults."""
+
+    def __init__(self, engine: PtEngine, served_model_name: str, adapter_names: list[str],
+                 defaults: RequestConfig, scheduler: BatchScheduler):
+        if served_model_name in adapter_names:
+            raise SwiftError(f'adapter name {served_model_name!r} is also the served model name')
+        self.engine, self.served, self.adapters = engine, served_model_name, list(adapter_names)
+        self.defaults, self.scheduler = defaults, scheduler
+
+    def adapter_for(self, model: str) -> str | None:
+        if model == self.served:
+            return None
+        if model in self.adapters:
+            return model
+        raise APIError(404, f'The model `{model}` does not exist; served: {", ".join([self.served, *self.adapters])}',
+                       code='model_not_found')
+
+    def submit(self, body: _GenerationFields, encode) -> Job:
+        """Encode the prompt (``encode()`` gives its ids), check that it fits the context, and queue it."""
+        adapter = self.adapter_for(body.model)
+        try:
+            prompt = encode()
+        except SwiftError as err:
+            raise APIError(400, str(err)) from None
+        try:
+            max_tokens = self.engine.max_new_tokens(len(prompt), body.max_tokens or body.max_completion_tokens,
+                                                    default=self.defaults.max_tokens)
+        except SwiftError as err:
+            raise APIError(400, str(err), code='context_length_exceeded') from None
+        job = Job(prompt, _request_config(body, self.defaults, max_tokens), adapter, asyncio.get_running_loop())
+        self.scheduler.submit(job)
+        return job
+
+
+async def _result(job: Job) -> ChatCompletionResponse:
+    """The job's whole response, once its batch is done."""
+    try:
+        while (event := await job.events.get())[0] == 'text':
+            pass
+    finally:
+        job.cancelled = True  # stops the rows if this handler is cancelled; harmless once done
+    if event[0] == 'error':
+        raise APIError(500, f'generation failed: {event[1]}', 'server_error')
+    return event[1]
+
+
+async def _events(job: Job, request: Request) -> AsyncIterator[tuple]:
+    """The job's events until it ends; stops, cancelling the job, when the client disconnects."""
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(job.events.get(), DISCONNECT_POLL_S)
+            except asyncio.TimeoutError:
+                event = None
+            if event is not None:
+                yield event
+                if event[0] != 'text':
+                    return
+            if await request.is_disconnected():
+                return
+    finally:
+        job.cancelled = True
+
+
+# ---- routes ------------------------------------------------------------------------------------------------------
+def _model_routes(router: APIRouter, server: _Server) -> None:
+
+    @router.get('/v1/models')
+    async def models():
+        created = int(time.time())
+        return {'object': 'list', 'data': [{'id': name, 'object': 'model', 'created': created, 'owned_by': 'swift'}
+                                           for name in [server.served, *server.adapters]]}
+
+
+def _chat_routes(router: APIRouter, server: _Server) -> None:
+
+    @router.post('/v1/chat/completions')
+    async def chat_completions(request: Request):
+        body = await _parse(request, ChatCompletionRequest)
+        messages = [{'role': m.role, 'content': _message_text(m)} for m in body.messages]
+        job = server.submit(body, lambda: server.engine.encode(InferRequest(messages=messages)))
+        if body.stream:
+            return StreamingResponse(_chat_stream(job, body, request), media_type='text/event-stream')
+        response = await _result(job)
+        return dataclasses.replace(response, model=body.model).to_dict()
+
+
+async def _chat_stream(job: Job, body: ChatCompletionRequest, request: Request):
+    chunk_id, created = f'chatcmpl-{uuid.uuid4().hex}', int(time.time())
+
+    def chunk(choice: int, text: str, finish_reason: str | None = None, usage=None) -> str:
+        choices = [ChatCompletionStreamResponseChoice(choice, DeltaMessage('assistant', text), finish_reason)]
+        return _sse(ChatCompletionStreamResponse(body.model, choices, usage, chunk_id, created=created).to_dict())
+
+    async for event in _events(job, request):
+        if event[0] == 'text':
+            yield chunk(event[1], event[2])
+        elif event[0] == 'error':
+            yield _sse(_error_body(f'generation failed: {event[1]}', 'server_error', None))
+        else:
+            for choice in event[1].choices:
+                # content '' rather than null: clients print delta.content of every chunk
+                yield chunk(choice.index, '', choice.finish_reason, event[1].usage)
+            if body.stream_options and body.stream_options.include_usage:
+                usage_chunk = ChatCompletionStreamResponse(body.model, [], event[1].usage, chunk_id, created=created)
+                yield _sse(usage_chunk.to_dict())
+            yield _sse('[DONE]')
+
+
+def _completion_routes(router: APIRouter, server: _Server) -> None:
+
+    @router.post('/v1/completions')
+    async def completions(request: Request):
+        body = await _parse(request, CompletionRequest)
+        prompt = body.prompt if isinstance(body.prompt, str) else _single_prompt(body.prompt)
+        job = server.submit(body, lambda: server.engine.encode_text(prompt))
+        if body.stream:
+            return StreamingResponse(_completion_stream(job, body, request), media_type='text/event-stream')
+        response = await _result(job)
+        choices = [(c.index, c.message.content, c.finish_reason) for c in response.choices]
+        return _completion_body(body.model, choices, dataclasses.asdict(response.usage))
+
+
+def _single_prompt(prompts: list[str]) -> str:
+    if len(prompts) != 1:
+        raise APIError(400, f'send one prompt per request, got {len(prompts)}')
+    return prompts[0]
+
+
+def _completion_body(model: str, choices: list[tuple], usage: dict | None, completion_id: str | None = None,
+                     created: int | None = None) -> dict:
+    return {'id': completion_id or f'cmpl-{uuid.uuid4().hex}', 'object': 'text_completion',
+            'created': created or int(time.time()), 'model': model, 'usage': usage,
+            'choices': [{'index': i, 'text': text, 'logprobs': None, 'finish_reason': finish}
+                        for i, text, finish in choices]}
+
+
+async def _completion_stream(job: Job, body: CompletionRequest, request: Request):
+    completion_id, created = f'cmpl-{uuid.uuid4().hex}', int(time.time())
+    async for event in _events(job, request):
+        if event[0] == 'text':
+            yield _sse(_completion_body(body.model, [(event[1], event[2], None)], None, completion_id, created))
+        elif event[0] == 'error':
+            yield _sse(_error_body(f'generation failed: {event[1]}', 'server_error', None))
+        else:
+            usage = dataclasses.asdict(event[1].usage)
+            for choice in event[1].choices:
+                yield _sse(_completion_body(body.model, [(choice.index, '', choice.finish_reason)], usage,
+                                            completion_id, created))
+            yield _sse('[DONE]')
+
+
+# ---- the app -----------------------------------------------------------------------------------------------------
+def create_app(engine: PtEngine, served_model_name: str, adapter_names: list[str], api_key: str | None = None,
+               default_request_config: RequestConfig | None = None, log_interval: float = 0) -> FastAPI:
+    """The FastAPI app serving ``engine``: the base as ``served_model_name``, each adapter under its name."""
+    scheduler = BatchScheduler(engine, engine.max_batch_size, log_interval)
+    server = _Server(engine, served_model_name, adapter_names, default_request_config or RequestConfig(), scheduler)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        scheduler.start()
+        yield
+        scheduler.stop()
+
+    app = FastAPI(title='swift deploy', lifespan=lifespan)
+    _add_error_handlers(app)
+
+    @app.get('/health')
+    async def health():
+        return {'status': 'ok'}
+
+    router = APIRouter(dependencies=[Depends(_api_key_check(api_key))])
+    _model_routes(router, server)
+    _chat_routes(router, server)
+    _completion_routes(router, server)
+    app.include_router(router)
+    return app
