@@ -5,13 +5,14 @@ One base model can carry several LoRA adapters (``add_adapter``); each call name
 base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter``. One ``generate`` runs at a time,
 so threads may share an engine.
 """
+import queue
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
 from peft import PeftModel
-from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
@@ -206,27 +207,31 @@ class PtEngine(InferEngine):
     # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
     def _stream(self, request: InferRequest, config: RequestConfig,
                 adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
+        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason."""
         prompt = self.encode(request)
-        inputs = self._left_padded([prompt])
-        kwargs = self._generate_kwargs(config, len(prompt))
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        thread = threading.Thread(target=self._model_generate, args=(adapter, config.seed),
-                                  kwargs={**inputs, **kwargs, 'streamer': streamer})
-        thread.start()
-        sent = ''
-        stop_words = [*self.template.stop_words, *config.stop]
-        for piece in streamer:
-            text, stopped = truncate_at_stop(sent + piece, stop_words)
-            if text[len(sent):]:
-                yield self._chunk(text[len(sent):], None)
-                sent = text
-            if stopped:
-                break
-        thread.join()
-        yield self._chunk('', 'stop')
+        events: queue.Queue = queue.Queue()
 
-    def _chunk(self, text: str, finish_reason: str | None) -> ChatCompletionStreamResponse:
-        choice = ChatCompletionStreamResponseChoice(0, DeltaMessage('assistant', text), finish_reason)
+        def run() -> None:
+            try:
+                on_text = lambda _prompt, choice, text: events.put(('text', (choice, text)))  # noqa: E731
+                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text)[0]))
+            except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
+                events.put(('error', err))
+
+        threading.Thread(target=run, daemon=True).start()
+        while True:
+            kind, value = events.get()
+            if kind == 'error':
+                raise value
+            if kind == 'text':
+                yield self._chunk(*value, None)
+                continue
+            for choice in value.choices:
+                yield self._chunk(choice.index, '', choice.finish_reason)
+            return
+
+    def _chunk(self, index: int, text: str, finish_reason: str | None) -> ChatCompletionStreamResponse:
+        choice = ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason)
         return ChatCompletionStreamResponse(self.model_name, [choice])
 
 

@@ -55,10 +55,11 @@ def test_streaming_yields_the_same_text_as_a_whole_answer(trained, qwen2_dir):
     model, tokenizer = get_model_tokenizer(qwen2_dir)
     engine = PtEngine.from_model_template(model, get_template('qwen', tokenizer))
     request = InferRequest(messages=[{'role': 'user', 'content': 'hello'}])
-    whole = engine.infer([request], RequestConfig(max_tokens=8, temperature=0))[0].choices[0].message.content
+    whole = engine.infer([request], RequestConfig(max_tokens=8, temperature=0))[0].choices[0]
     chunks = list(engine.infer([request], RequestConfig(max_tokens=8, temperature=0, stream=True))[0])
-    assert ''.join(c.choices[0].delta.content for c in chunks) == whole
-    assert chunks[-1].choices[0].finish_reason == 'stop'
+    assert ''.join(c.choices[0].delta.content for c in chunks) == whole.message.content
+    assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert chunks[-1].choices[0].finish_reason == whole.finish_reason
 
 
 def test_hub_id_offline_is_one_clear_error():
