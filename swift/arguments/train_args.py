@@ -14,8 +14,9 @@ logger = get_logger()
 
 @dataclass
 class TunerArguments:
-    train_type: Literal['lora', 'qlora', 'full'] = field(
-        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base) or full. Also --tuner_type.'})
+    train_type: Literal['lora', 'qlora', 'full', 'vera', 'boft', 'fourierft', 'bone'] = field(
+        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base), full, or the peft adapters vera, '
+                                          'boft, fourierft, bone. Also --tuner_type.'})
     lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
     lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
     lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
@@ -25,6 +26,11 @@ class TunerArguments:
     modules_to_save: list[str] = field(default_factory=list, metadata={'help': 'Modules trained fully beside LoRA.'})
     use_dora: bool = field(default=False, metadata={'help': 'Weight-decomposed LoRA (DoRA).'})
     use_rslora: bool = field(default=False, metadata={'help': 'Rank-stabilised LoRA scaling.'})
+    vera_rank: int = field(default=256, metadata={'help': 'Rank of the shared random VeRA matrices.'})
+    boft_block_size: int = field(default=4, metadata={'help': 'BOFT block size; must divide the layer widths.'})
+    boft_n_butterfly_factor: int = field(default=1, metadata={'help': 'BOFT butterfly factors.'})
+    fourier_n_frequency: int = field(default=2000, metadata={'help': 'FourierFT: spectral coefficients per layer.'})
+    fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
 
     @property
     def tuner_type(self) -> str:

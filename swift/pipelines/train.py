@@ -13,7 +13,7 @@ from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
-from ..tuners import LoraSettings, prepare_model
+from ..tuners import TunerSettings, prepare_model
 from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
@@ -40,7 +40,7 @@ def run_training(args: TrainArguments) -> dict:
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = _load_datasets(args, template)
     run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
-    model = prepare_model(model, args.train_type, _lora_settings(args), bool(args.activation_checkpointing))
+    model = prepare_model(model, args.train_type, _tuner_settings(args), bool(args.activation_checkpointing))
     checkpoint_args = _checkpoint_args(args, model, template)
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
@@ -102,10 +102,12 @@ def _encode_split(template: Template, rows: list[dict], args: TrainArguments, sp
     return encoded
 
 
-def _lora_settings(args: TrainArguments) -> LoraSettings:
-    return LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout, bias=args.lora_bias,
-                        target_modules=args.target_modules, modules_to_save=args.modules_to_save,
-                        use_dora=args.use_dora, use_rslora=args.use_rslora)
+def _tuner_settings(args: TrainArguments) -> TunerSettings:
+    return TunerSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout, bias=args.lora_bias,
+                         target_modules=args.target_modules, modules_to_save=args.modules_to_save,
+                         use_dora=args.use_dora, use_rslora=args.use_rslora, vera_rank=args.vera_rank,
+                         boft_block_size=args.boft_block_size, boft_n_butterfly_factor=args.boft_n_butterfly_factor,
+                         fourier_n_frequency=args.fourier_n_frequency, fourier_scaling=args.fourier_scaling)
 
 
 def _checkpoint_args(args: TrainArguments, model, template: Template) -> dict:

@@ -1,2 +1,3 @@
-from .prepare import LoraSettings, prepare_model
+from .peft_tuners import PEFT_TUNERS, TunerSettings
+from .prepare import prepare_model
 from .swift import Swift

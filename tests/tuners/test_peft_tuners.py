@@ -1,0 +1,61 @@
+"""Each adapter family: only its parameters train, the checkpoint reloads to the same logits, merges match."""
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from swift.tuners import TunerSettings, prepare_model
+
+from ..conftest import run_swift
+
+TUNERS = ['lora', 'vera', 'boft', 'fourierft', 'bone']
+SETTINGS = TunerSettings(rank=4, vera_rank=16, fourier_n_frequency=64, fourier_scaling=10.0, dropout=0.0)
+
+
+def _train_a_few_steps(model, steps: int = 3) -> None:
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    ids = torch.tensor([[1, 7, 9, 40, 22, 13, 5, 60]])
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+@pytest.mark.parametrize('train_type', TUNERS)
+def test_only_the_adapter_trains_and_reloads_and_merges(train_type, qwen2_dir, tmp_path):
+    torch.manual_seed(0)
+    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), train_type, SETTINGS)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _train_a_few_steps(model)
+    model.eval()
+    for name, param in model.named_parameters():
+        changed = not torch.equal(before[name], param)
+        assert changed == param.requires_grad, f'{name}: trainable={param.requires_grad} changed={changed}'
+    assert any(p.requires_grad for p in model.parameters())
+
+    ids = torch.tensor([[3, 14, 15, 92, 65]])
+    with torch.no_grad():
+        trained = model(ids).logits
+    model.save_pretrained(tmp_path)
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(qwen2_dir), tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, trained, atol=1e-5, rtol=1e-5)
+        base = AutoModelForCausalLM.from_pretrained(qwen2_dir)(ids).logits
+        merged = reloaded.merge_and_unload()(ids).logits
+    assert not torch.allclose(trained, base, atol=1e-4)  # the adapter does something
+    torch.testing.assert_close(merged, trained, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('train_type', ['vera', 'boft', 'fourierft', 'bone'])
+def test_train_type_flag_trains_and_infers(train_type, qwen2_dir, tmp_path):
+    data = tmp_path / 'rows.jsonl'
+    data.write_text('{"query": "hi", "response": "hello there"}\n' * 8)
+    result = run_swift('sft', '--model', qwen2_dir, '--dataset', str(data), '--train_type', train_type,
+                       '--max_steps', '2', '--split_dataset_ratio', '0', '--fourier_n_frequency', '64',
+                       '--vera_rank', '16', '--output_dir', str(tmp_path / 'out'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = next((tmp_path / 'out').glob('v*/checkpoint-2'))
+    answer = run_swift('infer', '--adapters', str(ckpt), '--max_new_tokens', '3', '--val_dataset', str(data) + '#1',
+                       '--result_path', str(tmp_path / 'a.jsonl'))
+    assert answer.returncode == 0, answer.stderr[-3000:]
