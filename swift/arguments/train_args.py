@@ -31,6 +31,14 @@ class TunerArguments:
     boft_n_butterfly_factor: int = field(default=1, metadata={'help': 'BOFT butterfly factors.'})
     fourier_n_frequency: int = field(default=2000, metadata={'help': 'FourierFT: spectral coefficients per layer.'})
     fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
+    lorap_lr_ratio: Optional[float] = field(
+        default=None, metadata={'help': 'LoRA+: the B matrices learn this many times faster (e.g. 16).'})
+    freeze_parameters: list[str] = field(
+        default_factory=list, metadata={'help': 'Full training: parameter name prefixes to freeze.'})
+    freeze_parameters_ratio: float = field(
+        default=0.0, metadata={'help': 'Full training: freeze this fraction of the parameters, from the bottom.'})
+    trainable_parameters: list[str] = field(
+        default_factory=list, metadata={'help': 'Full training: prefixes or regexes trained even when frozen above.'})
 
     @property
     def tuner_type(self) -> str:
@@ -74,6 +82,10 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError('--quant_bits trains adapters on a frozen quantized base: use --train_type lora')
         if self.quant_bits and self.quant_method is None:
             self.quant_method = 'bnb'
+        if not 0 <= self.freeze_parameters_ratio <= 1:
+            raise SwiftError(f'--freeze_parameters_ratio must be in [0, 1], got {self.freeze_parameters_ratio}')
+        if self.lorap_lr_ratio is not None and self.train_type not in ('lora', 'qlora'):
+            raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
         if self.learning_rate is None:
             self.learning_rate = 1e-5 if self.train_type == 'full' else 1e-4
         if not 0 <= self.warmup_ratio < 1:

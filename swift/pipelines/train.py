@@ -13,7 +13,7 @@ from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
-from ..tuners import TunerSettings, prepare_model
+from ..tuners import TunerSettings, loraplus_optimizer, prepare_model
 from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
@@ -49,6 +49,7 @@ def run_training(args: TrainArguments) -> dict:
     trainer = SwiftTrainer(
         model=model, args=args, train_dataset=train_data, eval_dataset=val_data or None, processing_class=tokenizer,
         data_collator=DataCollator(tokenizer.pad_token_id, padding_free=args.padding_free or args.packing),
+        optimizers=(_optimizer(args, model), None),
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback()],
         checkpoint_args=checkpoint_args)
     _use_own_progress_bar(trainer)
@@ -107,7 +108,18 @@ def _tuner_settings(args: TrainArguments) -> TunerSettings:
                          target_modules=args.target_modules, modules_to_save=args.modules_to_save,
                          use_dora=args.use_dora, use_rslora=args.use_rslora, vera_rank=args.vera_rank,
                          boft_block_size=args.boft_block_size, boft_n_butterfly_factor=args.boft_n_butterfly_factor,
-                         fourier_n_frequency=args.fourier_n_frequency, fourier_scaling=args.fourier_scaling)
+                         fourier_n_frequency=args.fourier_n_frequency, fourier_scaling=args.fourier_scaling,
+                         freeze_parameters=args.freeze_parameters,
+                         freeze_parameters_ratio=args.freeze_parameters_ratio,
+                         trainable_parameters=args.trainable_parameters)
+
+
+def _optimizer(args: TrainArguments, model):
+    """None lets transformers build the optimizer from --optim; LoRA+ needs its own parameter groups."""
+    if args.lorap_lr_ratio is None:
+        return None
+    return loraplus_optimizer(model, args.lorap_lr_ratio, args.learning_rate, args.weight_decay,
+                              (args.adam_beta1, args.adam_beta2), args.adam_epsilon)
 
 
 def _checkpoint_args(args: TrainArguments, model, template: Template) -> dict:

@@ -21,6 +21,10 @@ class TunerSettings:
     boft_n_butterfly_factor: int = 1
     fourier_n_frequency: int = 2000
     fourier_scaling: float = 300.0
+    # Full training of part of the model.
+    freeze_parameters: list[str] = field(default_factory=list)
+    freeze_parameters_ratio: float = 0.0
+    trainable_parameters: list[str] = field(default_factory=list)
 
     @property
     def targets(self) -> str | list[str]:

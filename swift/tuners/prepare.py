@@ -1,4 +1,6 @@
 """Make a model trainable: full fine-tuning, or an adapter family of peft (LoRA, DoRA, VeRA, BOFT, ...)."""
+import re
+
 from peft import get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel
 
@@ -11,8 +13,9 @@ logger = get_logger()
 def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettings | None = None,
                   gradient_checkpointing: bool = False) -> PreTrainedModel:
     """Return the model to train: ``model`` itself for ``full``, else a peft model of ``train_type``."""
+    settings = settings or TunerSettings()
     if train_type == 'full':
-        model.requires_grad_(True)
+        _select_full_parameters(model, settings)
     else:
         if getattr(model, 'is_quantized', False):
             # Norms to float32 and input grads on, so LoRA trains stably over the frozen 4/8-bit weights.
@@ -20,8 +23,27 @@ def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettin
         elif gradient_checkpointing:
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
-        model = get_peft_model(model, PEFT_TUNERS[train_type](settings or TunerSettings()))
+        model = get_peft_model(model, PEFT_TUNERS[train_type](settings))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f'{train_type}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)')
     return model
+
+
+def _select_full_parameters(model: PreTrainedModel, settings: TunerSettings) -> None:
+    """Train every parameter except the frozen ones: named prefixes, then the bottom ``freeze_parameters_ratio``
+    of the parameter count; ``trainable_parameters`` (prefixes or regexes) wins over both."""
+    params = list(model.named_parameters())
+    total = sum(p.numel() for _, p in params)
+    frozen, seen = set(), 0
+    for name, param in params:  # named_parameters runs from the embeddings up, so this freezes the bottom
+        if seen < settings.freeze_parameters_ratio * total:
+            frozen.add(name)
+        seen += param.numel()
+    frozen |= {name for name, _ in params if name.startswith(tuple(settings.freeze_parameters))}
+    for name, param in params:
+        param.requires_grad_(name not in frozen or _matches(name, settings.trainable_parameters))
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(name.startswith(pattern) or re.fullmatch(pattern, name) for pattern in patterns)

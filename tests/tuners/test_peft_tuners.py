@@ -59,3 +59,40 @@ def test_train_type_flag_trains_and_infers(train_type, qwen2_dir, tmp_path):
     answer = run_swift('infer', '--adapters', str(ckpt), '--max_new_tokens', '3', '--val_dataset', str(data) + '#1',
                        '--result_path', str(tmp_path / 'a.jsonl'))
     assert answer.returncode == 0, answer.stderr[-3000:]
+
+
+def test_partial_full_training_freezes_what_it_is_told(qwen2_dir):
+    model = AutoModelForCausalLM.from_pretrained(qwen2_dir)
+    settings = TunerSettings(freeze_parameters=['model.layers.0.'], freeze_parameters_ratio=0.3,
+                             trainable_parameters=[r'model\.layers\.0\.mlp\..*'])
+    prepare_model(model, 'full', settings)
+    names = [n for n, _ in model.named_parameters()]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert 'model.embed_tokens.weight' not in trainable  # the bottom 30% of the parameter count
+    assert not any(n.startswith('model.layers.0.self_attn') for n in trainable)  # frozen by prefix
+    assert any(n.startswith('model.layers.0.mlp') for n in trainable)  # re-enabled by the regex
+    assert 'model.layers.1.mlp.down_proj.weight' in trainable and 'model.norm.weight' in trainable
+    assert len(trainable) < len(names)
+
+
+def test_loraplus_gives_b_matrices_a_larger_learning_rate(qwen2_dir):
+    from swift.tuners import loraplus_optimizer
+    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings())
+    optimizer = loraplus_optimizer(model, 16, 1e-4, 0.0, (0.9, 0.999), 1e-8)
+    by_param = {id(p): group['lr'] for group in optimizer.param_groups for p in group['params']}
+    for name, param in model.named_parameters():
+        if 'lora_A' in name:
+            assert by_param[id(param)] == pytest.approx(1e-4)
+        elif 'lora_B' in name:
+            assert by_param[id(param)] == pytest.approx(16e-4)
+
+
+def test_loraplus_and_freezing_flags_train(qwen2_dir, tmp_path):
+    data = tmp_path / 'rows.jsonl'
+    data.write_text('{"query": "hi", "response": "hello there"}\n' * 8)
+    for flags in (['--lorap_lr_ratio', '16'], ['--train_type', 'full', '--freeze_parameters_ratio', '0.5']):
+        out = tmp_path / flags[1]
+        result = run_swift('sft', '--model', qwen2_dir, '--dataset', str(data), '--max_steps', '2',
+                           '--split_dataset_ratio', '0', '--output_dir', str(out), *flags)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert next(out.glob('v*/checkpoint-2'))
