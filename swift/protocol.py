@@ -27,8 +27,8 @@ class RequestConfig:
     seed: int | None = None
     stream: bool = False
     n: int = 1
-    logprobs: bool = False
-    top_logprobs: int | None = None
+    logprobs: bool = False  # return each generated token's log-probability (not streamable yet)
+    top_logprobs: int | None = None  # with logprobs: also this many (0..20) most likely tokens per position
 
 
 @dataclass
@@ -45,10 +45,34 @@ class ChatMessage:
 
 
 @dataclass
+class TopLogprob:
+    """One of the most likely tokens at a position: its text, log-probability and UTF-8 bytes."""
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+@dataclass
+class ChatCompletionTokenLogprob:
+    """A generated token's log-probability, with the ``top_logprobs`` most likely tokens at its position."""
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] = field(default_factory=list)
+
+
+@dataclass
+class ChoiceLogprobs:
+    """``choices[i].logprobs``: one entry per token of the returned content, in order."""
+    content: list[ChatCompletionTokenLogprob] | None = None
+
+
+@dataclass
 class ChatCompletionResponseChoice:
     index: int
     message: ChatMessage
     finish_reason: Literal['stop', 'length'] | None = None
+    logprobs: ChoiceLogprobs | None = None  # None unless the request asked for logprobs
 
 
 def _completion_id() -> str:
@@ -79,6 +103,7 @@ class ChatCompletionStreamResponseChoice:
     index: int
     delta: DeltaMessage
     finish_reason: Literal['stop', 'length'] | None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 @dataclass

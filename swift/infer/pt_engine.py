@@ -6,6 +6,7 @@ base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter
 so threads may share an engine.
 """
 import queue
+import re
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -16,14 +17,16 @@ from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
-                        ChatCompletionStreamResponseChoice, ChatMessage, DeltaMessage, InferRequest, RequestConfig,
-                        UsageInfo)
+                        ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob, ChatMessage, ChoiceLogprobs,
+                        DeltaMessage, InferRequest, RequestConfig, TopLogprob, UsageInfo)
 from ..template import Template
 from ..utils import SwiftError
 from .base import InferEngine
 from .stopping import StopWordsCriteria, truncate_at_stop
 
 DEFAULT_MAX_TOKENS = 2048
+MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
+LOGPROB_FLOOR = -9999.0  # what OpenAI reports for a token the sampling settings ruled out (log 0)
 OnText = Callable[[int, int, str], None]  # (prompt index, choice index, new text)
 
 
@@ -39,6 +42,7 @@ class PtEngine(InferEngine):
         # What adapter=None means: the adapter the model came with, or none at all.
         self._own_adapter = model.active_adapter if isinstance(model, PeftModel) else None
         self._lock = threading.Lock()
+        self._token_bytes_cache: dict[int, bytes] = {}
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
@@ -86,6 +90,7 @@ class PtEngine(InferEngine):
               adapter: str | None = None):
         config = request_config or RequestConfig()
         self._check_adapter(adapter)
+        check_logprobs(config)
         if config.stream:
             return [self._stream(request, config, adapter) for request in infer_requests]
         prompts = [self.encode(request) for request in infer_requests]
@@ -132,6 +137,7 @@ class PtEngine(InferEngine):
         ``cancelled(prompt)`` is polled every step and ends that prompt's rows when true.
         """
         self._check_adapter(adapter)
+        check_logprobs(config, streaming=False)
         n = config.n
         rows = [prompt for prompt in prompts for _ in range(n)]
         inputs = self._left_padded(rows)
@@ -143,11 +149,17 @@ class PtEngine(InferEngine):
         if on_text is not None:
             streamer = _RowTexts(self, len(rows), [*self.template.stop_words, *config.stop],
                                  lambda row, text: on_text(row // n, row % n, text))
+        if config.logprobs:
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
         output = self._model_generate(adapter, config.seed, **inputs, **kwargs, streamer=streamer)
+        sequences = output.sequences if config.logprobs else output
+        completions = sequences[:, prompt_length:].tolist()
         choices = [self._choice(row % n, completion, config, kwargs['max_new_tokens'])
-                   for row, completion in enumerate(output[:, prompt_length:].tolist())]
+                   for row, completion in enumerate(completions)]
+        if config.logprobs:
+            self._add_logprobs(choices, completions, output.scores, config.top_logprobs or 0)
         if streamer is not None:
-            streamer.finish([choice.message.content for choice, _ in choices])
+            streamer.finish([choice.message.content for choice, _, _ in choices])
         return [self._response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
 
     # ---- generation ------------------------------------------------------------------------------------------
@@ -188,21 +200,71 @@ class PtEngine(InferEngine):
         return sorted(i for i in ids if i is not None)
 
     def _choice(self, index: int, completion: list[int], config: RequestConfig,
-                max_new_tokens: int) -> tuple[ChatCompletionResponseChoice, int]:
-        """One choice and the number of tokens it generated."""
+                max_new_tokens: int) -> tuple[ChatCompletionResponseChoice, int, int]:
+        """One choice, the number of tokens it generated, and how many of those make up its content.
+
+        The two counts differ by the stop token (counted in ``usage.completion_tokens``, as it was generated, but
+        not part of the content), by the padding after a row finished (in neither), and by the tokens from a stop
+        word on (generated, cut from the content). ``logprobs.content`` covers the content's tokens only.
+        """
         stop_ids = set(self._stop_token_ids())
         ended = next((i for i, t in enumerate(completion) if t in stop_ids), None)
         tokens = completion if ended is None else completion[:ended]
-        text, stopped = truncate_at_stop(self.template.decode(tokens), [*self.template.stop_words, *config.stop])
+        whole = self.template.decode(tokens)
+        text, stopped = truncate_at_stop(whole, [*self.template.stop_words, *config.stop])
         finish = 'stop' if ended is not None or stopped or len(tokens) < max_new_tokens else 'length'
         n_tokens = len(tokens) + (ended is not None)  # the stop token was generated too
-        return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens
+        n_content = len(tokens)
+        if stopped and config.logprobs:  # the fewest tokens whose text reaches the cut, the stop word's start
+            n_content = next((k for k in range(len(tokens) + 1) if self.template.decode(tokens[:k]).startswith(text)),
+                             len(tokens))
+        return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens, n_content
 
-    def _response(self, prompt: list[int], choices: list[tuple[ChatCompletionResponseChoice, int]]
+    def _add_logprobs(self, choices: list[tuple[ChatCompletionResponseChoice, int, int]],
+                      completions: list[list[int]], scores: tuple[torch.Tensor, ...], top: int) -> None:
+        """Fill each choice's ``logprobs`` from ``generate``'s per-step scores (rows x vocab, one tensor a step).
+
+        Those are the processed scores, the ones generate sampled from: after repetition penalty, temperature,
+        top-k and top-p. So the log-probabilities are those of the sampling distribution, as OpenAI reports them;
+        greedy decoding applies no processor, and they are then the model's own. A token the settings ruled out
+        has log 0 = -inf, reported as OpenAI does, -9999.0, so that the JSON stays valid.
+        """
+        steps = max((n_content for _, _, n_content in choices), default=0)
+        chosen: list[list[float]] = []
+        tops: list[tuple[list[list[float]], list[list[int]]]] = []
+        for step in range(steps):
+            logprobs = torch.log_softmax(scores[step].float(), dim=-1)
+            ids = torch.tensor([c[step] if step < len(c) else 0 for c in completions], device=logprobs.device)
+            chosen.append(logprobs.gather(1, ids[:, None])[:, 0].tolist())
+            values, indices = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1)  # sorted, most likely first
+            tops.append((values.tolist(), indices.tolist()))
+        for row, (choice, _, n_content) in enumerate(choices):
+            content = []
+            for step in range(n_content):
+                token_id = completions[row][step]
+                top_values, top_ids = tops[step][0][row], tops[step][1][row]
+                content.append(ChatCompletionTokenLogprob(
+                    *self._token_entry(token_id, chosen[step][row]),
+                    top_logprobs=[TopLogprob(*self._token_entry(i, v)) for i, v in zip(top_ids, top_values)]))
+            choice.logprobs = ChoiceLogprobs(content)
+
+    def _token_entry(self, token_id: int, logprob: float) -> tuple[str, float, list[int]]:
+        """``(token, logprob, bytes)`` as OpenAI writes them: the token's text is its UTF-8 bytes, decoded."""
+        raw = self._token_bytes(token_id)
+        return raw.decode('utf-8', errors='replace'), max(logprob, LOGPROB_FLOOR), list(raw)
+
+    def _token_bytes(self, token_id: int) -> bytes:
+        """The bytes a token stands for. One token can be part of a character, so decoding it alone is not enough."""
+        raw = self._token_bytes_cache.get(token_id)
+        if raw is None:
+            raw = self._token_bytes_cache[token_id] = _token_bytes(self.tokenizer, token_id)
+        return raw
+
+    def _response(self, prompt: list[int], choices: list[tuple[ChatCompletionResponseChoice, int, int]]
                   ) -> ChatCompletionResponse:
-        n_completion = sum(count for _, count in choices)
+        n_completion = sum(count for _, count, _ in choices)
         usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
-        return ChatCompletionResponse(self.model_name, [choice for choice, _ in choices], usage)
+        return ChatCompletionResponse(self.model_name, [choice for choice, _, _ in choices], usage)
 
     # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
     def _stream(self, request: InferRequest, config: RequestConfig,
@@ -233,6 +295,43 @@ class PtEngine(InferEngine):
     def _chunk(self, index: int, text: str, finish_reason: str | None) -> ChatCompletionStreamResponse:
         choice = ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason)
         return ChatCompletionStreamResponse(self.model_name, [choice])
+
+
+def check_logprobs(config: RequestConfig, streaming: bool | None = None) -> None:
+    """SwiftError for logprob settings this engine cannot serve: streamed, or ``top_logprobs`` out of range or
+    without ``logprobs``. ``streaming`` defaults to ``config.stream``."""
+    if config.top_logprobs is not None:
+        if not config.logprobs:
+            raise SwiftError('top_logprobs needs logprobs=true')
+        if not 0 <= config.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise SwiftError(f'top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {config.top_logprobs}')
+    if config.logprobs and (config.stream if streaming is None else streaming):
+        raise SwiftError('logprobs are not available when streaming yet; ask for them with stream=false')
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-level BPE alphabet: each byte's stand-in character."""
+    printable = [*range(ord('!'), ord('~') + 1), *range(ord('¡'), ord('¬') + 1), *range(ord('®'), ord('ÿ') + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(others)}}
+
+
+_BYTE_OF_CHAR = {char: byte for byte, char in _bytes_to_unicode().items()}
+_BYTE_FALLBACK = re.compile(r'<0x([0-9A-Fa-f]{2})>')
+
+
+def _token_bytes(tokenizer, token_id: int) -> bytes:
+    piece = tokenizer.convert_ids_to_tokens(token_id)
+    if piece is None:
+        return tokenizer.decode([token_id]).encode()
+    if token_id in tokenizer.all_special_ids or piece in tokenizer.get_added_vocab():
+        return piece.encode()  # added tokens are stored as their text
+    decoder = getattr(getattr(tokenizer, 'backend_tokenizer', None), 'decoder', None)
+    if type(decoder).__name__ == 'ByteLevel' and all(char in _BYTE_OF_CHAR for char in piece):
+        return bytes(_BYTE_OF_CHAR[char] for char in piece)
+    if match := _BYTE_FALLBACK.fullmatch(piece):  # sentencepiece's byte fallback
+        return bytes([int(match.group(1), 16)])
+    return piece.replace('\u2581', ' ').encode()  # sentencepiece marks a leading space with U+2581
 
 
 class _Cancelled(StoppingCriteria):

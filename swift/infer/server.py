@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionStreamResponseChoice,
                         DeltaMessage, InferRequest, RequestConfig)
 from ..utils import SwiftError, get_logger
-from .pt_engine import PtEngine
+from .pt_engine import MAX_TOP_LOGPROBS, PtEngine, check_logprobs
 from .scheduler import BatchScheduler, Job
 
 logger = get_logger()
@@ -56,15 +56,17 @@ class _GenerationFields(BaseModel):
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    logprobs: bool | int | None = None
 
 
 class ChatCompletionRequest(_GenerationFields):
     messages: list[Message] = Field(min_length=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
 
 class CompletionRequest(_GenerationFields):
     prompt: str | list[str]
+    logprobs: int | None = None  # the legacy endpoint's number of top tokens: not supported
 
 
 # ---- errors ------------------------------------------------------------------------------------------------------
@@ -130,11 +132,18 @@ def _message_text(message: Message) -> str:
 
 
 def _request_config(body: _GenerationFields, defaults: RequestConfig, max_tokens: int) -> RequestConfig:
-    if body.logprobs:
-        raise APIError(400, 'logprobs are not supported by this server yet', code='unsupported_parameter')
     stop = [body.stop] if isinstance(body.stop, str) else body.stop or []
     config = dataclasses.replace(defaults, max_tokens=max_tokens, stop=[*defaults.stop, *stop], n=body.n,
                                  stream=body.stream, seed=defaults.seed if body.seed is None else body.seed)
+    if isinstance(body, ChatCompletionRequest):
+        config.logprobs, config.top_logprobs = bool(body.logprobs), body.top_logprobs
+    elif body.logprobs:
+        raise APIError(400, 'logprobs are not supported on /v1/completions; /v1/chat/completions has them',
+                       code='unsupported_parameter')
+    try:
+        check_logprobs(config)  # top_logprobs without logprobs, or logprobs with stream=true
+    except SwiftError as err:
+        raise APIError(400, str(err)) from None
     for name in ('temperature', 'top_p', 'top_k', 'repetition_penalty'):
         if getattr(body, name) is not None:
             setattr(config, name, getattr(body, name))

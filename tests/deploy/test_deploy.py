@@ -211,6 +211,13 @@ def test_a_seed_makes_sampling_repeatable(server):
     ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'robot', 'content': 'hi'}]}, 400, 'role'),
     ('/v1/chat/completions', b'[1, 2]', 400, 'body'),
     ('/v1/completions', {'model': 'lora1'}, 400, 'prompt'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'logprobs': True,
+                              'top_logprobs': 21}, 400, 'top_logprobs'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}],
+                              'top_logprobs': 2}, 400, 'needs logprobs'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'logprobs': True,
+                              'stream': True}, 400, 'streaming'),
+    ('/v1/completions', {'model': 'lora1', 'prompt': 'hi', 'logprobs': 2}, 400, 'logprobs'),
     ('/v1/nowhere', {'model': 'lora1'}, 404, 'Not Found'),
 ])
 def test_bad_requests_get_openai_errors_and_the_server_stays_up(server, path, body, status, needle):
@@ -221,9 +228,32 @@ def test_bad_requests_get_openai_errors_and_the_server_stays_up(server, path, bo
     assert _chat(server['url'], 'lora1', 'still there?', max_tokens=2)['choices']
 
 
+def test_logprobs_with_the_openai_client(server):
+    from openai import BadRequestError, OpenAI
+    client = OpenAI(api_key='EMPTY', base_url=f"{server['url']}/v1")
+    messages = [{'role': 'user', 'content': 'who are you?'}]
+    resp = client.chat.completions.create(model='lora1', messages=messages, max_tokens=6, temperature=0,
+                                          logprobs=True, top_logprobs=3)
+    choice = resp.choices[0]
+    content = choice.logprobs.content
+    assert len(content) == 6 if choice.finish_reason == 'length' else len(content) <= 6
+    assert len(content) in (resp.usage.completion_tokens, resp.usage.completion_tokens - 1)  # - 1: the stop token
+    assert b''.join(bytes(entry.bytes) for entry in content).decode('utf-8', 'replace') == choice.message.content
+    for entry in content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3 and bytes(entry.bytes)
+        assert entry.top_logprobs[0].token == entry.token  # greedy
+        assert [t.logprob for t in entry.top_logprobs] == sorted((t.logprob for t in entry.top_logprobs), reverse=True)
+    plain = client.chat.completions.create(model='lora1', messages=messages, max_tokens=6, temperature=0)
+    assert plain.choices[0].logprobs is None and plain.choices[0].message.content == choice.message.content
+    with pytest.raises(BadRequestError, match='top_logprobs'):
+        client.chat.completions.create(model='lora1', messages=messages, max_tokens=2, logprobs=True,
+                                       top_logprobs=21)
+
+
 def test_concurrent_requests_are_batched_and_answer_as_alone(server):
-    prompts = [f'question {i}: what can the {w} do?' for i, w in enumerate('model robot team data'.split() * 3)]
-    ask = lambda prompt: _chat(server['url'], 'lora1', prompt, max_tokens=8, temperature=0)['choices'][0]['message']
+    prompts = [f'question {i}: what can the {w} do?' for i, w in enumerate('model robot team data'.split() * 8)]
+    assert len(prompts) == 32  # issue 5: 32 concurrent requests
+    ask = lambda prompt: _chat(server['url'], 'lora1', prompt, max_tokens=4, temperature=0)['choices'][0]['message']
     alone = [ask(p) for p in prompts]
     together = [None] * len(prompts)
 

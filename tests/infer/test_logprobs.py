@@ -1,0 +1,167 @@
+"""``logprobs`` / ``top_logprobs`` from ``PtEngine``: checked against a plain forward pass of the same model."""
+import math
+
+import pytest
+import torch
+
+from swift.infer import PtEngine
+from swift.protocol import InferRequest, RequestConfig
+from swift.utils import SwiftError
+
+PROMPTS = ['who are you?', 'tell me a long story about a robot, a team and their data, please']
+
+
+@pytest.fixture(scope='module')
+def engine(qwen2_dir) -> PtEngine:
+    """The tiny model with a random LoRA on top: the bare one answers newlines only, which would test little."""
+    from peft import LoraConfig, get_peft_model
+
+    from swift.model import get_model_tokenizer
+    from swift.template import get_template
+    model, tokenizer = get_model_tokenizer(qwen2_dir)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules='all-linear'))
+    for name, param in model.named_parameters():
+        if 'lora_B' in name:  # peft starts B at zero, which would leave the answers unchanged
+            torch.nn.init.normal_(param, std=1.0)
+    return PtEngine(model, get_template('qwen', tokenizer), max_batch_size=2)
+
+
+@pytest.fixture(scope='module')
+def id_of_bytes(engine) -> dict[bytes, int]:
+    """Token bytes back to the token id; unique for the byte-level BPE tokenizer of the tiny models."""
+    ids = {engine._token_bytes(i): i for i in range(len(engine.tokenizer))}
+    assert len(ids) == len(engine.tokenizer)
+    return ids
+
+
+def _requests(*prompts: str) -> list[InferRequest]:
+    return [InferRequest(messages=[{'role': 'user', 'content': p}]) for p in prompts]
+
+
+def _forward_logprobs(engine: PtEngine, ids: list[int]) -> torch.Tensor:
+    """log_softmax over the vocabulary at each position of one unpadded sequence."""
+    with torch.inference_mode():
+        logits = engine.model(input_ids=torch.tensor([ids], device=engine.model.device)).logits[0]
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def _check_against_forward(engine, id_of_bytes, request, choice, top: int) -> list[int]:
+    """Each entry's logprob is the forward pass's at its position; greedy picks the argmax, top_logprobs[0]."""
+    prompt = engine.encode(request)
+    content = choice.logprobs.content
+    generated = [id_of_bytes[bytes(entry.bytes)] for entry in content]
+    assert engine.template.decode(generated) == choice.message.content
+    expected = _forward_logprobs(engine, prompt + generated)
+    for step, (token_id, entry) in enumerate(zip(generated, content)):
+        row = expected[len(prompt) + step - 1]  # the logits at a position predict the next token
+        assert entry.logprob == pytest.approx(row[token_id].item(), abs=1e-4)
+        assert token_id == row.argmax().item()
+        assert entry.token == bytes(entry.bytes).decode('utf-8', errors='replace')
+        assert len(entry.top_logprobs) == top
+        values = [t.logprob for t in entry.top_logprobs]
+        assert values == sorted(values, reverse=True)
+        if top:
+            assert (entry.top_logprobs[0].token, entry.top_logprobs[0].bytes) == (entry.token, entry.bytes)
+            assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob, abs=1e-6)
+            expected_top = row.topk(top).values.tolist()
+            assert values == pytest.approx(expected_top, abs=1e-4)
+    return generated
+
+
+def _check_counts(response, max_tokens: int) -> None:
+    choice = response.choices[0]
+    n_content = len(choice.logprobs.content)
+    if choice.finish_reason == 'length':
+        assert n_content == response.usage.completion_tokens == max_tokens
+    else:  # the stop token counts as a completion token but is not part of the content
+        assert n_content <= response.usage.completion_tokens <= n_content + 1
+
+
+def test_greedy_logprobs_match_a_forward_pass(engine, id_of_bytes):
+    request = _requests(PROMPTS[0])[0]
+    response = engine.infer([request], RequestConfig(max_tokens=8, temperature=0, logprobs=True, top_logprobs=5))[0]
+    choice = response.choices[0]
+    assert 0 < len(choice.logprobs.content) <= 8
+    _check_against_forward(engine, id_of_bytes, request, choice, top=5)
+    _check_counts(response, 8)
+    # the same text as without logprobs
+    plain = engine.infer([request], RequestConfig(max_tokens=8, temperature=0))[0].choices[0]
+    assert plain.message.content == choice.message.content and plain.logprobs is None
+
+
+def test_a_left_padded_batch_gives_each_row_its_own_logprobs(engine, id_of_bytes):
+    requests = _requests(*PROMPTS)
+    assert len(engine.encode(requests[0])) != len(engine.encode(requests[1]))
+    config = RequestConfig(max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
+    responses = engine.infer(requests, config)  # max_batch_size=2: one generate call, the shorter one padded
+    for request, response in zip(requests, responses):
+        _check_against_forward(engine, id_of_bytes, request, response.choices[0], top=3)
+        _check_counts(response, 6)
+        alone = engine.infer([request], config)[0].choices[0].logprobs.content
+        assert [e.token for e in alone] == [e.token for e in response.choices[0].logprobs.content]
+
+
+def test_top_logprobs_zero_and_the_dict_shape(engine):
+    response = engine.infer(_requests(PROMPTS[0]), RequestConfig(max_tokens=3, temperature=0, logprobs=True))[0]
+    body = response.to_dict()['choices'][0]['logprobs']
+    assert set(body) == {'content'}
+    for entry in body['content']:
+        assert set(entry) == {'token', 'logprob', 'bytes', 'top_logprobs'}
+        assert entry['top_logprobs'] == [] and entry['logprob'] <= 0
+        assert all(isinstance(b, int) and 0 <= b < 256 for b in entry['bytes'])
+
+
+def test_the_stop_token_is_counted_but_has_no_logprob(engine, id_of_bytes, monkeypatch):
+    request = _requests(PROMPTS[1])[0]
+    config = RequestConfig(max_tokens=8, temperature=0, logprobs=True)
+    free = engine.infer([request], config)[0].choices[0]
+    greedy = [id_of_bytes[bytes(e.bytes)] for e in free.logprobs.content]
+    if len(greedy) < 3:
+        pytest.skip('the tiny model stopped on its own too early')
+    stop_id = greedy[2]  # make the third greedy token a stop token: generation ends on its first occurrence
+    stops_at = greedy.index(stop_id)
+    monkeypatch.setattr(engine, '_stop_token_ids', lambda: [stop_id])
+    response = engine.infer([request], config)[0]
+    choice = response.choices[0]
+    assert choice.finish_reason == 'stop'
+    assert [id_of_bytes[bytes(e.bytes)] for e in choice.logprobs.content] == greedy[:stops_at]
+    assert response.usage.completion_tokens == stops_at + 1
+
+
+def test_a_stop_word_cuts_the_logprobs_where_it_cuts_the_content(engine):
+    request = _requests(PROMPTS[0])[0]
+    free = engine.infer([request], RequestConfig(max_tokens=12, temperature=0, logprobs=True))[0].choices[0]
+    text = free.message.content
+    cut = len(text) // 2
+    stop = text[cut:cut + 2]
+    if len(text) < 4 or text.find(stop) != cut or not stop.strip():
+        pytest.skip(f'no usable stop word in {text!r}')
+    choice = engine.infer([request], RequestConfig(max_tokens=12, temperature=0, logprobs=True, stop=[stop]))[0]
+    choice = choice.choices[0]
+    assert choice.message.content == text[:cut]
+    pieces = [bytes(e.bytes) for e in choice.logprobs.content]
+    assert b''.join(pieces).decode('utf-8', 'replace').startswith(text[:cut])
+    assert not b''.join(pieces[:-1]).decode('utf-8', 'replace').startswith(text[:cut]) or cut == 0
+
+
+def test_sampling_reports_the_sampling_distribution(engine):
+    config = RequestConfig(max_tokens=6, temperature=0.7, top_k=3, seed=0, logprobs=True, top_logprobs=5)
+    content = engine.infer(_requests(PROMPTS[0]), config)[0].choices[0].logprobs.content
+    for entry in content:
+        values = [t.logprob for t in entry.top_logprobs]
+        # top_k=3: the three kept tokens share all the probability; the rest are ruled out (-9999.0, as OpenAI)
+        assert math.isclose(sum(math.exp(v) for v in values[:3]), 1.0, abs_tol=1e-4)
+        assert values[3:] == [-9999.0, -9999.0]
+        assert any(abs(entry.logprob - v) < 1e-6 for v in values[:3])  # the sampled token was one of them
+
+
+@pytest.mark.parametrize('config, needle', [
+    (RequestConfig(top_logprobs=3), 'needs logprobs'),
+    (RequestConfig(logprobs=True, top_logprobs=21), 'between 0 and 20'),
+    (RequestConfig(logprobs=True, top_logprobs=-1), 'between 0 and 20'),
+    (RequestConfig(logprobs=True, stream=True), 'streaming'),
+])
+def test_bad_logprob_settings_are_refused(engine, config, needle):
+    with pytest.raises(SwiftError, match=needle):
+        engine.infer(_requests(PROMPTS[0]), config)
