@@ -43,6 +43,8 @@ class PtEngine(InferEngine):
         self._own_adapter = model.active_adapter if isinstance(model, PeftModel) else None
         self._lock = threading.Lock()
         self._token_bytes_cache: dict[int, bytes] = {}
+        # Fixed by the template, so worked out once instead of re-tokenizing the stop words on every answer.
+        self.stop_token_ids = self._single_token_stops()
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
@@ -147,7 +149,7 @@ class PtEngine(InferEngine):
             kwargs['stopping_criteria'].append(_Cancelled(lambda row: cancelled(row // n)))
         streamer = None
         if on_text is not None:
-            streamer = _RowTexts(self, len(rows), [*self.template.stop_words, *config.stop],
+            streamer = _RowTexts(self, len(rows), self._stop_words(config),
                                  lambda row, text: on_text(row // n, row % n, text))
         if config.logprobs:
             kwargs.update(output_scores=True, return_dict_in_generate=True)
@@ -173,15 +175,15 @@ class PtEngine(InferEngine):
     def _generate_kwargs(self, config: RequestConfig, prompt_length: int) -> dict:
         greedy = not config.temperature
         kwargs = {'max_new_tokens': self.max_new_tokens(prompt_length, config.max_tokens), 'do_sample': not greedy,
-                  'pad_token_id': self.tokenizer.pad_token_id, 'eos_token_id': self._stop_token_ids()}
+                  'pad_token_id': self.tokenizer.pad_token_id, 'eos_token_id': self.stop_token_ids}
         if not greedy:
             kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if config.repetition_penalty:
             kwargs['repetition_penalty'] = config.repetition_penalty
-        stop_words = [*self.template.stop_words, *config.stop]
-        kwargs['stopping_criteria'] = StoppingCriteriaList([StopWordsCriteria(self.tokenizer, stop_words, prompt_length)])
+        kwargs['stopping_criteria'] = StoppingCriteriaList(
+            [StopWordsCriteria(self.tokenizer, self._stop_words(config), prompt_length)])
         return kwargs
 
     def _model_generate(self, adapter: str | None, seed: int | None, **kwargs) -> torch.Tensor:
@@ -191,13 +193,17 @@ class PtEngine(InferEngine):
                 torch.manual_seed(seed)
             return self.model.generate(**kwargs)
 
-    def _stop_token_ids(self) -> list[int]:
+    def _single_token_stops(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
         for word in self.template.stop_words:
             token_ids = self.tokenizer.encode(word, add_special_tokens=False)
             if len(token_ids) == 1:
                 ids.add(token_ids[0])
         return sorted(i for i in ids if i is not None)
+
+    def _stop_words(self, config: RequestConfig) -> list[str]:
+        """The template's stop words, then the request's own."""
+        return [*self.template.stop_words, *config.stop]
 
     def _choice(self, index: int, completion: list[int], config: RequestConfig,
                 max_new_tokens: int) -> tuple[ChatCompletionResponseChoice, int, int]:
@@ -207,11 +213,11 @@ class PtEngine(InferEngine):
         not part of the content), by the padding after a row finished (in neither), and by the tokens from a stop
         word on (generated, cut from the content). ``logprobs.content`` covers the content's tokens only.
         """
-        stop_ids = set(self._stop_token_ids())
+        stop_ids = set(self.stop_token_ids)
         ended = next((i for i, t in enumerate(completion) if t in stop_ids), None)
         tokens = completion if ended is None else completion[:ended]
         whole = self.template.decode(tokens)
-        text, stopped = truncate_at_stop(whole, [*self.template.stop_words, *config.stop])
+        text, stopped = truncate_at_stop(whole, self._stop_words(config))
         finish = 'stop' if ended is not None or stopped or len(tokens) < max_new_tokens else 'length'
         n_tokens = len(tokens) + (ended is not None)  # the stop token was generated too
         n_content = len(tokens)
@@ -353,7 +359,7 @@ class _RowTexts(BaseStreamer):
 
     def __init__(self, engine: PtEngine, n_rows: int, stop_words: list[str], emit: Callable[[int, str], None]):
         self.decode = engine.template.decode
-        self.stop_ids = set(engine._stop_token_ids())
+        self.stop_ids = set(engine.stop_token_ids)
         self.stop_words = [w for w in stop_words if w]
         self.emit = emit
         self.tokens: list[list[int]] = [[] for _ in range(n_rows)]
