@@ -124,9 +124,14 @@ class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
         TemplateArguments.__post_init__(self)
 
     @property
+    def adapter_paths(self) -> list[str]:
+        """Every adapter folder given, in order."""
+        return self.adapters
+
+    @property
     def checkpoint_dir(self) -> Optional[str]:
         """The checkpoint whose args.json describes this run: the first adapter, else the model folder."""
-        for path in [*self.adapters[:1], self.model]:
+        for path in [*self.adapter_paths[:1], self.model]:
             if path and os.path.isfile(os.path.join(path, 'args.json')):
                 return path
         return None

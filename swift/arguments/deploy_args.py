@@ -1,5 +1,4 @@
 """Arguments of ``swift deploy``: the inference arguments plus the HTTP server's."""
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -40,9 +39,6 @@ class DeployArguments(InferArguments):
         self.adapters = bare
 
     @property
-    def checkpoint_dir(self) -> Optional[str]:
-        """The first adapter, bare or named, whose args.json describes the run; else the model folder."""
-        for path in [*self.adapters, *self.adapter_mapping.values()][:1] + [self.model]:
-            if path and os.path.isfile(os.path.join(path, 'args.json')):
-                return path
-        return None
+    def adapter_paths(self) -> list[str]:
+        """Bare adapters first, then the named ones: the first of them describes the run."""
+        return [*self.adapters, *self.adapter_mapping.values()]

@@ -77,7 +77,7 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
         if self.model is None:
             raise SwiftError('--model is required: a local folder or a hub id')
         if self.train_type == 'qlora':
-            self.quant_method, self.quant_bits = self.quant_method or 'bnb', self.quant_bits or 4
+            self.quant_bits = self.quant_bits or 4
         if self.quant_bits and self.train_type == 'full':
             raise SwiftError('--quant_bits trains adapters on a frozen quantized base: use --train_type lora')
         if self.quant_bits and self.quant_method is None:

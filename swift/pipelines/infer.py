@@ -119,4 +119,3 @@ def _default_result_path(args: InferArguments) -> str:
     base = args.adapters[0] if args.adapters else (args.model if os.path.isdir(args.model) else '.')
     stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
     return os.path.join(base, 'infer_result', f'{stamp}.jsonl')
-
