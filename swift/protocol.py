@@ -27,7 +27,7 @@ class RequestConfig:
     seed: int | None = None
     stream: bool = False
     n: int = 1
-    logprobs: bool = False  # return each generated token's log-probability (not streamable yet)
+    logprobs: bool = False  # return each generated token's log-probability, whole or streamed
     top_logprobs: int | None = None  # with logprobs: also this many (0..20) most likely tokens per position
 
 

@@ -1,6 +1,8 @@
+from .app_args import AppArguments
 from .base_args import BaseArguments, DataArguments, GenerationArguments, ModelArguments, TemplateArguments
 from .deploy_args import DeployArguments
 from .export_args import ExportArguments
 from .infer_args import InferArguments
 from .parser import parse_args
+from .rlhf_args import RLHFArguments
 from .train_args import TrainArguments, TunerArguments

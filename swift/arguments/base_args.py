@@ -27,6 +27,9 @@ class ModelArguments:
     check_model: bool = field(default=True, metadata={'help': 'Check the hub for a newer model (ignored offline).'})
     local_repo_path: Optional[str] = field(default=None, metadata={'help': 'Local clone of a repo the model needs.'})
     device_map: Optional[str] = field(default=None, metadata={'help': "Device placement, e.g. 'auto' or 'cpu'."})
+    task_type: Literal['causal_lm', 'seq_cls'] = field(
+        default='causal_lm', metadata={'help': 'causal_lm generates; seq_cls scores (reward models, classifiers).'})
+    num_labels: Optional[int] = field(default=None, metadata={'help': 'Outputs of a seq_cls head (1 for a reward).'})
     quant_method: Optional[Literal['bnb']] = field(
         default=None, metadata={'help': 'Load the base model quantized (QLoRA): bnb = bitsandbytes.'})
     quant_bits: Optional[int] = field(
@@ -103,8 +106,8 @@ class GenerationArguments:
 
 
 # Arguments saved by training that inference and export take back from a checkpoint's args.json.
-CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'torch_dtype', 'template', 'system',
-                   'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
+CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'task_type', 'num_labels', 'torch_dtype', 'template',
+                   'system', 'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
                    'quant_method', 'quant_bits', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant',
                    'bnb_4bit_compute_dtype')
 CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_seed', 'columns', 'model_name',

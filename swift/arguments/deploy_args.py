@@ -23,8 +23,7 @@ class DeployArguments(InferArguments):
 
     def __post_init__(self):
         InferArguments.__post_init__(self)
-        if not 0 < self.port < 65536:
-            raise SwiftError(f'--port must be in 1..65535, got {self.port}')
+        check_port('--port', self.port)
         bare = []
         for entry in self.adapters:
             name, sep, path = entry.partition('=')
@@ -42,3 +41,8 @@ class DeployArguments(InferArguments):
     def adapter_paths(self) -> list[str]:
         """Bare adapters first, then the named ones: the first of them describes the run."""
         return [*self.adapters, *self.adapter_mapping.values()]
+
+
+def check_port(flag: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise SwiftError(f'{flag} must be in 1..65535, got {port}')

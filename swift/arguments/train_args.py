@@ -1,5 +1,7 @@
 """Arguments of ``swift pt`` and ``swift sft``: the shared groups, the tuner, and transformers' TrainingArguments."""
+import importlib.util
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -10,13 +12,17 @@ from ..utils import SwiftError, get_logger
 from .base_args import BaseArguments
 
 logger = get_logger()
+# --init_weights: peft's init_lora_weights ('true'/'false' or a named initialisation; also pissa_niter_N).
+INIT_WEIGHTS = ('true', 'false', 'gaussian', 'pissa', 'olora', 'loftq')
 
 
 @dataclass
 class TunerArguments:
-    train_type: Literal['lora', 'qlora', 'full', 'vera', 'boft', 'fourierft', 'bone'] = field(
-        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base), full, or the peft adapters vera, '
-                                          'boft, fourierft, bone. Also --tuner_type.'})
+    train_type: Literal['lora', 'qlora', 'full', 'adalora', 'vera', 'boft', 'fourierft', 'bone', 'llamapro',
+                        'adapter'] = field(
+        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base), full, the peft adapters adalora, '
+                                          'vera, boft, fourierft, bone, or llamapro (new blocks) and adapter '
+                                          '(bottleneck adapters). Also --tuner_type.'})
     lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
     lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
     lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
@@ -31,6 +37,35 @@ class TunerArguments:
     boft_n_butterfly_factor: int = field(default=1, metadata={'help': 'BOFT butterfly factors.'})
     fourier_n_frequency: int = field(default=2000, metadata={'help': 'FourierFT: spectral coefficients per layer.'})
     fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
+    init_weights: str = field(
+        default='true', metadata={'help': 'LoRA initialisation: true, false, gaussian, pissa, pissa_niter_N, olora, '
+                                          'loftq (GPU).'})
+    adalora_target_r: int = field(default=8, metadata={'help': 'AdaLoRA: average rank left after pruning.'})
+    adalora_init_r: int = field(default=12, metadata={'help': 'AdaLoRA: rank of every layer at the start.'})
+    adalora_tinit: int = field(default=0, metadata={'help': 'AdaLoRA: steps before pruning starts.'})
+    adalora_tfinal: int = field(default=0, metadata={'help': 'AdaLoRA: steps at the end with the ranks fixed.'})
+    adalora_deltaT: int = field(default=1, metadata={'help': 'AdaLoRA: steps between budget allocations.'})
+    adalora_beta1: float = field(default=0.85, metadata={'help': 'AdaLoRA: EMA of the importance scores.'})
+    adalora_beta2: float = field(default=0.85, metadata={'help': 'AdaLoRA: EMA of their uncertainty.'})
+    adalora_orth_reg_weight: float = field(default=0.5, metadata={'help': 'AdaLoRA: orthogonality penalty.'})
+    llamapro_num_new_blocks: int = field(default=4, metadata={'help': 'LLaMA-Pro: decoder blocks to add.'})
+    llamapro_num_groups: Optional[int] = field(
+        default=None, metadata={'help': 'LLaMA-Pro: groups of layers, each followed by its share of new blocks; '
+                                        'default one group per new block.'})
+    adapter_length: int = field(default=128, metadata={'help': 'Bottleneck adapter width.'})
+    adapter_act: str = field(default='gelu', metadata={'help': 'Bottleneck adapter activation.'})
+    lisa_activated_layers: int = field(
+        default=0, metadata={'help': 'LISA (full training): decoder layers trained at a time; 0 is off.'})
+    lisa_step_interval: int = field(default=20, metadata={'help': 'LISA: steps between resampling the layers.'})
+    use_galore: bool = field(default=False, metadata={'help': 'GaLore low-rank gradient projection (full training; '
+                                                              'needs galore-torch).'})
+    galore_target_modules: list[str] = field(
+        default_factory=lambda: ['all-linear'], metadata={'help': 'GaLore: modules whose gradients are projected.'})
+    galore_rank: int = field(default=128, metadata={'help': 'GaLore projection rank.'})
+    galore_update_proj_gap: int = field(default=50, metadata={'help': 'GaLore: steps between projection updates.'})
+    galore_scale: float = field(default=1.0, metadata={'help': 'GaLore: scale of the projected update.'})
+    tuner_backend: Literal['peft', 'unsloth'] = field(
+        default='peft', metadata={'help': 'peft; unsloth falls back to peft when it is not installed.'})
     lorap_lr_ratio: Optional[float] = field(
         default=None, metadata={'help': 'LoRA+: the B matrices learn this many times faster (e.g. 16).'})
     freeze_parameters: list[str] = field(
@@ -43,6 +78,42 @@ class TunerArguments:
     @property
     def tuner_type(self) -> str:
         return self.train_type
+
+    def _check_tuner_flags(self) -> None:
+        """Validate the tuner flags; optional accelerations that cannot run here fall back with one warning."""
+        self.init_weights = str(self.init_weights).lower()  # ms-swift's examples write True and False
+        if self.init_weights not in INIT_WEIGHTS and not re.fullmatch(r'pissa_niter_\d+', self.init_weights):
+            raise SwiftError(f"--init_weights {self.init_weights}: choose one of {', '.join(INIT_WEIGHTS)} "
+                             'or pissa_niter_N')
+        if self.init_weights != 'true' and self.train_type not in ('lora', 'qlora'):
+            raise SwiftError('--init_weights applies to --train_type lora')
+        if self.init_weights.startswith(('pissa', 'olora')) and self.resume_from_checkpoint:
+            raise SwiftError(f'--init_weights {self.init_weights} checkpoints hold the converted adapter and '
+                             'cannot be resumed')
+        if self.quant_bits and self.train_type == 'llamapro':
+            raise SwiftError('--train_type llamapro trains whole new blocks: it cannot run over a quantized base')
+        if (self.lisa_activated_layers or self.use_galore) and self.train_type != 'full':
+            raise SwiftError('LISA and GaLore are full-training methods: use --train_type full')
+        if self.lisa_step_interval <= 0:
+            raise SwiftError(f'--lisa_step_interval must be positive, got {self.lisa_step_interval}')
+        if self.use_galore:
+            self._use_galore()
+        if self.use_liger_kernel and not (importlib.util.find_spec('liger_kernel') and torch.cuda.is_available()):
+            logger.warning('--use_liger_kernel true needs the liger-kernel package and a GPU: training without it')
+            self.use_liger_kernel = False
+        if self.tuner_backend == 'unsloth' and importlib.util.find_spec('unsloth') is None:
+            logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
+            self.tuner_backend = 'peft'
+
+    def _use_galore(self) -> None:
+        """GaLore through transformers' galore_adamw optimizer."""
+        if importlib.util.find_spec('galore_torch') is None:
+            raise SwiftError('--use_galore true needs the galore-torch package: pip install galore-torch')
+        self.optim = 'galore_adamw'
+        targets = self.galore_target_modules
+        self.optim_target_modules = 'all-linear' if targets == ['all-linear'] else targets
+        self.optim_args = (f'rank={self.galore_rank},update_proj_gap={self.galore_update_proj_gap},'
+                           f'scale={self.galore_scale}')
 
 
 @dataclass
@@ -86,8 +157,9 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError(f'--freeze_parameters_ratio must be in [0, 1], got {self.freeze_parameters_ratio}')
         if self.lorap_lr_ratio is not None and self.train_type not in ('lora', 'qlora'):
             raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
+        self._check_tuner_flags()
         if self.learning_rate is None:
-            self.learning_rate = 1e-5 if self.train_type == 'full' else 1e-4
+            self.learning_rate = 1e-5 if self.train_type in ('full', 'llamapro') else 1e-4
         if not 0 <= self.warmup_ratio < 1:
             raise SwiftError(f'--warmup_ratio must be in [0, 1), got {self.warmup_ratio}')
         if self.warmup_ratio and not self.warmup_steps:

@@ -9,12 +9,14 @@ from ..utils import SwiftError, env
 COMMANDS = {
     'pt': 'swift.pipelines.train:pt_main',
     'sft': 'swift.pipelines.train:sft_main',
+    'rlhf': 'swift.pipelines.rlhf:rlhf_main',
     'infer': 'swift.pipelines.infer:infer_main',
     'deploy': 'swift.pipelines.deploy:deploy_main',
+    'app': 'swift.pipelines.app:app_main',
     'export': 'swift.pipelines.export:export_main',
 }
 # Commands that train, and so may run as several processes.
-DISTRIBUTED = {'pt', 'sft'}
+DISTRIBUTED = {'pt', 'sft', 'rlhf'}
 
 USAGE = f"""usage: swift <command> [--flag value ...]
 

@@ -8,6 +8,7 @@ import json
 import os
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 from importlib import resources
 
 from ..hub import download_dataset
@@ -151,8 +152,12 @@ def _fill_identity(row: dict, names: list[str], authors: list[str], where: str) 
 
 def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = True, seed: int = 42,
               use_hf: bool = False, model_name: list[str] | None = None,
-              model_author: list[str] | None = None) -> LoadedRows:
-    """Normalised rows of every spec, concatenated. Bad rows stop the run, or with ``strict=False`` are counted."""
+              model_author: list[str] | None = None, check: Callable[[dict], None] | None = None) -> LoadedRows:
+    """Normalised rows of every spec, concatenated. Bad rows stop the run, or with ``strict=False`` are counted.
+
+    ``check`` is what a task needs of a normalised row beyond its format (e.g. a rejected answer for DPO); it
+    raises RowError, so its failures name the file and line too.
+    """
     rng = random.Random(seed)
     loaded = LoadedRows()
     for text in specs:
@@ -165,7 +170,10 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
                     raise raw
                 if info.get('fill_identity'):
                     raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
-                loaded.rows.append(normalize_row(rename_columns(raw, mapping) if isinstance(raw, dict) else raw))
+                row = normalize_row(rename_columns(raw, mapping) if isinstance(raw, dict) else raw)
+                if check is not None:
+                    check(row)
+                loaded.rows.append(row)
             except RowError as err:
                 if strict:
                     raise SwiftError(f'{where}: {err} (pass --strict false to skip such rows)') from None

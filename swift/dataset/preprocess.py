@@ -2,7 +2,10 @@
 
 Formats (from the seeds): messages; ShareGPT (``conversation`` with human/assistant pairs, or ``conversations``
 with from/value); Alpaca (instruction/input/output); query/response/history; and for pre-training a bare ``text``
-or ``response``. Extra columns (e.g. ``solution``) pass through for reward functions.
+or ``response``. Extra columns (e.g. ``solution``, ``label``) pass through for reward functions and KTO.
+
+Preference rows follow the seeds: the conversation ends in the chosen answer and ``rejected_response`` holds the
+other. trl's ``prompt``/``chosen``/``rejected`` columns (strings or message lists) are turned into that form.
 """
 import re
 from typing import Any
@@ -11,7 +14,7 @@ _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assista
                    'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool'}
 _ROLES = {'system', 'user', 'assistant', 'tool'}
 # Column names that mean the same thing across public datasets.
-_QUERY_KEYS = ('query', 'prompt', 'question')
+_QUERY_KEYS = ('query', 'prompt', 'question', 'problem')
 _RESPONSE_KEYS = ('response', 'answer', 'completion')
 _URL_IN_QUERY = re.compile(r'<img>(.*?)</img>')
 _CONSUMED = {'messages', 'conversation', 'conversations', 'system', 'instruction', 'input', 'output', 'history',
@@ -26,6 +29,8 @@ def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     """``{'messages': [...], **extra}`` for one raw row. Raises RowError naming the problem."""
     if not isinstance(row, dict):
         raise RowError(f'expected a JSON object, got {type(row).__name__}')
+    if 'chosen' in row:
+        row = _from_chosen_rejected(row)
     messages = _to_messages(row)
     _check_messages(messages)
     extra = {k: v for k, v in row.items() if k not in _CONSUMED}
@@ -53,6 +58,35 @@ def _to_messages(row: dict) -> list[dict]:
         return _system(row) + _history(row) + [{'role': 'user', 'content': _text(row, query_key)}]
     raise RowError(f"unknown format: columns {sorted(row)}; expected messages, conversations, conversation, "
                    "instruction/output, query/response or text (rename columns with --columns)")
+
+
+def _from_chosen_rejected(row: dict) -> dict:
+    """trl's preference columns as the seeds' form: ``messages`` ending in the chosen answer + ``rejected_response``.
+
+    ``chosen`` is a string or a message list; without ``prompt`` a list is the whole conversation (trl's implicit
+    prompt). ``rejected`` is a string or a list whose last message is the rejected answer.
+    """
+    chosen, prompt = row['chosen'], row.get('prompt')
+    if isinstance(prompt, list):
+        prompt_messages = _openai_messages(prompt, 'prompt')
+    elif prompt is not None:
+        prompt_messages = _system(row) + [{'role': 'user', 'content': _text(row, 'prompt')}]
+    elif isinstance(chosen, list):
+        prompt_messages = []
+    else:
+        raise RowError("field 'chosen' is a string, so a 'prompt' column is needed")
+    if isinstance(chosen, list):
+        chosen_messages = _openai_messages(chosen, 'chosen')
+    else:
+        chosen_messages = [{'role': 'assistant', 'content': _text(row, 'chosen')}]
+    out = {k: v for k, v in row.items() if k not in ('prompt', 'chosen', 'rejected', 'system')}
+    out['messages'] = prompt_messages + chosen_messages
+    rejected = row.get('rejected')
+    if isinstance(rejected, list) and rejected:
+        rejected = _openai_messages(rejected, 'rejected')[-1]['content']
+    if rejected is not None:
+        out['rejected_response'] = rejected
+    return out
 
 
 def _text(row: dict, key: str) -> str:

@@ -1,1 +1,2 @@
 from .merge import merge_adapters, save_model_atomically
+from .ollama import write_modelfile

@@ -27,7 +27,8 @@ from .stopping import StopWordsCriteria, truncate_at_stop
 DEFAULT_MAX_TOKENS = 2048
 MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
 LOGPROB_FLOOR = -9999.0  # what OpenAI reports for a token the sampling settings ruled out (log 0)
-OnText = Callable[[int, int, str], None]  # (prompt index, choice index, new text)
+# (prompt index, choice index, new text, logprob entries of the tokens it completes: None without logprobs)
+OnText = Callable[[int, int, str, list[ChatCompletionTokenLogprob] | None], None]
 
 
 class PtEngine(InferEngine):
@@ -88,10 +89,18 @@ class PtEngine(InferEngine):
             yield
 
     # ---- public ----------------------------------------------------------------------------------------------
+    @property
+    def is_scorer(self) -> bool:
+        """A sequence-classification model (a reward model): it scores conversations instead of continuing them."""
+        model = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        return type(model).__name__.endswith('ForSequenceClassification')
+
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               adapter: str | None = None):
         config = request_config or RequestConfig()
         self._check_adapter(adapter)
+        if self.is_scorer:  # as ms-swift serves reward models: the score is the answer's content
+            return [self._score_response(request, adapter) for request in infer_requests]
         check_logprobs(config)
         if config.stream:
             return [self._stream(request, config, adapter) for request in infer_requests]
@@ -108,6 +117,20 @@ class PtEngine(InferEngine):
         if encoded is None:
             raise SwiftError(f'the prompt is longer than --max_length {self.template.max_length} tokens')
         return encoded['input_ids']
+
+    def score(self, request: InferRequest, adapter: str | None = None) -> float:
+        """A reward model's score of the whole conversation, the final answer included."""
+        encoded = self.template.encode({'messages': request.messages})
+        if encoded is None:
+            raise SwiftError(f'the conversation is longer than --max_length {self.template.max_length} tokens')
+        input_ids = torch.tensor([encoded['input_ids']], device=self.model.device)
+        with self._lock, self._adapter(adapter), torch.no_grad():
+            return self.model(input_ids=input_ids).logits[0, 0].item()
+
+    def _score_response(self, request: InferRequest, adapter: str | None) -> ChatCompletionResponse:
+        n_tokens = len(self.template.encode({'messages': request.messages})['input_ids'])
+        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', f'{self.score(request, adapter):.6g}'), 'stop')
+        return ChatCompletionResponse(self.model_name, [choice], UsageInfo(n_tokens, 0, n_tokens))
 
     def encode_text(self, text: str) -> list[int]:
         """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""
@@ -135,11 +158,12 @@ class PtEngine(InferEngine):
                  ) -> list[ChatCompletionResponse]:
         """Answer prompt ids in one batch, ``config.n`` choices each.
 
-        ``on_text(prompt, choice, text)`` gets text as soon as later tokens can no longer change it;
+        ``on_text(prompt, choice, text, logprobs)`` gets text as soon as later tokens can no longer change it, with
+        the logprob entries of the tokens that text completes: streamed entries add up to the whole answer's.
         ``cancelled(prompt)`` is polled every step and ends that prompt's rows when true.
         """
         self._check_adapter(adapter)
-        check_logprobs(config, streaming=False)
+        check_logprobs(config)
         n = config.n
         rows = [prompt for prompt in prompts for _ in range(n)]
         inputs = self._left_padded(rows)
@@ -147,21 +171,26 @@ class PtEngine(InferEngine):
         kwargs = self._generate_kwargs(config, prompt_length)
         if cancelled is not None:
             kwargs['stopping_criteria'].append(_Cancelled(lambda row: cancelled(row // n)))
+        logprobs = None
+        if config.logprobs:
+            logprobs = _StepLogprobs(config.top_logprobs or 0, self._token_entry)
+            kwargs['stopping_criteria'].append(logprobs)
+            # generate hands stopping criteria the scores only when it is asked to return them
+            kwargs.update(output_scores=True, return_dict_in_generate=True)
         streamer = None
         if on_text is not None:
-            streamer = _RowTexts(self, len(rows), self._stop_words(config),
-                                 lambda row, text: on_text(row // n, row % n, text))
-        if config.logprobs:
-            kwargs.update(output_scores=True, return_dict_in_generate=True)
+            streamer = _RowTexts(self, len(rows), self._stop_words(config), logprobs,
+                                 lambda row, text, entries: on_text(row // n, row % n, text, entries))
         output = self._model_generate(adapter, config.seed, **inputs, **kwargs, streamer=streamer)
         sequences = output.sequences if config.logprobs else output
         completions = sequences[:, prompt_length:].tolist()
         choices = [self._choice(row % n, completion, config, kwargs['max_new_tokens'])
                    for row, completion in enumerate(completions)]
-        if config.logprobs:
-            self._add_logprobs(choices, completions, output.scores, config.top_logprobs or 0)
+        if logprobs is not None:
+            for row, (choice, _, n_content) in enumerate(choices):
+                choice.logprobs = ChoiceLogprobs(logprobs.entries(row, 0, n_content))
         if streamer is not None:
-            streamer.finish([choice.message.content for choice, _, _ in choices])
+            streamer.finish([(choice.message.content, n_content) for choice, _, n_content in choices])
         return [self._response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
 
     # ---- generation ------------------------------------------------------------------------------------------
@@ -226,34 +255,6 @@ class PtEngine(InferEngine):
                              len(tokens))
         return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens, n_content
 
-    def _add_logprobs(self, choices: list[tuple[ChatCompletionResponseChoice, int, int]],
-                      completions: list[list[int]], scores: tuple[torch.Tensor, ...], top: int) -> None:
-        """Fill each choice's ``logprobs`` from ``generate``'s per-step scores (rows x vocab, one tensor a step).
-
-        Those are the processed scores, the ones generate sampled from: after repetition penalty, temperature,
-        top-k and top-p. So the log-probabilities are those of the sampling distribution, as OpenAI reports them;
-        greedy decoding applies no processor, and they are then the model's own. A token the settings ruled out
-        has log 0 = -inf, reported as OpenAI does, -9999.0, so that the JSON stays valid.
-        """
-        steps = max((n_content for _, _, n_content in choices), default=0)
-        chosen: list[list[float]] = []
-        tops: list[tuple[list[list[float]], list[list[int]]]] = []
-        for step in range(steps):
-            logprobs = torch.log_softmax(scores[step].float(), dim=-1)
-            ids = torch.tensor([c[step] if step < len(c) else 0 for c in completions], device=logprobs.device)
-            chosen.append(logprobs.gather(1, ids[:, None])[:, 0].tolist())
-            values, indices = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1)  # sorted, most likely first
-            tops.append((values.tolist(), indices.tolist()))
-        for row, (choice, _, n_content) in enumerate(choices):
-            content = []
-            for step in range(n_content):
-                token_id = completions[row][step]
-                top_values, top_ids = tops[step][0][row], tops[step][1][row]
-                content.append(ChatCompletionTokenLogprob(
-                    *self._token_entry(token_id, chosen[step][row]),
-                    top_logprobs=[TopLogprob(*self._token_entry(i, v)) for i, v in zip(top_ids, top_values)]))
-            choice.logprobs = ChoiceLogprobs(content)
-
     def _token_entry(self, token_id: int, logprob: float) -> tuple[str, float, list[int]]:
         """``(token, logprob, bytes)`` as OpenAI writes them: the token's text is its UTF-8 bytes, decoded."""
         raw = self._token_bytes(token_id)
@@ -281,7 +282,7 @@ class PtEngine(InferEngine):
 
         def run() -> None:
             try:
-                on_text = lambda _prompt, choice, text: events.put(('text', (choice, text)))  # noqa: E731
+                on_text = lambda _prompt, *delta: events.put(('text', delta))  # noqa: E731
                 events.put(('done', self.generate([prompt], config, adapter, on_text=on_text)[0]))
             except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
                 events.put(('error', err))
@@ -292,27 +293,32 @@ class PtEngine(InferEngine):
             if kind == 'error':
                 raise value
             if kind == 'text':
-                yield self._chunk(*value, None)
+                choice, text, entries = value
+                yield self._chunk(choice, text, None, entries)
                 continue
             for choice in value.choices:
                 yield self._chunk(choice.index, '', choice.finish_reason)
             return
 
-    def _chunk(self, index: int, text: str, finish_reason: str | None) -> ChatCompletionStreamResponse:
-        choice = ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason)
-        return ChatCompletionStreamResponse(self.model_name, [choice])
+    def _chunk(self, index: int, text: str, finish_reason: str | None,
+               entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:
+        return ChatCompletionStreamResponse(self.model_name, [stream_choice(index, text, finish_reason, entries)])
 
 
-def check_logprobs(config: RequestConfig, streaming: bool | None = None) -> None:
-    """SwiftError for logprob settings this engine cannot serve: streamed, or ``top_logprobs`` out of range or
-    without ``logprobs``. ``streaming`` defaults to ``config.stream``."""
+def check_logprobs(config: RequestConfig) -> None:
+    """SwiftError for ``top_logprobs`` out of range or without ``logprobs``."""
     if config.top_logprobs is not None:
         if not config.logprobs:
             raise SwiftError('top_logprobs needs logprobs=true')
         if not 0 <= config.top_logprobs <= MAX_TOP_LOGPROBS:
             raise SwiftError(f'top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {config.top_logprobs}')
-    if config.logprobs and (config.stream if streaming is None else streaming):
-        raise SwiftError('logprobs are not available when streaming yet; ask for them with stream=false')
+
+
+def stream_choice(index: int, text: str, finish_reason: str | None = None,
+                  entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponseChoice:
+    """One streamed chat choice: a text delta, with the logprob entries of its tokens when they were asked for."""
+    logprobs = None if entries is None else ChoiceLogprobs(entries)
+    return ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason, logprobs)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -350,20 +356,57 @@ class _Cancelled(StoppingCriteria):
         return torch.tensor([self.is_cancelled(row) for row in range(input_ids.shape[0])], device=input_ids.device)
 
 
+class _StepLogprobs(StoppingCriteria):
+    """Records each step's log-probabilities as generate goes: every row's chosen token and its ``top`` most likely.
+
+    A stopping criterion that never stops anything, because criteria run after each step's token is chosen and see
+    the scores it was chosen from: the processed ones, after repetition penalty, temperature, top-k and top-p. So
+    the log-probabilities are those of the sampling distribution, as OpenAI reports them; greedy decoding applies
+    no processor, and they are then the model's own. A token the settings ruled out has log 0 = -inf, reported as
+    OpenAI does, -9999.0, so that the JSON stays valid. Whole and streamed answers read the same records.
+    """
+
+    def __init__(self, top: int, token_entry: Callable[[int, float], tuple[str, float, list[int]]]):
+        self.top = top
+        self.token_entry = token_entry
+        self.steps: list[tuple[list[int], list[float], list[list[float]], list[list[int]]]] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        logprobs = torch.log_softmax(scores[-1].float(), dim=-1)
+        chosen = input_ids[:, -1:]
+        values, indices = logprobs.topk(min(self.top, logprobs.shape[-1]), dim=-1)  # sorted, most likely first
+        self.steps.append((chosen[:, 0].tolist(), logprobs.gather(1, chosen)[:, 0].tolist(), values.tolist(),
+                           indices.tolist()))
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def entries(self, row: int, start: int, end: int) -> list[ChatCompletionTokenLogprob]:
+        """The entries of ``row``'s generated tokens ``start`` to ``end``."""
+        entries = []
+        for token_ids, chosen, top_values, top_ids in self.steps[start:end]:
+            tops = [TopLogprob(*self.token_entry(i, v)) for i, v in zip(top_ids[row], top_values[row])]
+            token = self.token_entry(token_ids[row], chosen[row])
+            entries.append(ChatCompletionTokenLogprob(*token, top_logprobs=tops))
+        return entries
+
+
 class _RowTexts(BaseStreamer):
     """Turns each generation step's batch of tokens into per-row text deltas.
 
     Text is held back while a later token could still change it: half of a multi-byte character, or the start of
-    a stop word. ``finish`` sends whatever remains of each row's final answer, so the deltas add up to it exactly.
+    a stop word. With ``logprobs``, a delta carries the entries of the tokens whose text it completes. ``finish``
+    sends whatever remains of each row's final answer and its entries, so the deltas add up to it exactly.
     """
 
-    def __init__(self, engine: PtEngine, n_rows: int, stop_words: list[str], emit: Callable[[int, str], None]):
+    def __init__(self, engine: PtEngine, n_rows: int, stop_words: list[str], logprobs: _StepLogprobs | None,
+                 emit: Callable[[int, str, list[ChatCompletionTokenLogprob] | None], None]):
         self.decode = engine.template.decode
         self.stop_ids = set(engine.stop_token_ids)
         self.stop_words = [w for w in stop_words if w]
+        self.logprobs = logprobs
         self.emit = emit
         self.tokens: list[list[int]] = [[] for _ in range(n_rows)]
         self.sent = [''] * n_rows
+        self.covered = [0] * n_rows  # tokens whose entries were sent
         self.ended = [False] * n_rows
         self.prompt_seen = False
 
@@ -383,9 +426,10 @@ class _RowTexts(BaseStreamer):
     def end(self) -> None:
         pass
 
-    def finish(self, texts: list[str]) -> None:
-        for row, text in enumerate(texts):
-            self._send(row, text)
+    def finish(self, answers: list[tuple[str, int]]) -> None:
+        """Each row's final ``(content, number of tokens it has logprob entries for)``."""
+        for row, (text, n_content) in enumerate(answers):
+            self._send(row, text, n_content)
 
     def _settled_text(self, row: int) -> str:
         text, stopped = truncate_at_stop(self.decode(self.tokens[row]), self.stop_words)
@@ -396,7 +440,28 @@ class _RowTexts(BaseStreamer):
         held = max((k for w in self.stop_words for k in range(1, len(w)) if text.endswith(w[:k])), default=0)
         return text[:len(text) - held]
 
-    def _send(self, row: int, text: str) -> None:
+    def _send(self, row: int, text: str, n_covered: int | None = None) -> None:
+        delta = ''
         if len(text) > len(self.sent[row]) and text.startswith(self.sent[row]):
-            self.emit(row, text[len(self.sent[row]):])
-            self.sent[row] = text
+            delta, self.sent[row] = text[len(self.sent[row]):], text
+        elif n_covered is None:
+            return  # no new text, so no token newly covered either
+        entries = None
+        if self.logprobs is not None:
+            end = self._covered(row) if n_covered is None else n_covered
+            entries = self.logprobs.entries(row, self.covered[row], end)
+            self.covered[row] = max(end, self.covered[row])
+        if delta or entries:
+            self.emit(row, delta, entries)
+
+    def _covered(self, row: int) -> int:
+        """How many of the row's tokens the text sent so far holds whole. Tokens that add no text go with the next
+        one, as the whole answer's entries end at the fewest tokens that reach its content (``PtEngine._choice``)."""
+        tokens, sent, done = self.tokens[row], self.sent[row], self.covered[row]
+        while True:
+            text, more = self.decode(tokens[:done]), done + 1
+            while more <= len(tokens) and self.decode(tokens[:more]) == text:
+                more += 1
+            if more > len(tokens) or not sent.startswith(self.decode(tokens[:more])):
+                return done
+            done = more

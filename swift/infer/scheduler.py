@@ -20,8 +20,8 @@ logger = get_logger()
 
 @dataclass(eq=False)
 class Job:
-    """One request in the queue. The worker reports to the event loop through ``events``:
-    ``('text', choice, delta)`` while streaming, then ``('done', response)`` or ``('error', exception)``."""
+    """One request in the queue. The worker reports to the event loop through ``events``: ``('text', choice,
+    delta, logprob entries or None)`` while streaming, then ``('done', response)`` or ``('error', exception)``."""
     prompt: list[int]
     config: RequestConfig
     adapter: str | None
@@ -121,9 +121,9 @@ class BatchScheduler:
             return batch
 
     def _run(self, batch: list[Job]) -> None:
-        def on_text(index: int, choice: int, text: str) -> None:
+        def on_text(index: int, choice: int, text: str, logprobs) -> None:
             if batch[index].config.stream:
-                batch[index].send('text', choice, text)
+                batch[index].send('text', choice, text, logprobs)
 
         try:
             responses = self.engine.generate([job.prompt for job in batch], batch[0].config, batch[0].adapter,

@@ -22,10 +22,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionStreamResponseChoice,
-                        DeltaMessage, InferRequest, RequestConfig)
+from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionTokenLogprob, InferRequest,
+                        RequestConfig)
 from ..utils import SwiftError, get_logger
-from .pt_engine import MAX_TOP_LOGPROBS, PtEngine, check_logprobs
+from .pt_engine import MAX_TOP_LOGPROBS, PtEngine, check_logprobs, stream_choice
 from .scheduler import BatchScheduler, Job
 
 logger = get_logger()
@@ -66,7 +66,8 @@ class ChatCompletionRequest(_GenerationFields):
 
 class CompletionRequest(_GenerationFields):
     prompt: str | list[str]
-    logprobs: int | None = None  # the legacy endpoint's number of top tokens: not supported
+    # The legacy endpoint's logprobs: how many most likely tokens to list per position (0: only the chosen one's)
+    logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
 
 # ---- errors ------------------------------------------------------------------------------------------------------
@@ -137,11 +138,10 @@ def _request_config(body: _GenerationFields, defaults: RequestConfig, max_tokens
                                  stream=body.stream, seed=defaults.seed if body.seed is None else body.seed)
     if isinstance(body, ChatCompletionRequest):
         config.logprobs, config.top_logprobs = bool(body.logprobs), body.top_logprobs
-    elif body.logprobs:
-        raise APIError(400, 'logprobs are not supported on /v1/completions; /v1/chat/completions has them',
-                       code='unsupported_parameter')
+    else:
+        config.logprobs, config.top_logprobs = body.logprobs is not None, body.logprobs
     try:
-        check_logprobs(config)  # top_logprobs without logprobs, or logprobs with stream=true
+        check_logprobs(config)  # top_logprobs without logprobs
     except SwiftError as err:
         raise APIError(400, str(err)) from None
     for name in ('temperature', 'top_p', 'top_k', 'repetition_penalty'):
@@ -245,13 +245,13 @@ def _chat_routes(router: APIRouter, server: _Server) -> None:
 async def _chat_stream(job: Job, body: ChatCompletionRequest, request: Request):
     chunk_id, created = f'chatcmpl-{uuid.uuid4().hex}', int(time.time())
 
-    def chunk(choice: int, text: str, finish_reason: str | None = None, usage=None) -> str:
-        choices = [ChatCompletionStreamResponseChoice(choice, DeltaMessage('assistant', text), finish_reason)]
+    def chunk(choice: int, text: str, finish_reason: str | None = None, usage=None, logprobs=None) -> str:
+        choices = [stream_choice(choice, text, finish_reason, logprobs)]
         return _sse(ChatCompletionStreamResponse(body.model, choices, usage, chunk_id, created=created).to_dict())
 
     async for event in _events(job, request):
         if event[0] == 'text':
-            yield chunk(event[1], event[2])
+            yield chunk(event[1], event[2], logprobs=event[3])
         elif event[0] == 'error':
             yield _sse(_error_body(f'generation failed: {event[1]}', 'server_error', None))
         else:
@@ -272,9 +272,11 @@ def _completion_routes(router: APIRouter, server: _Server) -> None:
         prompt = body.prompt if isinstance(body.prompt, str) else _single_prompt(body.prompt)
         job = server.submit(body, lambda: server.engine.encode_text(prompt))
         if body.stream:
-            return StreamingResponse(_completion_stream(job, body, request), media_type='text/event-stream')
+            return StreamingResponse(_completion_stream(job, body, prompt, request), media_type='text/event-stream')
         response = await _result(job)
-        choices = [(c.index, c.message.content, c.finish_reason) for c in response.choices]
+        choices = [(c.index, c.message.content, c.finish_reason,
+                    None if c.logprobs is None else _legacy_logprobs(c.logprobs.content, prompt.encode())[0])
+                   for c in response.choices]
         return _completion_body(body.model, choices, dataclasses.asdict(response.usage))
 
 
@@ -286,23 +288,45 @@ def _single_prompt(prompts: list[str]) -> str:
 
 def _completion_body(model: str, choices: list[tuple], usage: dict | None, completion_id: str | None = None,
                      created: int | None = None) -> dict:
+    """The legacy completion shape; ``choices`` are ``(index, text, finish_reason, logprobs)``."""
     return {'id': completion_id or f'cmpl-{uuid.uuid4().hex}', 'object': 'text_completion',
             'created': created or int(time.time()), 'model': model, 'usage': usage,
-            'choices': [{'index': i, 'text': text, 'logprobs': None, 'finish_reason': finish}
-                        for i, text, finish in choices]}
+            'choices': [{'index': i, 'text': text, 'logprobs': logprobs, 'finish_reason': finish}
+                        for i, text, finish, logprobs in choices]}
 
 
-async def _completion_stream(job: Job, body: CompletionRequest, request: Request):
+def _legacy_logprobs(entries: list[ChatCompletionTokenLogprob], before: bytes) -> tuple[dict, bytes]:
+    """Chat logprob entries in the legacy completion shape, and the bytes of the text up to their end.
+
+    ``text_offset`` counts characters from the start of the prompt, as OpenAI's does: ``before`` holds the prompt's
+    bytes and those of the tokens earlier stream chunks carried. A token holding half a character starts where that
+    character does.
+    """
+    offsets = []
+    for entry in entries:
+        offsets.append(len(before.decode('utf-8', errors='ignore')))
+        before += bytes(entry.bytes)
+    return {'tokens': [e.token for e in entries], 'token_logprobs': [e.logprob for e in entries],
+            'top_logprobs': [{t.token: t.logprob for t in e.top_logprobs} for e in entries],
+            'text_offset': offsets}, before
+
+
+async def _completion_stream(job: Job, body: CompletionRequest, prompt: str, request: Request):
     completion_id, created = f'cmpl-{uuid.uuid4().hex}', int(time.time())
+    spelled: dict[int, bytes] = {}  # per choice, the prompt and the tokens sent so far: where text_offset goes on
     async for event in _events(job, request):
         if event[0] == 'text':
-            yield _sse(_completion_body(body.model, [(event[1], event[2], None)], None, completion_id, created))
+            _, index, text, entries = event
+            logprobs = None
+            if entries is not None:
+                logprobs, spelled[index] = _legacy_logprobs(entries, spelled.get(index, prompt.encode()))
+            yield _sse(_completion_body(body.model, [(index, text, None, logprobs)], None, completion_id, created))
         elif event[0] == 'error':
             yield _sse(_error_body(f'generation failed: {event[1]}', 'server_error', None))
         else:
             usage = dataclasses.asdict(event[1].usage)
             for choice in event[1].choices:
-                yield _sse(_completion_body(body.model, [(choice.index, '', choice.finish_reason)], usage,
+                yield _sse(_completion_body(body.model, [(choice.index, '', choice.finish_reason, None)], usage,
                                             completion_id, created))
             yield _sse('[DONE]')
 

@@ -5,7 +5,8 @@ import json
 import os
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from ..hub import safe_snapshot_download
 from ..utils import SwiftError, get_logger
@@ -13,6 +14,9 @@ from .registry import detect_model_meta
 
 logger = get_logger()
 
+# --task_type: what the model's head computes. seq_cls puts a fresh scoring head on the causal LM's body (a reward
+# model's head, trained by swift rlhf --rlhf_type rm).
+_AUTO_CLASSES = {'causal_lm': AutoModelForCausalLM, 'seq_cls': AutoModelForSequenceClassification}
 _DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'float16': torch.float16, 'fp16': torch.float16,
            'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16}
 
@@ -57,19 +61,24 @@ def load_tokenizer(model_dir: str, trust_remote_code: bool = False) -> PreTraine
 def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | None = None, *,
                         model_type: str | None = None, attn_impl: str | None = None, use_hf: bool = False,
                         revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
-                        device_map: str | None = None, **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+                        device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
+                        **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``. ``model.model_meta.template`` names the detected chat template."""
+    if task_type == 'seq_cls':
+        model_kwargs['num_labels'] = num_labels or 1
     model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
     config = read_config(model_dir)
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
     meta = detect_model_meta(config, model_type)
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = _AUTO_CLASSES[task_type].from_pretrained(
             model_dir, dtype=dtype, attn_implementation=resolve_attn_impl(attn_impl), device_map=device_map,
             trust_remote_code=trust_remote_code, use_safetensors=True, **model_kwargs)
     except OSError as err:
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
+    if task_type == 'seq_cls':  # the score is read at the last token that is not padding
+        model.config.pad_token_id = tokenizer.pad_token_id
     model.model_meta = dataclasses.replace(meta, template=meta.pick_template(tokenizer.chat_template))
     model.model_dir = model_dir
     return model, tokenizer

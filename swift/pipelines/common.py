@@ -2,7 +2,7 @@
 import dataclasses
 import os
 import sys
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
@@ -45,15 +45,21 @@ def apply_checkpoint_args(args: A) -> A:
     return args
 
 
-def load_model_and_template(args: BaseArguments, **model_kwargs):
-    """The model, its tokenizer and the template the arguments ask for (or the detected one)."""
+def load_model(args: BaseArguments, model_id: str | None = None, **model_kwargs):
+    """``(model, tokenizer)`` of --model, or of ``model_id`` loaded the same way (e.g. a reference model)."""
     if args.quantized:
         model_kwargs['quantization_config'] = bnb_config(args.quant_bits, args.bnb_4bit_quant_type,
                                                          args.bnb_4bit_use_double_quant, args.bnb_4bit_compute_dtype)
-    model, tokenizer = get_model_tokenizer(
-        args.model, args.torch_dtype, model_type=args.model_type, attn_impl=args.attn_impl, use_hf=args.use_hf,
-        revision=args.model_revision, hub_token=args.hub_token, trust_remote_code=args.trust_remote_code,
-        device_map=args.device_map, **model_kwargs)
+    return get_model_tokenizer(
+        model_id or args.model, args.torch_dtype, model_type=args.model_type, attn_impl=args.attn_impl,
+        use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token,
+        trust_remote_code=args.trust_remote_code, device_map=args.device_map, task_type=args.task_type,
+        num_labels=args.num_labels, **model_kwargs)
+
+
+def load_model_and_template(args: BaseArguments, **model_kwargs):
+    """The model, its tokenizer and the template the arguments ask for (or the detected one)."""
+    model, tokenizer = load_model(args, **model_kwargs)
     template = build_template(args, tokenizer, model.model_meta.template)
     return model, tokenizer, template
 
@@ -65,7 +71,8 @@ def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
                         use_chat_template=args.use_chat_template)
 
 
-def load_dataset_rows(args: BaseArguments, specs: list[str]) -> list[dict]:
-    """Normalised rows of ``specs`` with the data arguments of ``args`` (columns, strictness, identity)."""
+def load_dataset_rows(args: BaseArguments, specs: list[str], check: Callable[[dict], None] | None = None) -> list[dict]:
+    """Normalised rows of ``specs`` with the data arguments of ``args`` (columns, strictness, identity); ``check``
+    is what the task needs of each row."""
     return load_rows(specs, columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
-                     model_name=args.model_name, model_author=args.model_author).rows
+                     model_name=args.model_name, model_author=args.model_author, check=check).rows

@@ -1,16 +1,20 @@
-"""``swift export``: merge LoRA adapters into the base model, and push a checkpoint to a hub.
+"""``swift export``: merge LoRA adapters into the base model, quantize, write an Ollama Modelfile, push to a hub.
 
     swift export --adapters output/vx-xxx/checkpoint-xxx --merge_lora true
+    swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method bnb --quant_bits 4 --output_dir qwen-bnb-int4
+    swift export --model output/vx-xxx/checkpoint-xxx-merged --to_ollama true --output_dir ollama
     swift export --adapters output/vx-xxx/checkpoint-xxx --push_to_hub true --hub_model_id me/my-model
 """
 import os
 
 from ..arguments import ExportArguments
-from ..export import merge_adapters, save_model_atomically
+from ..export import merge_adapters, save_model_atomically, write_modelfile
 from ..hub import push_folder
+from ..model import detect_model_meta
+from ..model.loader import load_tokenizer, read_config
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
-from .common import apply_checkpoint_args, load_model_and_template, to_arguments
+from .common import apply_checkpoint_args, build_template, load_model_and_template, to_arguments
 
 logger = get_logger()
 
@@ -20,8 +24,13 @@ def export_main(args: ExportArguments | list[str] | None = None) -> dict:
     result = {}
     if args.merge_lora:
         result['merged_dir'] = merge_lora(args)
+    if args.quantize:
+        result['quantized_dir'] = quantize(args)
+    if args.to_ollama:
+        result['modelfile'] = to_ollama(args, result.get('merged_dir') or args.model)
     if args.push_to_hub:
-        folder = result.get('merged_dir') or (args.adapters[0] if args.adapters else args.model)
+        folder = (result.get('merged_dir') or result.get('quantized_dir')
+                  or (args.adapters[0] if args.adapters else args.model))
         hub = push_folder(folder, args.hub_model_id, use_hf=args.use_hf, token=args.hub_token,
                           private=args.hub_private_repo, commit_message=args.commit_message)
         logger.info(f'pushed {folder} to {hub} as {args.hub_model_id}')
@@ -41,9 +50,36 @@ def merge_lora(args) -> str:
     for adapter in args.adapters:
         model = merge_adapters(Swift.from_pretrained(model, adapter))
     out_dir = args.output_dir or f"{args.adapters[-1].rstrip('/')}-merged"
-    saved = {'model': os.path.abspath(out_dir), 'model_type': model.model_meta.model_type,
-             'template': template.template_type, 'system': template.default_system, 'train_type': 'full',
-             'torch_dtype': args.torch_dtype, 'max_length': args.max_length}
-    save_model_atomically(model, tokenizer, out_dir, saved)
+    save_model_atomically(model, tokenizer, out_dir, _exported_args(args, out_dir, model, template))
     logger.info(f'merged model saved to {out_dir}')
     return out_dir
+
+
+def quantize(args: ExportArguments) -> str:
+    """Write ``--model`` loaded through bitsandbytes: the folder's config.json records the quantization, so
+    transformers (and swift infer) load it quantized without further flags."""
+    model, tokenizer, template = load_model_and_template(args)
+    out_dir = args.output_dir or f"{args.model.rstrip('/')}-{args.quant_method}-int{args.quant_bits}"
+    save_model_atomically(model, tokenizer, out_dir, _exported_args(args, out_dir, model, template))
+    logger.info(f'{args.quant_bits}-bit {args.quant_method} model saved to {out_dir}')
+    return out_dir
+
+
+def to_ollama(args: ExportArguments, model_dir: str) -> str:
+    if not os.path.isdir(model_dir):
+        raise SwiftError(f'--to_ollama needs a local model folder, got {model_dir}')
+    tokenizer = load_tokenizer(model_dir, args.trust_remote_code)  # the chat format needs no weights
+    detected = detect_model_meta(read_config(model_dir), args.model_type).pick_template(tokenizer.chat_template)
+    template = build_template(args, tokenizer, detected)
+    # Beside a folder this export just wrote (merged), else in --output_dir.
+    out_dir = model_dir if model_dir != args.model else args.output_dir or f'{model_dir.rstrip("/")}-ollama'
+    path = write_modelfile(model_dir, template, out_dir)
+    logger.info(f'Ollama Modelfile written to {path}: ollama create NAME -f {path}')
+    return path
+
+
+def _exported_args(args: ExportArguments, out_dir: str, model, template) -> dict:
+    """args.json of an exported model folder: a plain model that infer loads with --model."""
+    return {'model': os.path.abspath(out_dir), 'model_type': model.model_meta.model_type,
+            'template': template.template_type, 'system': template.default_system, 'train_type': 'full',
+            'torch_dtype': args.torch_dtype, 'max_length': args.max_length}

@@ -25,6 +25,7 @@ def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | N
     args = apply_checkpoint_args(to_arguments(InferArguments, args))
     engine = build_engine(args)
     config = request_config(args)
+    config.stream = config.stream and not engine.is_scorer  # a score comes whole
     if args.val_dataset or args.load_data_args:
         return batch_infer(engine, args, config)
     chat(engine, config)
@@ -86,6 +87,8 @@ def _answer(engine: PtEngine, messages: list[dict], config: RequestConfig) -> st
 def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -> list[dict]:
     """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl."""
     rows = _validation_rows(args)
+    if engine.is_scorer:
+        return _write_results(args, _scores(engine, rows))
     config.stream = False
     requests = [InferRequest(messages=_prompt_messages(row['messages'])) for row in rows]
     responses = engine.infer(requests, config)
@@ -95,9 +98,29 @@ def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -
         label = row['messages'][-1]['content'] if row['messages'][-1]['role'] == 'assistant' else None
         results.append({'messages': request.messages + [{'role': 'assistant', 'content': answer}],
                         'response': answer, 'labels': label})
+    return _write_results(args, results)
+
+
+def _scores(engine: PtEngine, rows: list[dict]) -> list[dict]:
+    """A reward model's score of each row, and of its rejected answer where the row has one (a preference pair)."""
+    results = []
+    for row in rows:
+        result = {'messages': row['messages'], 'score': engine.score(InferRequest(messages=row['messages']))}
+        if row.get('rejected_response'):
+            rejected = [*row['messages'][:-1], {'role': 'assistant', 'content': row['rejected_response']}]
+            result['rejected_score'] = engine.score(InferRequest(messages=rejected))
+        results.append(result)
+    pairs = [r for r in results if 'rejected_score' in r]
+    if pairs:
+        accuracy = sum(r['score'] > r['rejected_score'] for r in pairs) / len(pairs)
+        logger.info(f'the chosen answer scores higher in {accuracy:.1%} of {len(pairs)} pairs')
+    return results
+
+
+def _write_results(args: InferArguments, results: list[dict]) -> list[dict]:
     path = args.result_path or _default_result_path(args)
     write_jsonl(path, results)
-    logger.info(f'{len(results)} answers written to {path}')
+    logger.info(f'{len(results)} results written to {path}')
     return results
 
 

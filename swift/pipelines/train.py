@@ -4,6 +4,7 @@
     swift pt  --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --train_type full
 """
 import os
+from typing import Callable
 
 from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
@@ -13,7 +14,7 @@ from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
-from ..tuners import TunerSettings, loraplus_optimizer, prepare_model
+from ..tuners import TunerSettings, loraplus_optimizer, prepare_model, tuner_callbacks
 from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
@@ -21,6 +22,9 @@ from ..utils.output_dir import next_run_dir
 from .common import load_dataset_rows, load_model_and_template, to_arguments
 
 logger = get_logger()
+# How a run loads its encoded (train, val) data, and builds its trainer from the shared keyword arguments.
+DataLoaderFn = Callable[[TrainArguments, Template], tuple]
+TrainerFactory = Callable[..., SwiftTrainer]
 
 
 def sft_main(args: TrainArguments | list[str] | None = None) -> dict:
@@ -34,11 +38,13 @@ def pt_main(args: TrainArguments | list[str] | None = None) -> dict:
     return run_training(args)
 
 
-def run_training(args: TrainArguments) -> dict:
+def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
+                 make_trainer: TrainerFactory | None = None) -> dict:
+    """The life of a training run. ``swift rlhf`` passes its own data loading and trainer; the rest is shared."""
     # ---- setup ----
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
-    train_data, val_data = _load_datasets(args, template)
+    train_data, val_data = (load_data or _load_datasets)(args, template)
     run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
     model = prepare_model(model, args.train_type, _tuner_settings(args), bool(args.activation_checkpointing))
     checkpoint_args = _checkpoint_args(args, model, template)
@@ -46,11 +52,11 @@ def run_training(args: TrainArguments) -> dict:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
     if not val_data:
         args.eval_strategy = IntervalStrategy.NO
-    trainer = SwiftTrainer(
-        model=model, args=args, train_dataset=train_data, eval_dataset=val_data or None, processing_class=tokenizer,
-        data_collator=DataCollator(tokenizer.pad_token_id, padding_free=args.padding_free or args.packing),
+    trainer = (make_trainer or _sft_trainer)(
+        args, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None, processing_class=tokenizer,
         optimizers=(_optimizer(args, model), None),
-        callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback()],
+        callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
+                   *tuner_callbacks(model, args.train_type, _tuner_settings(args), args.seed)],
         checkpoint_args=checkpoint_args)
     _use_own_progress_bar(trainer)
 
@@ -59,6 +65,11 @@ def run_training(args: TrainArguments) -> dict:
 
     # ---- save ----
     return _finish(trainer, run_dir)
+
+
+def _sft_trainer(args: TrainArguments, template: Template, **kwargs) -> SwiftTrainer:
+    collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing)
+    return SwiftTrainer(args=args, data_collator=collator, **kwargs)
 
 
 def _choose_run_dir(args: TrainArguments) -> str:
@@ -75,13 +86,17 @@ def _choose_run_dir(args: TrainArguments) -> str:
     return run_dir
 
 
-def _load_datasets(args: TrainArguments, template: Template):
-    rows = load_dataset_rows(args, args.dataset)
+def load_train_val_rows(args: TrainArguments, check: Callable[[dict], None] | None = None):
+    """Training rows and held-out rows: --val_dataset, or a --split_dataset_ratio share of --dataset."""
+    rows = load_dataset_rows(args, args.dataset, check)
     if args.val_dataset:
-        train_rows = split_rows(rows, 0, args.data_seed, args.dataset_shuffle)[0]
-        val_rows = load_dataset_rows(args, args.val_dataset)
-    else:
-        train_rows, val_rows = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
+        return split_rows(rows, 0, args.data_seed, args.dataset_shuffle)[0], load_dataset_rows(args, args.val_dataset,
+                                                                                                check)
+    return split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
+
+
+def _load_datasets(args: TrainArguments, template: Template):
+    train_rows, val_rows = load_train_val_rows(args)
     if args.lazy_tokenize:
         return LazyEncodedDataset(template, train_rows), (LazyEncodedDataset(template, val_rows) if val_rows else None)
     return _encode_split(template, train_rows, args, 'train'), _encode_split(template, val_rows, args, 'val')
@@ -111,7 +126,16 @@ def _tuner_settings(args: TrainArguments) -> TunerSettings:
                          fourier_n_frequency=args.fourier_n_frequency, fourier_scaling=args.fourier_scaling,
                          freeze_parameters=args.freeze_parameters,
                          freeze_parameters_ratio=args.freeze_parameters_ratio,
-                         trainable_parameters=args.trainable_parameters)
+                         trainable_parameters=args.trainable_parameters, init_weights=args.init_weights,
+                         task_type='SEQ_CLS' if args.task_type == 'seq_cls' else 'CAUSAL_LM',
+                         **{name: getattr(args, name) for name in _TUNER_PASSTHROUGH})
+
+
+# Flags that TunerSettings takes under the same name.
+_TUNER_PASSTHROUGH = ('adalora_target_r', 'adalora_init_r', 'adalora_tinit', 'adalora_tfinal', 'adalora_deltaT',
+                      'adalora_beta1', 'adalora_beta2', 'adalora_orth_reg_weight', 'llamapro_num_new_blocks',
+                      'llamapro_num_groups', 'adapter_length', 'adapter_act', 'lisa_activated_layers',
+                      'lisa_step_interval')
 
 
 def _optimizer(args: TrainArguments, model):

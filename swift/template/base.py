@@ -141,6 +141,35 @@ class Template:
         keep = slice(-self.max_length, None) if self.truncation_strategy == 'left' else slice(self.max_length)
         return {key: value[keep] for key, value in encoded.items()}
 
+    # ---- alignment -------------------------------------------------------------------------------------------
+    def encode_pair(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
+        """``prompt_ids``, then the ``chosen_ids`` and ``rejected_ids`` that follow it (DPO, ORPO, CPO, SimPO, RM).
+
+        Both answers are encoded as sft encodes the row, so system prompt, masks and truncation match; an answer
+        covers the tokens of the final turn's loss span. None when truncation removes either answer.
+        """
+        rejected_row = {**row, 'messages': [*row['messages'][:-1],
+                                            {'role': 'assistant', 'content': row['rejected_response']}]}
+        chosen, rejected = self.encode(row), self.encode(rejected_row)
+        if chosen is None or rejected is None:
+            return None
+        chosen_span, rejected_span = _last_loss_span(chosen['labels']), _last_loss_span(rejected['labels'])
+        if chosen_span is None or rejected_span is None:
+            return None
+        # Both answers share the prompt's tokens up to where their texts part.
+        prompt_len = min(chosen_span[0], rejected_span[0], _common_prefix(chosen['input_ids'], rejected['input_ids']))
+        return {'prompt_ids': chosen['input_ids'][:prompt_len],
+                'chosen_ids': chosen['input_ids'][prompt_len:chosen_span[1]],
+                'rejected_ids': rejected['input_ids'][prompt_len:rejected_span[1]]}
+
+    def encode_completion(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
+        """``prompt_ids`` and the ``completion_ids`` of the final answer (KTO's unpaired rows)."""
+        encoded = self.encode(row)
+        span = None if encoded is None else _last_loss_span(encoded['labels'])
+        if span is None:
+            return None
+        return {'prompt_ids': encoded['input_ids'][:span[0]], 'completion_ids': encoded['input_ids'][span[0]:span[1]]}
+
     # ---- generation ------------------------------------------------------------------------------------------
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -148,3 +177,18 @@ class Template:
 
 def _in_spans(position: int, spans: list[Span]) -> bool:
     return any(start <= position < end for start, end in spans)
+
+
+def _last_loss_span(labels: list[int]) -> Span | None:
+    """[start, end) of the last run of tokens that carry loss: the final answer."""
+    end = next((i + 1 for i in range(len(labels) - 1, -1, -1) if labels[i] != IGNORE_INDEX), None)
+    if end is None:
+        return None
+    start = end - 1
+    while start > 0 and labels[start - 1] != IGNORE_INDEX:
+        start -= 1
+    return start, end
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

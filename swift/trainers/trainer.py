@@ -1,4 +1,5 @@
-"""The Trainer for pt and sft: atomic checkpoints with args.json, and real-token throughput in the logs."""
+"""The Trainer for pt and sft, and the mixin that gives every trainer (sft, rlhf) atomic checkpoints with args.json
+and real-token throughput in the logs."""
 import os
 import shutil
 import time
@@ -13,15 +14,18 @@ STAGING_DIR = '.staging'
 
 
 def count_real_tokens(inputs: dict) -> int:
-    """Tokens that are not padding: a padded batch has a 2D mask; a padding-free one has no padding at all."""
+    """Tokens that are not padding: a padded batch has a 2D mask; a padding-free one has no padding at all.
+    Inputs that are not yet tokens (GRPO's prompts, generated inside the step) count none."""
+    if not isinstance(inputs, dict) or 'input_ids' not in inputs:
+        return 0
     mask = inputs.get('attention_mask')
     if mask is None or mask.dim() != 2:
         return inputs['input_ids'].numel()
     return int(mask.sum())
 
 
-class SwiftTrainer(Trainer):
-    """transformers' Trainer with two additions.
+class SwiftTrainerMixin:
+    """Two additions to any transformers ``Trainer`` subclass (ours, or trl's): put it first in the bases.
 
     - Checkpoints are written under ``.staging/`` and renamed into place when complete, so a kill mid-save never
       leaves a half-written ``checkpoint-N``. Each checkpoint also gets ``args.json`` (``checkpoint_args``), which
@@ -44,7 +48,7 @@ class SwiftTrainer(Trainer):
         return super().training_step(model, inputs, num_items_in_batch)
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
-        if 'loss' in logs and self._last_log_time is not None:
+        if 'loss' in logs and self._last_log_time is not None and self._tokens_since_log:
             elapsed = time.perf_counter() - self._last_log_time
             tokens = self._tokens_since_log * self.args.world_size
             logs['tokens_per_second'] = round(tokens / max(elapsed, 1e-9), 2)
@@ -79,3 +83,7 @@ class SwiftTrainer(Trainer):
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+
+class SwiftTrainer(SwiftTrainerMixin, Trainer):
+    """transformers' Trainer with the mixin's checkpoints and throughput: the trainer of ``swift pt`` and ``sft``."""

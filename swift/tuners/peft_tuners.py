@@ -1,8 +1,13 @@
 """The adapter families peft implements, by ``--train_type``: each maps the shared settings to a peft config."""
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Callable
 
-from peft import BOFTConfig, FourierFTConfig, LoraConfig, MissConfig, PeftConfig, VeraConfig
+import torch
+from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, LoftQConfig, LoraConfig, MissConfig, PeftConfig,
+                  VeraConfig)
+
+from ..utils import SwiftError
 
 
 @dataclass
@@ -21,10 +26,27 @@ class TunerSettings:
     boft_n_butterfly_factor: int = 1
     fourier_n_frequency: int = 2000
     fourier_scaling: float = 300.0
+    init_weights: str = 'true'
+    adalora_target_r: int = 8
+    adalora_init_r: int = 12
+    adalora_tinit: int = 0
+    adalora_tfinal: int = 0
+    adalora_deltaT: int = 1
+    adalora_beta1: float = 0.85
+    adalora_beta2: float = 0.85
+    adalora_orth_reg_weight: float = 0.5
+    llamapro_num_new_blocks: int = 4
+    llamapro_num_groups: int | None = None
+    adapter_length: int = 128
+    adapter_act: str = 'gelu'
+    lisa_activated_layers: int = 0
+    lisa_step_interval: int = 20
     # Full training of part of the model.
     freeze_parameters: list[str] = field(default_factory=list)
     freeze_parameters_ratio: float = 0.0
     trainable_parameters: list[str] = field(default_factory=list)
+    # peft's task type: SEQ_CLS also trains the fresh scoring head of a reward model.
+    task_type: str = 'CAUSAL_LM'
 
     @property
     def targets(self) -> str | list[str]:
@@ -33,13 +55,40 @@ class TunerSettings:
 
     @property
     def common(self) -> dict:
-        return {'task_type': 'CAUSAL_LM', 'target_modules': self.targets,
+        return {'task_type': self.task_type, 'target_modules': self.targets,
                 'modules_to_save': self.modules_to_save or None}
+
+
+def _init_lora_weights(value: str) -> dict:
+    """peft's ``init_lora_weights`` (plus LoftQ's config) for ``--init_weights`` (checked by TrainArguments)."""
+    if value in ('true', 'false'):
+        return {'init_lora_weights': value == 'true'}
+    if value != 'loftq':
+        return {'init_lora_weights': value}
+    # peft's LoftQ quantizes each weight on cuda (hard-coded) and needs scipy.
+    if not torch.cuda.is_available():
+        raise SwiftError('--init_weights loftq needs a GPU: peft quantizes the weights with bitsandbytes on cuda')
+    if importlib.util.find_spec('scipy') is None:
+        raise SwiftError('--init_weights loftq needs scipy: pip install scipy')
+    return {'init_lora_weights': 'loftq', 'loftq_config': LoftQConfig(loftq_bits=4)}
 
 
 def _lora(s: TunerSettings) -> PeftConfig:
     return LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias=s.bias, use_dora=s.use_dora,
-                      use_rslora=s.use_rslora, **s.common)
+                      use_rslora=s.use_rslora, **_init_lora_weights(s.init_weights), **s.common)
+
+
+# AdaLoRA's budget schedule needs the number of steps, which the trainer knows only when training begins; this
+# placeholder lets the config validate, and tuner_callbacks replaces it with the real count.
+ADALORA_PLACEHOLDER_STEPS = 10 ** 9
+
+
+def _adalora(s: TunerSettings) -> PeftConfig:
+    return AdaLoraConfig(target_r=s.adalora_target_r, init_r=s.adalora_init_r, tinit=s.adalora_tinit,
+                         tfinal=s.adalora_tfinal, deltaT=s.adalora_deltaT, beta1=s.adalora_beta1,
+                         beta2=s.adalora_beta2, orth_reg_weight=s.adalora_orth_reg_weight,
+                         total_step=ADALORA_PLACEHOLDER_STEPS, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                         **s.common)
 
 
 def _vera(s: TunerSettings) -> PeftConfig:
@@ -61,5 +110,6 @@ def _bone(s: TunerSettings) -> PeftConfig:
 
 
 PEFT_TUNERS: dict[str, Callable[[TunerSettings], PeftConfig]] = {
-    'lora': _lora, 'qlora': _lora, 'vera': _vera, 'boft': _boft, 'fourierft': _fourierft, 'bone': _bone,
+    'lora': _lora, 'qlora': _lora, 'adalora': _adalora, 'vera': _vera, 'boft': _boft, 'fourierft': _fourierft,
+    'bone': _bone,
 }

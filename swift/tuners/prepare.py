@@ -1,10 +1,15 @@
-"""Make a model trainable: full fine-tuning, or an adapter family of peft (LoRA, DoRA, VeRA, BOFT, ...)."""
+"""Make a model trainable: full fine-tuning, LLaMA-Pro, bottleneck adapters, or an adapter family of peft (LoRA,
+DoRA, AdaLoRA, VeRA, BOFT, ...)."""
 import re
+import tempfile
+from types import MethodType
 
 from peft import get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel
 
 from ..utils import get_logger
+from .adapter import add_adapters
+from .llamapro import expand_blocks
 from .peft_tuners import PEFT_TUNERS, TunerSettings
 
 logger = get_logger()
@@ -12,7 +17,8 @@ logger = get_logger()
 
 def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettings | None = None,
                   gradient_checkpointing: bool = False) -> PreTrainedModel:
-    """Return the model to train: ``model`` itself for ``full``, else a peft model of ``train_type``."""
+    """Return the model to train: ``model`` itself for ``full``, ``llamapro`` and ``adapter`` (changed in place),
+    else a peft model of ``train_type``."""
     settings = settings or TunerSettings()
     if train_type == 'full':
         _select_full_parameters(model, settings)
@@ -23,10 +29,22 @@ def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettin
         elif gradient_checkpointing:
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
-        model = get_peft_model(model, PEFT_TUNERS[train_type](settings))
+        model = _add_tuner(model, train_type, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f'{train_type}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)')
+    return model
+
+
+def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerSettings):
+    if train_type == 'llamapro':
+        expand_blocks(model, settings.llamapro_num_new_blocks, settings.llamapro_num_groups)
+        return model
+    if train_type == 'adapter':
+        return add_adapters(model, settings.adapter_length, settings.adapter_act)
+    model = get_peft_model(model, PEFT_TUNERS[train_type](settings))
+    if settings.init_weights.startswith(('pissa', 'olora')):
+        _save_as_plain_lora(model)
     return model
 
 
@@ -47,3 +65,18 @@ def _select_full_parameters(model: PreTrainedModel, settings: TunerSettings) -> 
 
 def _matches(name: str, patterns: list[str]) -> bool:
     return any(name.startswith(pattern) or re.fullmatch(pattern, name) for pattern in patterns)
+
+
+def _save_as_plain_lora(model) -> None:
+    """PiSSA and OLoRA move part of each base weight into the adapter, so their adapter only fits the mutated base.
+    Each save therefore converts it, against the adapter as initialised, into a plain LoRA (of rank 2r) that fits
+    the original base: what infer, deploy and export load. Such a checkpoint cannot be resumed."""
+    initial = tempfile.TemporaryDirectory(prefix='swift-initial-adapter-')
+    model.save_pretrained(initial.name)
+    save = model.save_pretrained
+
+    def save_converted(self, save_directory: str, **kwargs) -> None:
+        save(save_directory, path_initial_model_for_weight_conversion=initial.name, **kwargs)
+
+    model.save_pretrained = MethodType(save_converted, model)
+    model.swift_initial_adapter = initial  # the folder lives as long as the model

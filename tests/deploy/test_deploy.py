@@ -8,8 +8,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,73 +15,32 @@ import urllib.request
 
 import pytest
 
+from .support import free_port, make_adapter, running_swift
+
 SEED_STREAM_MAX_TOKENS = 16  # the server's --max_new_tokens: the seed's streaming call sends no max_tokens
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _make_adapter(base_dir: str, out_dir: str, seed: int) -> str:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, target_modules='all-linear'))
-    for name, param in model.named_parameters():
-        if 'lora_B' in name:  # peft starts B at zero, which would leave the answers unchanged
-            torch.nn.init.normal_(param, std=1.0)
-    model.save_pretrained(out_dir)
-    return out_dir
 
 
 @pytest.fixture(scope='module')
 def adapters(qwen2_dir, tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp('adapters')
-    paths = {name: _make_adapter(qwen2_dir, str(root / name), seed) for seed, name in enumerate(['lora1', 'lora2'])}
+    paths = {name: make_adapter(qwen2_dir, str(root / name), seed) for seed, name in enumerate(['lora1', 'lora2'])}
     # As a training run would: args.json names the base, so the seed's command needs no --model.
     with open(os.path.join(paths['lora1'], 'args.json'), 'w') as f:
         json.dump({'model': qwen2_dir, 'template': 'qwen'}, f)
     return paths
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f'swift deploy exited with {proc.returncode}:\n{open(log_path).read()[-3000:]}')
-        try:
-            with urllib.request.urlopen(f'{url}/health', timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f'swift deploy did not become healthy:\n{open(log_path).read()[-3000:]}')
-
-
 @pytest.fixture(scope='module')
 def server(adapters, tmp_path_factory):
     """The seed's command: ``swift deploy --adapters lora1=... lora2=...``, on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     log_path = str(tmp_path_factory.mktemp('deploy') / 'server.log')
-    argv = [sys.executable, '-m', 'swift.cli.main', 'deploy', '--adapters', f"lora1={adapters['lora1']}",
-            f"lora2={adapters['lora2']}", '--infer_backend', 'pt', '--temperature', '0', '--max_new_tokens',
-            str(SEED_STREAM_MAX_TOKENS), '--host', '127.0.0.1', '--port', str(port), '--log_interval', '1']
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
-    try:
-        url = f'http://127.0.0.1:{port}'
-        _wait_healthy(url, proc, log_path)
+    argv = ['deploy', '--adapters', f"lora1={adapters['lora1']}", f"lora2={adapters['lora2']}", '--infer_backend',
+            'pt', '--temperature', '0', '--max_new_tokens', str(SEED_STREAM_MAX_TOKENS), '--host', '127.0.0.1',
+            '--port', str(port), '--log_interval', '1']
+    url = f'http://127.0.0.1:{port}'
+    with running_swift(argv, f'{url}/health', log_path):
         yield {'url': url, 'port': port, 'log': log_path}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _request(url: str, path: str, body: bytes | dict | None = None, headers: dict | None = None,
@@ -215,9 +172,7 @@ def test_a_seed_makes_sampling_repeatable(server):
                               'top_logprobs': 21}, 400, 'top_logprobs'),
     ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}],
                               'top_logprobs': 2}, 400, 'needs logprobs'),
-    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'logprobs': True,
-                              'stream': True}, 400, 'streaming'),
-    ('/v1/completions', {'model': 'lora1', 'prompt': 'hi', 'logprobs': 2}, 400, 'logprobs'),
+    ('/v1/completions', {'model': 'lora1', 'prompt': 'hi', 'logprobs': 21}, 400, 'logprobs'),
     ('/v1/nowhere', {'model': 'lora1'}, 404, 'Not Found'),
 ])
 def test_bad_requests_get_openai_errors_and_the_server_stays_up(server, path, body, status, needle):
@@ -248,6 +203,43 @@ def test_logprobs_with_the_openai_client(server):
     with pytest.raises(BadRequestError, match='top_logprobs'):
         client.chat.completions.create(model='lora1', messages=messages, max_tokens=2, logprobs=True,
                                        top_logprobs=21)
+
+
+def test_streamed_logprobs_with_the_openai_client(server):
+    from openai import OpenAI
+    client = OpenAI(api_key='EMPTY', base_url=f"{server['url']}/v1")
+    ask = dict(model='lora1', messages=[{'role': 'user', 'content': 'who are you?'}], max_tokens=8, temperature=0,
+               logprobs=True, top_logprobs=2)
+    whole = client.chat.completions.create(**ask).choices[0]
+    chunks = [chunk.choices[0] for chunk in client.chat.completions.create(**ask, stream=True) if chunk.choices]
+    with_entries = [choice.logprobs.content for choice in chunks if choice.logprobs]
+    assert sum(map(bool, with_entries)) > 1  # each chunk carries the entries of its own tokens
+    streamed = [entry.model_dump() for entries in with_entries for entry in entries]
+    assert streamed == [entry.model_dump() for entry in whole.logprobs.content] and streamed
+    assert ''.join(choice.delta.content for choice in chunks) == whole.message.content
+
+
+def test_text_completion_logprobs_with_the_openai_client(server):
+    from openai import OpenAI
+    client = OpenAI(api_key='EMPTY', base_url=f"{server['url']}/v1")
+    ask = dict(model='lora2', prompt='hello world', max_tokens=8, temperature=0, logprobs=2)
+    whole = client.completions.create(**ask).choices[0]
+    logprobs = whole.logprobs
+    n = len(logprobs.tokens)
+    assert 0 < n <= 8 and len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == len(logprobs.text_offset) == n
+    text = ask['prompt'] + whole.text  # as OpenAI's, the offsets count from the start of the prompt
+    assert logprobs.text_offset[0] == len(ask['prompt']) and logprobs.text_offset == sorted(logprobs.text_offset)
+    for token, logprob, top, offset in zip(logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs,
+                                           logprobs.text_offset):
+        assert logprob <= 0 and 1 <= len(top) <= 2 and max(top.values()) == logprob  # greedy: the most likely
+        assert '\ufffd' in token or text[offset:].startswith(token)
+    # streamed: the chunks' lists, offsets included, add up to the whole answer's
+    chunks = [chunk.choices[0] for chunk in client.completions.create(**ask, stream=True)]
+    parts = [choice.logprobs for choice in chunks if choice.logprobs]
+    assert sum(bool(part.tokens) for part in parts) > 1 and ''.join(choice.text for choice in chunks) == whole.text
+    for field in ('tokens', 'token_logprobs', 'top_logprobs', 'text_offset'):
+        assert [x for part in parts for x in getattr(part, field)] == getattr(logprobs, field)
+    assert client.completions.create(**{**ask, 'logprobs': None}).choices[0].logprobs is None
 
 
 def test_concurrent_requests_are_batched_and_answer_as_alone(server):
@@ -300,7 +292,7 @@ def keyed_server(qwen2_dir):
     model, tokenizer = get_model_tokenizer(qwen2_dir)
     engine = PtEngine(model, get_template('qwen', tokenizer), max_batch_size=4)
     app = create_app(engine, 'my-model', [], api_key='sk-test')
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -1,4 +1,5 @@
 """``logprobs`` / ``top_logprobs`` from ``PtEngine``: checked against a plain forward pass of the same model."""
+import dataclasses
 import math
 
 import pytest
@@ -154,11 +155,54 @@ def test_sampling_reports_the_sampling_distribution(engine):
         assert any(abs(entry.logprob - v) < 1e-6 for v in values[:3])  # the sampled token was one of them
 
 
+def _streamed(engine: PtEngine, request: InferRequest, config: RequestConfig) -> list:
+    """The chunks of ``infer(stream=True)``, checked to carry entries for no token beyond the text sent so far:
+    only the last text chunk may, with a stop word cutting into its last token, as the whole answer's entries do."""
+    chunks = list(engine.infer([request], dataclasses.replace(config, stream=True))[0])
+    text, spelled = '', b''
+    for chunk in chunks[:-2]:  # then the last text chunk, and the one that reports the finish reason
+        choice = chunk.choices[0]
+        text += choice.delta.content
+        spelled += b''.join(bytes(entry.bytes) for entry in choice.logprobs.content)
+        assert text.startswith(spelled.decode('utf-8', 'replace').rstrip('\ufffd'))
+    return chunks
+
+
+def test_streamed_logprobs_add_up_to_the_whole_answers(engine):
+    request = _requests(PROMPTS[0])[0]
+    config = RequestConfig(max_tokens=12, temperature=0, logprobs=True, top_logprobs=3)
+    whole = engine.infer([request], config)[0].choices[0]
+    text = whole.message.content
+    cut = len(text) // 2
+    stop = text[cut:cut + 2]
+    assert len(text) >= 4 and text.find(stop) == cut and stop.strip(), f'no usable stop word in {text!r}'
+    stopped = dataclasses.replace(config, stop=[stop])
+    for config, whole in [(config, whole), (stopped, engine.infer([request], stopped)[0].choices[0])]:
+        chunks = _streamed(engine, request, config)
+        with_entries = [c.choices[0].logprobs.content for c in chunks if c.choices[0].logprobs is not None]
+        assert len(with_entries) == len(chunks) - 1  # every text chunk has its list, even an empty one
+        assert sum(map(bool, with_entries)) > 1  # spread over the chunks, not sent at the end
+        assert [entry for entries in with_entries for entry in entries] == whole.logprobs.content  # same numbers
+        assert ''.join(c.choices[0].delta.content for c in chunks) == whole.message.content
+
+
+def test_streamed_logprobs_of_a_sampled_batch_follow_their_rows(engine):
+    prompts = [engine.encode(request) for request in _requests(*PROMPTS)]
+    config = RequestConfig(max_tokens=6, temperature=1.0, seed=1, n=2, logprobs=True, top_logprobs=1)
+    streamed: dict[tuple[int, int], list] = {}
+
+    def on_text(prompt: int, choice: int, text: str, entries) -> None:
+        streamed.setdefault((prompt, choice), []).extend(entries)
+
+    responses = engine.generate(prompts, config, on_text=on_text)  # 4 rows in one generate
+    wholes = {(p, c.index): c.logprobs.content for p, response in enumerate(responses) for c in response.choices}
+    assert streamed == wholes and len({tuple(e.token for e in entries) for entries in wholes.values()}) > 1
+
+
 @pytest.mark.parametrize('config, needle', [
     (RequestConfig(top_logprobs=3), 'needs logprobs'),
     (RequestConfig(logprobs=True, top_logprobs=21), 'between 0 and 20'),
     (RequestConfig(logprobs=True, top_logprobs=-1), 'between 0 and 20'),
-    (RequestConfig(logprobs=True, stream=True), 'streaming'),
 ])
 def test_bad_logprob_settings_are_refused(engine, config, needle):
     with pytest.raises(SwiftError, match=needle):

@@ -1,0 +1,120 @@
+"""Arguments of ``swift rlhf``: everything ``swift sft`` takes, plus the alignment algorithm and its settings."""
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ..utils import SwiftError
+from .train_args import TrainArguments
+
+RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo')
+# ms-swift's defaults: --beta and --cpo_alpha depend on the algorithm when left unset.
+DEFAULT_BETA = {'simpo': 2.0, 'grpo': 0.04}
+DEFAULT_CPO_ALPHA = {'cpo': 1.0}  # pure SimPO has no SFT term; CPO's paper weights it 1
+
+
+@dataclass
+class RLHFArguments(TrainArguments):
+    rlhf_type: Literal['dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo'] = field(
+        default='dpo', metadata={'help': 'Alignment algorithm: ' + ', '.join(RLHF_TYPES)})
+    ref_model: Optional[str] = field(
+        default=None, metadata={'help': 'Reference model for DPO/KTO full training; default: a frozen copy of '
+                                        '--model (with LoRA: the base model, adapter disabled).'})
+    beta: Optional[float] = field(
+        default=None, metadata={'help': 'Strength of the KL/reward scale. Default 0.1; SimPO 2.0.'})
+    loss_type: list[str] = field(
+        default_factory=list, metadata={'help': 'DPO: sigmoid (default), hinge, ipo, exo_pair, nca_pair, robust, '
+                                                'bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, '
+                                                'discopop, sigmoid_norm, sft; several combine with --loss_weights. '
+                                                'KTO: kto (default) or apo_zero_unpaired. GRPO: grpo (default), '
+                                                'bnpo, dr_grpo, dapo.'})
+    loss_weights: list[float] = field(default_factory=list, metadata={'help': 'Weights of several DPO losses.'})
+    rpo_alpha: Optional[float] = field(
+        default=None, metadata={'help': 'DPO: add this times the NLL of the chosen answer (RPO).'})
+    label_smoothing: float = field(default=0.0, metadata={'help': 'DPO: assumed probability of flipped labels.'})
+    precompute_ref_log_probs: bool = field(
+        default=False, metadata={'help': 'DPO/KTO: compute the reference log-probs once before training.'})
+    cpo_alpha: Optional[float] = field(
+        default=None, metadata={'help': 'CPO/SimPO: weight of the NLL of the chosen answer. Default 1 for CPO, '
+                                        '0 for SimPO.'})
+    simpo_gamma: float = field(default=1.0, metadata={'help': 'SimPO: target reward margin.'})
+    desirable_weight: float = field(default=1.0, metadata={'help': 'KTO: weight of desirable answers.'})
+    undesirable_weight: float = field(default=1.0, metadata={'help': 'KTO: weight of undesirable answers.'})
+    center_rewards_coefficient: Optional[float] = field(
+        default=None, metadata={'help': 'RM: pull the mean reward towards 0 with this weight.'})
+
+    # ---- GRPO ----
+    reward_funcs: list[str] = field(
+        default_factory=list, metadata={'help': 'Reward functions by name: accuracy, format, cosine, repetition, '
+                                                'soft_overlong, or one registered by --external_plugins.'})
+    reward_weights: list[float] = field(default_factory=list, metadata={'help': 'Weight of each reward (default 1).'})
+    reward_model: list[str] = field(
+        default_factory=list, metadata={'help': 'Reward model checkpoints (trained with --rlhf_type rm) as rewards.'})
+    external_plugins: list[str] = field(
+        default_factory=list, metadata={'help': 'Python files that register reward functions by name.'})
+    num_generations: int = field(default=8, metadata={'help': 'Completions sampled per prompt (the group).'})
+    max_completion_length: int = field(default=512, metadata={'help': 'Longest completion, in tokens.'})
+    temperature: float = field(default=0.9, metadata={'help': 'Sampling temperature of the completions.'})
+    top_p: float = field(default=1.0, metadata={'help': 'Nucleus sampling of the completions.'})
+    top_k: Optional[int] = field(default=None, metadata={'help': 'Top-k sampling of the completions.'})
+    repetition_penalty: float = field(default=1.0, metadata={'help': 'Repetition penalty of the completions.'})
+    epsilon: float = field(default=0.2, metadata={'help': 'Clipping range of the policy ratio.'})
+    epsilon_high: Optional[float] = field(default=None, metadata={'help': "Upper clip (DAPO's clip-higher)."})
+    scale_rewards: str = field(
+        default='group', metadata={'help': 'Divide advantages by the std of the group, the batch, or none '
+                                           '(true = group, false = none).'})
+    num_iterations: int = field(default=1, metadata={'help': 'Updates per generated batch.'})
+    importance_sampling_level: Literal['token', 'sequence'] = field(
+        default='token', metadata={'help': 'sequence = GSPO.'})
+    log_completions: bool = field(default=False, metadata={'help': 'Write completions.jsonl in the run folder.'})
+    use_vllm: bool = field(default=False, metadata={'help': 'Generate with vLLM (needs vLLM and a GPU).'})
+    vllm_mode: Literal['colocate', 'server'] = field(default='colocate', metadata={'help': 'vLLM placement.'})
+    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={'help': 'GPU share of colocated vLLM.'})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'vLLM tensor parallelism.'})
+    vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'vLLM context length.'})
+    vllm_server_host: str = field(default='0.0.0.0', metadata={'help': 'swift rollout host (vllm_mode server).'})
+    vllm_server_port: int = field(default=8000, metadata={'help': 'swift rollout port (vllm_mode server).'})
+    sleep_level: int = field(default=0, metadata={'help': 'vLLM sleep mode between generations (0 = off).'})
+    offload_model: bool = field(default=False, metadata={'help': 'GPU only: offload weights during generation.'})
+    offload_optimizer: bool = field(default=False, metadata={'help': 'GPU only: offload the optimizer state.'})
+    gc_collect_after_offload: bool = field(default=False, metadata={'help': 'GPU only: gc after offloading.'})
+    # settings of the built-in rewards (docs/rewards.md)
+    cosine_min_len_value_wrong: float = -0.5
+    cosine_max_len_value_wrong: float = 0.0
+    cosine_min_len_value_correct: float = 1.0
+    cosine_max_len_value_correct: float = 0.5
+    cosine_max_len: Optional[int] = None
+    repetition_n_grams: int = 3
+    repetition_max_penalty: float = -1.0
+    soft_max_length: Optional[int] = None
+    soft_cache_length: Optional[int] = None
+
+    def __post_init__(self):
+        if self.rlhf_type == 'rm':
+            self.task_type = 'seq_cls'
+            self.num_labels = 1
+        super().__post_init__()
+        if self.beta is None:
+            self.beta = DEFAULT_BETA.get(self.rlhf_type, 0.1)
+        if self.cpo_alpha is None:
+            self.cpo_alpha = DEFAULT_CPO_ALPHA.get(self.rlhf_type, 0.0)
+        if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
+            raise SwiftError(f'--loss_weights has {len(self.loss_weights)} values for {len(self.loss_type)} '
+                             '--loss_type values')
+        if self.ref_model and self.rlhf_type not in ('dpo', 'kto'):
+            raise SwiftError(f'--ref_model: {self.rlhf_type} uses no reference model (only dpo and kto do)')
+        if self.rlhf_type == 'grpo':
+            self._check_grpo()
+
+    def _check_grpo(self) -> None:
+        if not self.reward_funcs and not self.reward_model:
+            raise SwiftError('--rlhf_type grpo needs --reward_funcs (e.g. accuracy format) or --reward_model')
+        n_rewards = len(self.reward_funcs) + len(self.reward_model)
+        if self.reward_weights and len(self.reward_weights) != n_rewards:
+            raise SwiftError(f'--reward_weights has {len(self.reward_weights)} values for {n_rewards} rewards')
+        self.scale_rewards = {'true': 'group', 'false': 'none'}.get(str(self.scale_rewards).lower(),
+                                                                    self.scale_rewards)
+        if self.scale_rewards not in ('group', 'batch', 'none'):
+            raise SwiftError(f'--scale_rewards must be group, batch, none, true or false, got {self.scale_rewards}')
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps ({batch}) must be a '
+                             f'multiple of --num_generations ({self.num_generations}): each batch holds whole groups')

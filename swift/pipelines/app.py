@@ -1,0 +1,99 @@
+"""``swift app``: chat with a model in the browser, a gradio page over the same ``PtEngine`` as ``swift infer``.
+
+    swift app --adapters output/vx-xxx/checkpoint-xxx --temperature 0 --max_new_tokens 2048 \\
+        --studio_title my-model --lang en --server_port 7860
+
+The answer streams into the chat token by token (``--stream false`` shows it whole); the conversation so far is
+sent with every question, and the page keeps it until its clear button. gradio is imported only here, so the
+other commands neither need it nor wait for it.
+"""
+import os
+from typing import Iterator
+
+from ..arguments import AppArguments
+from ..infer import PtEngine
+from ..protocol import InferRequest, RequestConfig
+from ..utils import SwiftError, get_logger
+from .common import apply_checkpoint_args, to_arguments
+from .infer import build_engine, request_config
+
+logger = get_logger()
+TEXTS = {
+    'en': {'system': 'System prompt (empty: the model default)', 'chat': 'Chat', 'query': 'Your message',
+           'placeholder': 'Type a message and press Enter', 'send': 'Send', 'clear': 'Clear history'},
+    'zh': {'system': '系统提示（留空：模型默认）', 'chat': '对话', 'query': '你的消息',
+           'placeholder': '输入消息后按回车发送', 'send': '发送', 'clear': '清空历史'},
+}
+
+
+def app_main(args: AppArguments | list[str] | None = None) -> None:
+    args = apply_checkpoint_args(to_arguments(AppArguments, args))
+    gr = _import_gradio()  # before the model loads: a missing package should cost no waiting
+    engine = build_engine(args)
+    title = args.studio_title or os.path.basename(os.path.normpath(args.model))
+    demo = build_demo(gr, engine, request_config(args), title, TEXTS[args.lang])
+    logger.info(f'chat with {title} on http://{args.server_name}:{args.server_port}')
+    try:
+        demo.queue().launch(server_name=args.server_name, server_port=args.server_port, share=args.share)
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        reason = str(err).split('. ')[0]  # gradio goes on about launch() arguments, which mean nothing here
+        raise SwiftError(f'cannot serve on {args.server_name}:{args.server_port} ({reason}); '
+                         'pick another --server_port or --server_name') from None
+
+
+def _import_gradio():
+    try:
+        import gradio
+    except ImportError:
+        raise SwiftError('swift app needs gradio: pip install gradio') from None
+    return gradio
+
+
+def build_demo(gr, engine: PtEngine, config: RequestConfig, title: str, texts: dict[str, str]):
+    """The page: a system prompt box, the chat, a message box with its send button, and a clear button."""
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(f'## {title}')
+        system = gr.Textbox(engine.template.default_system or '', label=texts['system'], lines=2)
+        chatbot = gr.Chatbot(label=texts['chat'], height=480)
+        with gr.Row():
+            query = gr.Textbox(label=texts['query'], placeholder=texts['placeholder'], scale=5)
+            send = gr.Button(texts['send'], variant='primary', scale=1)
+        clear = gr.Button(texts['clear'])
+
+        def answer(text: str, history: list[dict], system_prompt: str):
+            yield from chat_turn(engine, config, text, history, system_prompt, gr.Error)
+
+        gr.on([query.submit, send.click], answer, [query, chatbot, system], [query, chatbot], api_name='chat')
+        clear.click(lambda: ('', []), None, [query, chatbot], api_name='clear')
+    return demo
+
+
+def chat_turn(engine: PtEngine, config: RequestConfig, query: str, history: list[dict], system: str,
+              error: type[Exception]) -> Iterator[tuple[str, list[dict]]]:
+    """Yield ``(message box, chat)`` as the answer grows: the question at once, then the answer as it streams.
+    A failure (a conversation longer than the context) raises ``error``, which gradio shows on the page."""
+    if not query.strip():
+        yield query, history
+        return
+    messages = [{'role': 'system', 'content': system}] if system.strip() else []
+    messages += [{'role': m['role'], 'content': _text(m['content'])} for m in history]
+    messages.append({'role': 'user', 'content': query})
+    history = [*history, {'role': 'user', 'content': query}, {'role': 'assistant', 'content': ''}]
+    yield '', history
+    try:
+        if not config.stream:
+            history[-1]['content'] = engine.infer([InferRequest(messages)], config)[0].choices[0].message.content
+            yield '', history
+            return
+        for chunk in engine.infer([InferRequest(messages)], config)[0]:
+            history[-1]['content'] += chunk.choices[0].delta.content or ''
+            yield '', history
+    except SwiftError as err:  # said on the page; the app goes on
+        raise error(str(err)) from None
+
+
+def _text(content) -> str:
+    """A chat message's text: gradio hands messages back with their content as a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    return ''.join(part.get('text', '') for part in content if part.get('type') == 'text')

@@ -1,0 +1,74 @@
+"""``swift rlhf``: preference alignment (dpo, orpo, cpo, simpo, kto), reward modelling (rm) and online RL (grpo).
+
+    swift rlhf --rlhf_type dpo --model Qwen/Qwen2.5-7B-Instruct --dataset pairs.jsonl --train_type lora
+    swift rlhf --rlhf_type grpo --model Qwen/Qwen2.5-7B-Instruct --dataset math.jsonl --reward_funcs accuracy format
+
+The run is ``swift sft``'s (same model loading, tuners, output folder, checkpoints); only the data encoding and
+the trainer come from the algorithm's entry in ``swift.rlhf.ALGORITHMS``.
+"""
+import dataclasses
+import os
+from functools import partial
+
+from ..arguments import BaseArguments, RLHFArguments
+from ..dataset import ROW_CHECKS
+from ..rlhf import ALGORITHMS, AlignmentSettings, Algorithm
+from ..rlhf.data import encode_alignment_rows
+from ..rlhf.rewards import get_reward_funcs, load_external_plugins
+from ..template import Template
+from ..tuners import Swift
+from .common import load_model, to_arguments
+from .train import load_train_val_rows, run_training
+
+
+def rlhf_main(args: RLHFArguments | list[str] | None = None) -> dict:
+    args = to_arguments(RLHFArguments, args)
+    algorithm = ALGORITHMS[args.rlhf_type]
+    return run_training(args, load_data=partial(_load_datasets, algorithm=algorithm),
+                        make_trainer=partial(_make_trainer, algorithm=algorithm))
+
+
+def _load_datasets(args: RLHFArguments, template: Template, algorithm: Algorithm):
+    train_rows, val_rows = load_train_val_rows(args, ROW_CHECKS[algorithm.rows])
+    return (encode_alignment_rows(template, train_rows, algorithm.encoding, 'train'),
+            encode_alignment_rows(template, val_rows, algorithm.encoding, 'val'))
+
+
+def _make_trainer(args: RLHFArguments, algorithm: Algorithm, template: Template, **kwargs):
+    if algorithm.uses_reference:
+        kwargs['ref_model'] = _reference_model(args)
+    if args.rlhf_type == 'grpo':
+        kwargs.update(reward_funcs=_reward_funcs(args), template=template,
+                      completions_path=os.path.join(args.output_dir, 'completions.jsonl') if args.log_completions
+                      else None)
+    return algorithm.make_trainer(args, _settings(args), **kwargs)
+
+
+def _reward_funcs(args: RLHFArguments) -> list:
+    """--reward_funcs by name (after --external_plugins register theirs), then each --reward_model."""
+    load_external_plugins(args.external_plugins)
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
+    return get_reward_funcs(args.reward_funcs, **settings) + [_reward_model(path) for path in args.reward_model]
+
+
+def _reward_model(checkpoint: str):
+    """A reward model trained by ``--rlhf_type rm``: its base (from args.json) with the adapter merged in."""
+    rm_args = BaseArguments.from_pretrained(checkpoint)
+    rm_args.task_type, rm_args.num_labels = 'seq_cls', 1
+    is_adapter = os.path.isfile(os.path.join(checkpoint, 'adapter_config.json'))
+    model, _ = load_model(rm_args, None if is_adapter else checkpoint)
+    if is_adapter:
+        model = Swift.from_pretrained(model, checkpoint).merge_and_unload()
+    return model.requires_grad_(False).eval()
+
+
+def _reference_model(args: RLHFArguments):
+    """--ref_model; else with full training a frozen copy of --model. None lets a LoRA run disable its adapter."""
+    if args.ref_model is None and (args.train_type != 'full' or args.precompute_ref_log_probs):
+        return None
+    model, _ = load_model(args, args.ref_model)
+    return model.requires_grad_(False).eval()
+
+
+def _settings(args: RLHFArguments) -> AlignmentSettings:
+    return AlignmentSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AlignmentSettings)})

@@ -1,0 +1,54 @@
+"""Encode alignment rows with the chat template, as ``swift sft`` encodes, into the columns trl's collators read."""
+from datasets import Dataset
+
+from ..template import Template
+from ..utils import SwiftError, get_logger
+
+logger = get_logger()
+
+
+def _pair(template: Template, row: dict) -> dict | None:
+    return template.encode_pair(row)
+
+
+def _completion(template: Template, row: dict) -> dict | None:
+    encoded = template.encode_completion(row)
+    return None if encoded is None else {**encoded, 'label': row['label']}
+
+
+def _full_pair(template: Template, row: dict) -> dict | None:
+    """Whole sequences, prompt included: a reward model scores the conversation, not the answer alone."""
+    pair = template.encode_pair(row)
+    if pair is None:
+        return None
+    return {'chosen_ids': pair['prompt_ids'] + pair['chosen_ids'],
+            'rejected_ids': pair['prompt_ids'] + pair['rejected_ids']}
+
+
+def _prompt(template: Template, row: dict) -> dict:
+    """GRPO's rows stay messages (the trainer encodes each prompt when it generates); the other columns ride along
+    for the reward functions."""
+    messages = row['messages']
+    prompt = messages[:-1] if messages[-1]['role'] == 'assistant' else messages
+    return {**{k: v for k, v in row.items() if k != 'messages'}, 'prompt': prompt}
+
+
+ENCODERS = {'pair': _pair, 'completion': _completion, 'full_pair': _full_pair, 'prompt': _prompt}
+
+
+def encode_alignment_rows(template: Template, rows: list[dict], encoding: str, split: str) -> Dataset | None:
+    """A datasets.Dataset of the encoded rows. Rows the template drops (too long) are counted and reported."""
+    if not rows:
+        return None
+    encoded = [ENCODERS[encoding](template, row) for row in rows]
+    kept = [e for e in encoded if e is not None]
+    dropped = len(encoded) - len(kept)
+    message = f'{split}: {len(kept)} rows encoded'
+    if dropped:
+        logger.warning(f'{message}; dropped {dropped} whose answers do not fit --max_length {template.max_length} '
+                       f'(--truncation_strategy {template.truncation_strategy})')
+    else:
+        logger.info(message)
+    if not kept:
+        raise SwiftError(f'no {split} row is left to train on: every answer is cut by --max_length')
+    return Dataset.from_list(kept)

@@ -1,0 +1,50 @@
+"""DPO on trl's DPOTrainer: its losses (sigmoid, hinge, ipo, robust, ...), reference handling and metrics.
+
+Rows arrive encoded by our template (prompt_ids, chosen_ids, rejected_ids), so trl's own tokenization is skipped.
+With LoRA the reference is the base model with the adapter disabled; with full training, a frozen copy.
+"""
+import trl
+
+from ..trainers import SwiftTrainerMixin
+from ..utils import get_logger
+from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+
+logger = get_logger()
+
+
+class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        use_base_as_reference(self.model)
+        keep_trainable_float32(self.model)
+
+    def _prepare_dataset(self, dataset, *args, **kwargs):
+        return dataset  # encoded by our template already
+
+
+def dpo_losses(settings: AlignmentSettings) -> tuple[list[str], list[float]]:
+    """--loss_type and --loss_weights, with RPO's SFT term and label smoothing folded in."""
+    loss_type = list(settings.loss_type or ['sigmoid'])
+    weights = list(settings.loss_weights or [1.0] * len(loss_type))
+    if settings.label_smoothing and 'sigmoid' in loss_type:
+        # trl 1.x's sigmoid loss has no smoothing; 'robust' is its label-smoothed (unbiased conservative) DPO.
+        logger.warning(f'--label_smoothing {settings.label_smoothing}: using --loss_type robust, the '
+                       'label-smoothed form of the sigmoid loss')
+        loss_type = ['robust' if name == 'sigmoid' else name for name in loss_type]
+    if settings.rpo_alpha:
+        loss_type.append('sft')
+        weights.append(settings.rpo_alpha)
+    return loss_type, weights
+
+
+def make_trainer(args, settings: AlignmentSettings, **kwargs) -> DPOTrainer:
+    loss_type, loss_weights = dpo_losses(settings)
+    config = trl_config(trl.DPOConfig, args, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,
+                        label_smoothing=settings.label_smoothing,
+                        precompute_ref_log_probs=settings.precompute_ref_log_probs,
+                        max_length=None, padding_free=False)  # the template truncated already
+    return DPOTrainer(args=config, **kwargs)
+
+
+DPO = Algorithm(rows='pair', encoding='pair', uses_reference=True, make_trainer=make_trainer)

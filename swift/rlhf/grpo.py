@@ -1,0 +1,90 @@
+"""GRPO on trl's GRPOTrainer: groups of sampled completions per prompt, scored by reward functions, each completion
+weighted by its reward's advantage over its group; with its loss types (grpo, bnpo, dr_grpo, dapo), clip-higher
+(--epsilon_high), GSPO (--importance_sampling_level sequence) and a KL penalty to the reference (--beta).
+
+Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
+Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
+"""
+import importlib.util
+
+import torch
+import trl
+
+from ..template import Template
+from ..trainers import SwiftTrainerMixin
+from ..utils import SwiftError, get_logger
+from ..utils.io import append_jsonl
+from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+
+logger = get_logger()
+
+
+class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
+
+    def __init__(self, *args, template: Template, completions_path: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.completions_path = completions_path
+        use_base_as_reference(self.model)
+        keep_trainable_float32(self.model)
+
+    def _tokenize_prompts(self, prompts: list):
+        ids = []
+        for messages in prompts:
+            encoded = self.template.encode({'messages': messages}, add_generation_prompt=True)
+            if encoded is None:
+                raise SwiftError(f'a prompt is longer than --max_length {self.template.max_length} tokens')
+            ids.append(encoded['input_ids'])
+        return ids, None, {}
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if self.completions_path and self.accelerator.is_main_process:
+            self._write_completions(len(inputs) * self.accelerator.num_processes)
+        return output
+
+    def _write_completions(self, count: int) -> None:
+        """The batch just scored (the newest ``count`` entries of trl's completion log) as completions.jsonl rows."""
+        logs = self._logs
+        newest = slice(len(logs['prompt']) - count, None)
+        rewards = {name: list(values)[newest] for name, values in logs['rewards'].items()}
+        for i, (prompt, completion, advantage) in enumerate(zip(list(logs['prompt'])[newest],
+                                                               list(logs['completion'])[newest],
+                                                               list(logs['advantages'])[newest])):
+            append_jsonl(self.completions_path, {
+                'step': self.state.global_step, 'prompt': prompt, 'completion': _content(completion),
+                'rewards': {name: values[i] for name, values in rewards.items()}, 'advantage': advantage})
+
+
+def _content(completion) -> str:
+    return completion[-1]['content'] if isinstance(completion, list) else completion
+
+
+def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, template: Template,
+                 completions_path: str | None, **kwargs) -> GRPOTrainer:
+    use_vllm = settings.use_vllm and _vllm_usable()
+    config = trl_config(
+        trl.GRPOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
+        num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k or 0,
+        repetition_penalty=settings.repetition_penalty, epsilon=settings.epsilon,
+        epsilon_high=settings.epsilon_high, scale_rewards=settings.scale_rewards,
+        num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
+        reward_weights=settings.reward_weights or None, log_completions=False, use_vllm=use_vllm,
+        vllm_mode=settings.vllm_mode, vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=settings.vllm_tensor_parallel_size,
+        vllm_max_model_length=settings.vllm_max_model_len, vllm_enable_sleep_mode=settings.sleep_level > 0,
+        vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
+    return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
+                       **kwargs)
+
+
+def _vllm_usable() -> bool:
+    """--use_vllm needs vLLM and a GPU; without either, generation falls back to transformers with one warning."""
+    if importlib.util.find_spec('vllm') is not None and torch.cuda.is_available():
+        return True
+    logger.warning('--use_vllm true: vLLM or a GPU is missing here, so completions are generated with transformers')
+    return False
+
+
+GRPO = Algorithm(rows='prompt', encoding='prompt', uses_reference=False, make_trainer=make_trainer)

@@ -1,0 +1,42 @@
+"""KTO on trl's KTOTrainer: unpaired answers, each labelled desirable or not, weighted by
+--desirable_weight and --undesirable_weight.
+
+Rows arrive encoded by our template (prompt_ids, completion_ids, label). The KL term is estimated, as trl does, from
+mismatched pairs: each prompt with the previous row's answer within a batch.
+"""
+import trl
+
+from ..trainers import SwiftTrainerMixin
+from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+
+
+class KTOTrainer(SwiftTrainerMixin, trl.KTOTrainer):
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        use_base_as_reference(self.model)
+        keep_trainable_float32(self.model)
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if not self.calculate_KL:
+            return dataset
+        return dataset.map(_with_kl_completions, batched=True, batch_size=args.per_device_train_batch_size)
+
+
+def _with_kl_completions(batch: dict) -> dict:
+    """(x_1, y_n), (x_2, y_1), ...: each prompt paired with another row's answer, for the KL estimate."""
+    completions = batch['completion_ids']
+    batch['KL_completion_ids'] = completions[-1:] + completions[:-1]
+    return batch
+
+
+def make_trainer(args, settings: AlignmentSettings, **kwargs) -> KTOTrainer:
+    config = trl_config(trl.KTOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['kto'])[0],
+                        desirable_weight=settings.desirable_weight, undesirable_weight=settings.undesirable_weight,
+                        precompute_ref_log_probs=settings.precompute_ref_log_probs, max_length=None,
+                        # The KL pairs are built batch by batch in dataset order (the rows were shuffled on loading).
+                        train_sampling_strategy='sequential')
+    return KTOTrainer(args=config, **kwargs)
+
+
+KTO = Algorithm(rows='kto', encoding='completion', uses_reference=True, make_trainer=make_trainer)

@@ -1,0 +1,64 @@
+"""Helpers for tests that start a real server: a free port, and a LoRA adapter that changes the tiny model's answers."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def make_adapter(base_dir: str, out_dir: str, seed: int) -> str:
+    """A LoRA checkpoint with random weights: the bare tiny model answers newlines only, which would test little."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, target_modules='all-linear'))
+    for name, param in model.named_parameters():
+        if 'lora_B' in name:  # peft starts B at zero, which would leave the answers unchanged
+            torch.nn.init.normal_(param, std=1.0)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+@contextmanager
+def running_swift(argv: list[str], ready_url: str, log_path: str, env: dict | None = None) -> Iterator[None]:
+    """``swift <argv>`` in a subprocess, its output in ``log_path``, for the block once ``ready_url`` answers."""
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen([sys.executable, '-m', 'swift.cli.main', *argv], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})})
+    try:
+        wait_until_up(ready_url, proc, log_path)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 90) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log when it exits or takes too long."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f'the server exited with {proc.returncode}:\n{open(log_path).read()[-3000:]}')
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f'the server did not come up:\n{open(log_path).read()[-3000:]}')
