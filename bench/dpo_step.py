@@ -54,7 +54,8 @@ def run_trl(model_dir: str, steps: int, out_dir: str) -> float:
                          'rejected': [{'role': 'assistant', 'content': row['rejected_response']}]})
     config = DPOConfig(output_dir=out_dir, per_device_train_batch_size=4, learning_rate=5e-4, max_steps=steps,
                        logging_steps=10, save_strategy='no', report_to='none', use_cpu=True, bf16=False,
-                       dataloader_num_workers=0, gradient_checkpointing=False)  # trl's default is on; ours is off on a CPU
+                       # trl's default turns gradient checkpointing on; ours leaves it off on a CPU
+                       dataloader_num_workers=0, gradient_checkpointing=False)
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=config,
                          train_dataset=Dataset.from_list(rows),
                          processing_class=AutoTokenizer.from_pretrained(model_dir),

@@ -61,6 +61,9 @@ class RLHFArguments(TrainArguments):
     scale_rewards: str = field(
         default='group', metadata={'help': 'Divide advantages by the std of the group, the batch, or none '
                                            '(true = group, false = none).'})
+    advantage_estimator: Literal['grpo', 'rloo', 'reinforce_plus_plus'] = field(
+        default='grpo', metadata={'help': 'grpo: group-normalised rewards; rloo: leave-one-out baseline; '
+                                          'reinforce_plus_plus: group baseline, batch-normalised.'})
     num_iterations: int = field(default=1, metadata={'help': 'Updates per generated batch.'})
     importance_sampling_level: Literal['token', 'sequence'] = field(
         default='token', metadata={'help': 'sequence = GSPO.'})

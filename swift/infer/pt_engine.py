@@ -129,7 +129,8 @@ class PtEngine(InferEngine):
 
     def _score_response(self, request: InferRequest, adapter: str | None) -> ChatCompletionResponse:
         n_tokens = len(self.template.encode({'messages': request.messages})['input_ids'])
-        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', f'{self.score(request, adapter):.6g}'), 'stop')
+        content = f'{self.score(request, adapter):.6g}'
+        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', content), 'stop')
         return ChatCompletionResponse(self.model_name, [choice], UsageInfo(n_tokens, 0, n_tokens))
 
     def encode_text(self, text: str) -> list[int]:

@@ -53,7 +53,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     if not val_data:
         args.eval_strategy = IntervalStrategy.NO
     trainer = (make_trainer or _sft_trainer)(
-        args, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None, processing_class=tokenizer,
+        args, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None,
+        processing_class=tokenizer,
         optimizers=(_optimizer(args, model), None),
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
                    *tuner_callbacks(model, args.train_type, _tuner_settings(args), args.seed)],

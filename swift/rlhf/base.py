@@ -30,6 +30,7 @@ class AlignmentSettings:
     epsilon: float = 0.2
     epsilon_high: float | None = None
     scale_rewards: str = 'group'
+    advantage_estimator: str = 'grpo'
     num_iterations: int = 1
     importance_sampling_level: str = 'token'
     reward_weights: list[float] = field(default_factory=list)

@@ -26,10 +26,13 @@ def _full_pair(template: Template, row: dict) -> dict | None:
 
 
 def _prompt(template: Template, row: dict) -> dict:
-    """GRPO's rows stay messages (the trainer encodes each prompt when it generates); the other columns ride along
-    for the reward functions."""
+    """GRPO's rows stay messages (the trainer encodes each prompt when it generates), with the system prompt the
+    template would add written in, so completions.jsonl and reward models see what the policy saw. The other
+    columns ride along for the reward functions."""
     messages = row['messages']
     prompt = messages[:-1] if messages[-1]['role'] == 'assistant' else messages
+    if prompt[0]['role'] != 'system' and template.default_system:
+        prompt = [{'role': 'system', 'content': template.default_system}, *prompt]
     return {**{k: v for k, v in row.items() if k != 'messages'}, 'prompt': prompt}
 
 

@@ -1,6 +1,7 @@
 """GRPO on trl's GRPOTrainer: groups of sampled completions per prompt, scored by reward functions, each completion
 weighted by its reward's advantage over its group; with its loss types (grpo, bnpo, dr_grpo, dapo), clip-higher
-(--epsilon_high), GSPO (--importance_sampling_level sequence) and a KL penalty to the reference (--beta).
+(--epsilon_high), GSPO (--importance_sampling_level sequence), a KL penalty to the reference (--beta), and the RLOO
+and REINFORCE++ advantages (--advantage_estimator).
 
 Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
 Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
@@ -21,10 +22,12 @@ logger = get_logger()
 
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
-    def __init__(self, *args, template: Template, completions_path: str | None = None, **kwargs):
+    def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
         self.completions_path = completions_path
+        self.advantage_scale = advantage_scale
         use_base_as_reference(self.model)
         keep_trainable_float32(self.model)
 
@@ -39,6 +42,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
+        output['advantages'] = output['advantages'] * self.advantage_scale
         if self.completions_path and self.accelerator.is_main_process:
             self._write_completions(len(inputs) * self.accelerator.num_processes)
         return output
@@ -60,15 +64,31 @@ def _content(completion) -> str:
     return completion[-1]['content'] if isinstance(completion, list) else completion
 
 
+def advantage_settings(estimator: str, scale_rewards: str, num_generations: int) -> tuple[str, float]:
+    """trl's reward scaling, and the factor on its advantages, that give each --advantage_estimator.
+
+    trl's advantage is r - mean(group), divided by the group's or the batch's std unless scaling is 'none'.
+    RLOO's leave-one-out baseline, r_i - mean(r_j, j != i), is exactly G / (G - 1) times the unscaled one.
+    REINFORCE++ (with baseline) subtracts the group mean and normalises over the whole batch.
+    """
+    if estimator == 'rloo':
+        return 'none', num_generations / (num_generations - 1)
+    if estimator == 'reinforce_plus_plus':
+        return 'batch', 1.0
+    return scale_rewards, 1.0
+
+
 def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, template: Template,
                  completions_path: str | None, **kwargs) -> GRPOTrainer:
     use_vllm = settings.use_vllm and _vllm_usable()
+    scale_rewards, advantage_scale = advantage_settings(settings.advantage_estimator, settings.scale_rewards,
+                                                        settings.num_generations)
     config = trl_config(
         trl.GRPOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k or 0,
         repetition_penalty=settings.repetition_penalty, epsilon=settings.epsilon,
-        epsilon_high=settings.epsilon_high, scale_rewards=settings.scale_rewards,
+        epsilon_high=settings.epsilon_high, scale_rewards=scale_rewards,
         num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
         reward_weights=settings.reward_weights or None, log_completions=False, use_vllm=use_vllm,
         vllm_mode=settings.vllm_mode, vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
@@ -76,7 +96,7 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         vllm_max_model_length=settings.vllm_max_model_len, vllm_enable_sleep_mode=settings.sleep_level > 0,
         vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
-                       **kwargs)
+                       advantage_scale=advantage_scale, **kwargs)
 
 
 def _vllm_usable() -> bool:

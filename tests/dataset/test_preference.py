@@ -59,7 +59,8 @@ def test_encode_pair_matches_sft_encoding(qwen2_dir):
     pair = template.encode_pair(row)
     sft = template.encode(row)
     learned = [t for t in sft['labels'][len(pair['prompt_ids']):] if t != -100]
-    assert sft['input_ids'][:len(pair['prompt_ids']) + len(pair['chosen_ids'])] == pair['prompt_ids'] + pair['chosen_ids']
+    prompt_and_chosen = pair['prompt_ids'] + pair['chosen_ids']
+    assert sft['input_ids'][:len(prompt_and_chosen)] == prompt_and_chosen
     assert pair['chosen_ids'] == learned  # exactly the final answer's loss tokens, end-of-turn included
     assert template.decode(pair['chosen_ids']) == 'Hello!'
     assert template.tokenizer.decode(pair['rejected_ids']) == 'Go away.<|im_end|>'
@@ -71,4 +72,5 @@ def test_encode_completion_splits_prompt_and_answer(qwen2_dir):
     template = get_template('qwen2_5', AutoTokenizer.from_pretrained(qwen2_dir))
     encoded = template.encode_completion({'messages': [USER, ANSWER], 'label': True})
     assert template.tokenizer.decode(encoded['completion_ids']) == 'Hello!<|im_end|>'
-    assert encoded['prompt_ids'] + encoded['completion_ids'] == template.encode({'messages': [USER, ANSWER]})['input_ids'][:len(encoded['prompt_ids']) + len(encoded['completion_ids'])]
+    whole = encoded['prompt_ids'] + encoded['completion_ids']
+    assert template.encode({'messages': [USER, ANSWER]})['input_ids'][:len(whole)] == whole

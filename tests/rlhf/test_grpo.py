@@ -1,0 +1,147 @@
+"""GRPO: the seed's command on a tiny model, a toy task it learns, and trl's loss pieces against a hand computation."""
+import json
+import os
+
+import pytest
+import torch
+from datasets import Dataset
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+from swift.llm import rlhf_main
+from swift.rlhf import AlignmentSettings
+from swift.rlhf.grpo import advantage_settings, make_trainer
+from swift.template import get_template
+from tests.conftest import run_swift
+
+ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
+NUMINA = os.path.join(ROOT, 'examples', 'train', 'grpo', 'data', 'numina_math.jsonl')
+PROMPT_TXT = os.path.join(ROOT, 'examples', 'train', 'grpo', 'prompt.txt')
+
+
+def test_the_seed_command_completes(qwen2_dir, tmp_path):
+    """Seed 000's GRPO command with only the model and the dataset swapped (8 rows instead of 1000, for time)."""
+    proc = run_swift(
+        'rlhf', '--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'accuracy', 'format',
+        '--train_type', 'lora', '--lora_rank', '8', '--lora_alpha', '32', '--target_modules', 'all-linear',
+        '--torch_dtype', 'bfloat16', '--dataset', f'{NUMINA}#8', '--max_completion_length', '1024',
+        '--num_train_epochs', '1', '--per_device_train_batch_size', '4', '--per_device_eval_batch_size', '4',
+        '--learning_rate', '1e-5', '--gradient_accumulation_steps', '1', '--eval_steps', '100', '--save_steps', '100',
+        '--save_total_limit', '2', '--logging_steps', '5', '--max_length', '2048', '--output_dir', str(tmp_path),
+        '--warmup_ratio', '0.05', '--dataloader_num_workers', '4', '--dataset_num_proc', '4', '--num_generations',
+        '4', '--temperature', '0.9', '--system', PROMPT_TXT, '--log_completions', 'true', '--use_vllm', 'true',
+        '--vllm_gpu_memory_utilization', '0.5', '--sleep_level', '1', '--offload_model', 'true',
+        '--offload_optimizer', 'true', '--gc_collect_after_offload', 'true')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'completions are generated with transformers' in proc.stderr
+    run_dir = next(tmp_path.glob('v0-*'))
+    logged = [json.loads(line) for line in open(run_dir / 'logging.jsonl')]
+    assert any('rewards/accuracy/mean' in r and 'rewards/format/mean' in r and 'kl' in r for r in logged)
+    completions = [json.loads(line) for line in open(run_dir / 'completions.jsonl')]
+    assert len(completions) >= 8 and set(completions[0]) == {'step', 'prompt', 'completion', 'rewards', 'advantage'}
+    assert completions[0]['prompt'][0] == {'role': 'system', 'content': open(PROMPT_TXT).read().strip()}
+    assert set(completions[0]['rewards']) == {'accuracy', 'format'}
+    assert [(c / 'adapter_model.safetensors').is_file() for c in run_dir.glob('checkpoint-*')] == [True]
+    assert any(name.startswith('train_reward') for name in os.listdir(run_dir / 'images'))
+
+
+PLUGIN = '''
+from swift.rlhf.rewards import register_reward
+
+
+@register_reward('low_ids')
+def low_ids(prompts, completions, completion_ids, **kwargs):
+    """Share of completion tokens with an id below 400: a target a tiny random model can learn quickly."""
+    return [sum(token < 400 for token in ids) / max(len(ids), 1) for ids in completion_ids]
+'''
+
+
+def test_the_mean_reward_rises_on_a_toy_task(qwen2_dir, tmp_path):
+    plugin = tmp_path / 'my_rewards.py'
+    plugin.write_text(PLUGIN)
+    result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--train_type', 'full', '--external_plugins',
+                        str(plugin), '--reward_funcs', 'low_ids', '--dataset', NUMINA, '--split_dataset_ratio', '0',
+                        '--max_completion_length', '8', '--per_device_train_batch_size', '8', '--num_generations',
+                        '4', '--learning_rate', '5e-3', '--max_steps', '30', '--logging_steps', '1', '--beta', '0',
+                        '--temperature', '1.0', '--save_strategy', 'no', '--report_to', 'none',
+                        '--output_dir', str(tmp_path / 'out')])
+    rewards = [r['reward'] for r in result['log_history'] if 'reward' in r]
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.1, rewards
+
+
+# ---- trl's loss pieces, checked by hand ----------------------------------------------------------------------
+PROMPT = [1, 2, 3]
+COMPLETIONS = [[4, 5, 6], [7, 8, 0]]
+MASK = torch.tensor([[1., 1., 1.], [1., 1., 0.]])
+ADVANTAGES = torch.tensor([0.5, -1.0])
+OLD_SHIFT = torch.tensor([[0.1, -0.3, 0.05], [0.4, 0.0, 0.0]])  # policy minus old log-probs: some ratios clip
+REF_SHIFT = torch.tensor([[0.2, -0.1, 0.0], [-0.3, 0.1, 0.0]])  # reference minus policy log-probs
+
+
+def _zero_reward(prompts, completions, **kwargs):
+    return [0.0] * len(completions)
+
+
+def _completion_logps(model) -> torch.Tensor:
+    ids = torch.tensor([PROMPT + c for c in COMPLETIONS])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
+    positions = torch.arange(len(PROMPT) - 1, ids.shape[1] - 1)
+    return log_probs[:, positions].gather(-1, ids[:, len(PROMPT):, None]).squeeze(-1)
+
+
+@pytest.mark.parametrize('loss_type, epsilon_high', [('grpo', None), ('bnpo', 0.28), ('dr_grpo', None)])
+def test_grpo_loss_by_hand(qwen2_dir, tmp_path, loss_type, epsilon_high):
+    tokenizer = AutoTokenizer.from_pretrained(qwen2_dir)
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(qwen2_dir, dtype=torch.float32),
+                           LoraConfig(r=4, target_modules='all-linear', lora_dropout=0.0))
+    beta, epsilon, max_len = 0.1, 0.2, 5
+    settings = AlignmentSettings(beta=beta, epsilon=epsilon, epsilon_high=epsilon_high, loss_type=[loss_type],
+                                 num_generations=2, max_completion_length=max_len, temperature=1.0)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=2,
+                             remove_unused_columns=False)
+    trainer = make_trainer(args, settings, model=model, processing_class=tokenizer, reward_funcs=[_zero_reward],
+                           template=get_template('qwen', tokenizer), completions_path=None,
+                           train_dataset=Dataset.from_list([{'prompt': [{'role': 'user', 'content': 'hi'}]}] * 2))
+    model.eval()  # evaluation mode: no dropout and no gradient-accumulation scaling
+    logps = _completion_logps(model)
+    inputs = {'prompt_ids': torch.tensor([PROMPT, PROMPT]), 'prompt_mask': torch.ones(2, 3, dtype=torch.long),
+              'completion_ids': torch.tensor(COMPLETIONS), 'completion_mask': MASK.long(),
+              'advantages': ADVANTAGES, 'old_per_token_logps': logps - OLD_SHIFT,
+              'ref_per_token_logps': logps + REF_SHIFT, 'num_items_in_batch': MASK.sum()}
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, inputs).item()
+
+    ratio = torch.exp(OLD_SHIFT)
+    clipped = ratio.clamp(1 - epsilon, 1 + (epsilon_high or epsilon))
+    advantages = ADVANTAGES[:, None]
+    per_token = -torch.minimum(ratio * advantages, clipped * advantages)
+    # k3 estimate of KL(policy || reference), weighted by the ratio (trl's default bias correction for old samples)
+    per_token += beta * (torch.exp(REF_SHIFT) - REF_SHIFT - 1) * ratio
+    if loss_type == 'grpo':  # each sequence's token mean, then the mean over sequences
+        expected = ((per_token * MASK).sum(-1) / MASK.sum(-1)).mean()
+    elif loss_type == 'bnpo':  # the mean over every token of the batch
+        expected = (per_token * MASK).sum() / MASK.sum()
+    else:  # dr_grpo: a constant normaliser, sequences x max completion length
+        expected = (per_token * MASK).sum() / (2 * max_len)
+    assert loss == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize('estimator', ['grpo', 'rloo', 'reinforce_plus_plus'])
+def test_advantage_estimators_by_hand(estimator):
+    """trl's advantage (r - group mean, scaled as asked) times our factor equals each estimator's definition."""
+    rewards = torch.tensor([[1.0, 0.0, 0.5, 0.5], [2.0, 2.0, 0.0, 4.0]])  # two groups of four
+    scale_rewards, factor = advantage_settings(estimator, 'group', num_generations=4)
+    centred = rewards - rewards.mean(1, keepdim=True)
+    std = {'group': rewards.std(1, keepdim=True), 'batch': rewards.std(), 'none': torch.tensor(1.0)}[scale_rewards]
+    trl_advantage = centred / (std + 1e-4) if scale_rewards != 'none' else centred
+    if estimator == 'rloo':  # r_i minus the mean of the other rewards in its group
+        others = (rewards.sum(1, keepdim=True) - rewards) / 3
+        expected = rewards - others
+    elif estimator == 'reinforce_plus_plus':  # group baseline, normalised over the batch
+        expected = centred / (rewards.std() + 1e-4)
+    else:
+        expected = centred / (rewards.std(1, keepdim=True) + 1e-4)
+    assert torch.allclose(trl_advantage * factor, expected, atol=1e-5)
