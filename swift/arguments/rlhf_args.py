@@ -5,21 +5,22 @@ from typing import Literal, Optional
 from ..utils import SwiftError
 from .train_args import TrainArguments
 
-RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo')
+RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo', 'gkd', 'ppo')
 # ms-swift's defaults: --beta and --cpo_alpha depend on the algorithm when left unset.
-DEFAULT_BETA = {'simpo': 2.0, 'grpo': 0.04}
+DEFAULT_BETA = {'simpo': 2.0, 'grpo': 0.04, 'gkd': 0.5}
 DEFAULT_CPO_ALPHA = {'cpo': 1.0}  # pure SimPO has no SFT term; CPO's paper weights it 1
 
 
 @dataclass
 class RLHFArguments(TrainArguments):
-    rlhf_type: Literal['dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo'] = field(
+    rlhf_type: Literal['dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo', 'gkd', 'ppo'] = field(
         default='dpo', metadata={'help': 'Alignment algorithm: ' + ', '.join(RLHF_TYPES)})
     ref_model: Optional[str] = field(
         default=None, metadata={'help': 'Reference model for DPO/KTO full training; default: a frozen copy of '
                                         '--model (with LoRA: the base model, adapter disabled).'})
     beta: Optional[float] = field(
-        default=None, metadata={'help': 'Strength of the KL/reward scale. Default 0.1; SimPO 2.0.'})
+        default=None, metadata={'help': 'Strength of the KL/reward scale. Default 0.1; SimPO 2.0; GRPO 0.04. '
+                                        'GKD: 0.5, 0 = forward KL, 1 = reverse KL.'})
     loss_type: list[str] = field(
         default_factory=list, metadata={'help': 'DPO: sigmoid (default), hinge, ipo, exo_pair, nca_pair, robust, '
                                                 'bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, '
@@ -41,6 +42,31 @@ class RLHFArguments(TrainArguments):
     center_rewards_coefficient: Optional[float] = field(
         default=None, metadata={'help': 'RM: pull the mean reward towards 0 with this weight.'})
 
+    # ---- GKD ----
+    teacher_model: Optional[str] = field(
+        default=None, metadata={'help': 'GKD: the teacher, a local folder or hub id loaded like --model; it must '
+                                        "share the student's tokenizer."})
+    lmbda: float = field(
+        default=0.5, metadata={'help': "GKD: share of batches trained on the student's own samples (on-policy)."})
+    seq_kd: bool = field(
+        default=False, metadata={'help': "GKD: off-policy batches use the teacher's samples, not the dataset's "
+                                         'answers.'})
+
+    # ---- PPO (with --reward_model, --max_completion_length, --temperature) ----
+    value_model: Optional[str] = field(
+        default=None, metadata={'help': 'PPO: a --rlhf_type rm checkpoint to start the value model from; default: '
+                                        'the reward model.'})
+    num_ppo_epochs: int = field(default=4, metadata={'help': 'PPO: optimizer steps on each rollout.'})
+    whiten_rewards: bool = field(default=False, metadata={'help': 'PPO: normalise the per-token rewards.'})
+    kl_coef: float = field(default=0.05, metadata={'help': 'PPO: weight of the per-token KL penalty in the reward.'})
+    cliprange: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the policy ratio.'})
+    vf_coef: float = field(default=0.1, metadata={'help': 'PPO: weight of the value loss.'})
+    cliprange_value: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the value update.'})
+    gamma: float = field(default=1.0, metadata={'help': 'PPO: discount factor.'})
+    lam: float = field(default=0.95, metadata={'help': 'PPO: GAE lambda.'})
+    response_length: Optional[int] = field(
+        default=None, metadata={'help': "PPO: ms-swift's name for --max_completion_length (wins when set)."})
+
     # ---- GRPO ----
     reward_funcs: list[str] = field(
         default_factory=list, metadata={'help': 'Reward functions by name: accuracy, format, cosine, repetition, '
@@ -52,7 +78,9 @@ class RLHFArguments(TrainArguments):
         default_factory=list, metadata={'help': 'Python files that register reward functions by name.'})
     num_generations: int = field(default=8, metadata={'help': 'Completions sampled per prompt (the group).'})
     max_completion_length: int = field(default=512, metadata={'help': 'Longest completion, in tokens.'})
-    temperature: float = field(default=0.9, metadata={'help': 'Sampling temperature of the completions.'})
+    temperature: float = field(
+        default=0.9, metadata={'help': "Sampling temperature of the completions (GKD: also softens both models' "
+                                       'logits).'})
     top_p: float = field(default=1.0, metadata={'help': 'Nucleus sampling of the completions.'})
     top_k: Optional[int] = field(default=None, metadata={'help': 'Top-k sampling of the completions.'})
     repetition_penalty: float = field(default=1.0, metadata={'help': 'Repetition penalty of the completions.'})
@@ -102,10 +130,29 @@ class RLHFArguments(TrainArguments):
         if self.loss_weights and len(self.loss_weights) != len(self.loss_type):
             raise SwiftError(f'--loss_weights has {len(self.loss_weights)} values for {len(self.loss_type)} '
                              '--loss_type values')
-        if self.ref_model and self.rlhf_type not in ('dpo', 'kto'):
-            raise SwiftError(f'--ref_model: {self.rlhf_type} uses no reference model (only dpo and kto do)')
+        if self.ref_model and self.rlhf_type not in ('dpo', 'kto', 'ppo'):
+            raise SwiftError(f'--ref_model: {self.rlhf_type} uses no reference model (only dpo, kto and ppo do)')
         if self.rlhf_type == 'grpo':
             self._check_grpo()
+        if self.rlhf_type == 'ppo':
+            self._check_ppo()
+        if self.rlhf_type == 'gkd':
+            self._check_gkd()
+        elif self.teacher_model:
+            raise SwiftError(f'--teacher_model: only --rlhf_type gkd uses a teacher, not {self.rlhf_type}')
+
+    def _check_gkd(self) -> None:
+        if not self.teacher_model:
+            raise SwiftError('--rlhf_type gkd needs --teacher_model (a local folder or hub id)')
+        for name in ('lmbda', 'beta'):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SwiftError(f'--{name} must lie in [0, 1] for gkd, got {getattr(self, name)}')
+
+    def _check_ppo(self) -> None:
+        if not self.reward_model:
+            raise SwiftError('--rlhf_type ppo needs --reward_model (a checkpoint of --rlhf_type rm)')
+        if self.response_length is not None:
+            self.max_completion_length = self.response_length
 
     def _check_grpo(self) -> None:
         if not self.reward_funcs and not self.reward_model:

@@ -6,7 +6,7 @@ from .preprocess import RowError
 
 def _ends_in_answer(row: dict) -> None:
     if row['messages'][-1]['role'] != 'assistant':
-        raise RowError('the conversation must end in an assistant answer (the chosen one)')
+        raise RowError('the conversation must end in an assistant answer')
 
 
 def check_pair(row: dict) -> None:
@@ -33,4 +33,10 @@ def check_prompt(row: dict) -> None:
         raise RowError('no user message to use as the prompt')
 
 
-ROW_CHECKS: dict[str, Callable[[dict], None]] = {'pair': check_pair, 'kto': check_kto, 'prompt': check_prompt}
+def check_answer(row: dict) -> None:
+    """GKD: a conversation ending in an answer (the off-policy completion the student is distilled on)."""
+    _ends_in_answer(row)
+
+
+ROW_CHECKS: dict[str, Callable[[dict], None]] = {'pair': check_pair, 'kto': check_kto, 'prompt': check_prompt,
+                                                 'answer': check_answer}

@@ -45,7 +45,7 @@ class PtEngine(InferEngine):
         self._lock = threading.Lock()
         self._token_bytes_cache: dict[int, bytes] = {}
         # Fixed by the template, so worked out once instead of re-tokenizing the stop words on every answer.
-        self.stop_token_ids = self._single_token_stops()
+        self.stop_token_ids = template.single_token_stops()
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
@@ -222,14 +222,6 @@ class PtEngine(InferEngine):
             if seed is not None:
                 torch.manual_seed(seed)
             return self.model.generate(**kwargs)
-
-    def _single_token_stops(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        for word in self.template.stop_words:
-            token_ids = self.tokenizer.encode(word, add_special_tokens=False)
-            if len(token_ids) == 1:
-                ids.add(token_ids[0])
-        return sorted(i for i in ids if i is not None)
 
     def _stop_words(self, config: RequestConfig) -> list[str]:
         """The template's stop words, then the request's own."""

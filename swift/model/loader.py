@@ -58,16 +58,22 @@ def load_tokenizer(model_dir: str, trust_remote_code: bool = False) -> PreTraine
     return tokenizer
 
 
+def _is_sequence_classifier(config: dict) -> bool:
+    return any(name.endswith('ForSequenceClassification') for name in config.get('architectures') or [])
+
+
 def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | None = None, *,
                         model_type: str | None = None, attn_impl: str | None = None, use_hf: bool = False,
                         revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``. ``model.model_meta.template`` names the detected chat template."""
-    if task_type == 'seq_cls':
-        model_kwargs['num_labels'] = num_labels or 1
     model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
     config = read_config(model_dir)
+    if task_type == 'causal_lm' and _is_sequence_classifier(config):
+        task_type = 'seq_cls'  # e.g. a merged reward model: load the scoring head it was saved with
+    if task_type == 'seq_cls':
+        model_kwargs['num_labels'] = num_labels or len(config.get('id2label') or {}) or 1
     tokenizer = load_tokenizer(model_dir, trust_remote_code)
     meta = detect_model_meta(config, model_type)
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)

@@ -82,4 +82,5 @@ def _exported_args(args: ExportArguments, out_dir: str, model, template) -> dict
     """args.json of an exported model folder: a plain model that infer loads with --model."""
     return {'model': os.path.abspath(out_dir), 'model_type': model.model_meta.model_type,
             'template': template.template_type, 'system': template.default_system, 'train_type': 'full',
-            'torch_dtype': args.torch_dtype, 'max_length': args.max_length}
+            'torch_dtype': args.torch_dtype, 'max_length': args.max_length, 'task_type': args.task_type,
+            'num_labels': args.num_labels}

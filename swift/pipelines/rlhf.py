@@ -1,4 +1,5 @@
-"""``swift rlhf``: preference alignment (dpo, orpo, cpo, simpo, kto), reward modelling (rm) and online RL (grpo).
+"""``swift rlhf``: preference alignment (dpo, orpo, cpo, simpo, kto), reward modelling (rm), online RL (grpo)
+and distillation (gkd).
 
     swift rlhf --rlhf_type dpo --model Qwen/Qwen2.5-7B-Instruct --dataset pairs.jsonl --train_type lora
     swift rlhf --rlhf_type grpo --model Qwen/Qwen2.5-7B-Instruct --dataset math.jsonl --reward_funcs accuracy format
@@ -14,6 +15,7 @@ from ..arguments import BaseArguments, RLHFArguments
 from ..dataset import ROW_CHECKS
 from ..rlhf import ALGORITHMS, AlignmentSettings, Algorithm
 from ..rlhf.data import encode_alignment_rows
+from ..rlhf.gkd import check_teacher_tokenizer
 from ..rlhf.rewards import get_reward_funcs, load_external_plugins
 from ..template import Template
 from ..tuners import Swift
@@ -41,6 +43,12 @@ def _make_trainer(args: RLHFArguments, algorithm: Algorithm, template: Template,
         kwargs.update(reward_funcs=_reward_funcs(args), template=template,
                       completions_path=os.path.join(args.output_dir, 'completions.jsonl') if args.log_completions
                       else None)
+    if args.rlhf_type == 'gkd':
+        kwargs.update(teacher_model=_teacher_model(args, kwargs['processing_class']),
+                      stop_token_ids=template.single_token_stops())
+    if args.rlhf_type == 'ppo':
+        kwargs.update(template=template, reward_model=_reward_model(args.reward_model[0]),
+                      value_model=_reward_model(args.value_model or args.reward_model[0]).requires_grad_(True))
     return algorithm.make_trainer(args, _settings(args), **kwargs)
 
 
@@ -66,8 +74,19 @@ def _reference_model(args: RLHFArguments):
     """--ref_model; else with full training a frozen copy of --model. None lets a LoRA run disable its adapter."""
     if args.ref_model is None and (args.train_type != 'full' or args.precompute_ref_log_probs):
         return None
-    model, _ = load_model(args, args.ref_model)
-    return model.requires_grad_(False).eval()
+    return _frozen_model(args, args.ref_model)[0]
+
+
+def _teacher_model(args: RLHFArguments, tokenizer):
+    """--teacher_model, loaded like --model and frozen; its tokenizer must be the student's."""
+    model, teacher_tokenizer = _frozen_model(args, args.teacher_model)
+    check_teacher_tokenizer(teacher_tokenizer, tokenizer, args.teacher_model)
+    return model
+
+
+def _frozen_model(args: RLHFArguments, model_id: str | None):
+    model, tokenizer = load_model(args, model_id)
+    return model.requires_grad_(False).eval(), tokenizer
 
 
 def _settings(args: RLHFArguments) -> AlignmentSettings:

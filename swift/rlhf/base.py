@@ -42,6 +42,18 @@ class AlignmentSettings:
     vllm_server_host: str = '0.0.0.0'
     vllm_server_port: int = 8000
     sleep_level: int = 0
+    # PPO
+    num_ppo_epochs: int = 4
+    whiten_rewards: bool = False
+    kl_coef: float = 0.05
+    cliprange: float = 0.2
+    vf_coef: float = 0.1
+    cliprange_value: float = 0.2
+    gamma: float = 1.0
+    lam: float = 0.95
+    # GKD
+    lmbda: float = 0.5
+    seq_kd: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,13 @@ def _pair(template: Template, row: dict) -> dict | None:
     return template.encode_pair(row)
 
 
+def _answer(template: Template, row: dict) -> dict | None:
+    """GKD: the prompt and the dataset's answer (the off-policy completion)."""
+    return template.encode_completion(row)
+
+
 def _completion(template: Template, row: dict) -> dict | None:
-    encoded = template.encode_completion(row)
+    encoded = _answer(template, row)
     return None if encoded is None else {**encoded, 'label': row['label']}
 
 
@@ -36,7 +41,7 @@ def _prompt(template: Template, row: dict) -> dict:
     return {**{k: v for k, v in row.items() if k != 'messages'}, 'prompt': prompt}
 
 
-ENCODERS = {'pair': _pair, 'completion': _completion, 'full_pair': _full_pair, 'prompt': _prompt}
+ENCODERS = {'pair': _pair, 'completion': _completion, 'answer': _answer, 'full_pair': _full_pair, 'prompt': _prompt}
 
 
 def encode_alignment_rows(template: Template, rows: list[dict], encoding: str, split: str) -> Dataset | None:

@@ -54,13 +54,33 @@ def answer_logps(logits: Tensor, input_ids: Tensor, completion_mask: Tensor) -> 
     return AnswerLogps(chosen, rejected, chosen_tokens, rejected_tokens)
 
 
-class PreferenceTrainer(SwiftTrainerMixin, Trainer):
+class MetricsTrainer(SwiftTrainerMixin, Trainer):
+    """transformers' Trainer whose ``compute_loss`` appends named metrics to ``_metrics``; each log averages them.
+    There are no labels: evaluation is the loss itself (and its metrics)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._metrics = {'train': defaultdict(list), 'eval': defaultdict(list)}
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        mode = 'train' if self.model.training else 'eval'
+        prefix = '' if mode == 'train' else 'eval_'
+        logs.update({prefix + k: sum(v) / len(v) for k, v in self._metrics[mode].items() if v})
+        self._metrics[mode].clear()
+        super().log(logs, start_time)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+
+class PreferenceTrainer(MetricsTrainer):
     """transformers' Trainer with a pairwise ``loss_fn`` and the reward metrics of trl's trainers."""
 
     def __init__(self, *args, loss_fn: LossFn, pad_token_id: int, **kwargs):
         super().__init__(*args, data_collator=DataCollatorForPreference(pad_token_id=pad_token_id), **kwargs)
         self.loss_fn = loss_fn
-        self._metrics = {'train': defaultdict(list), 'eval': defaultdict(list)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logits = model(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'], use_cache=False).logits
@@ -78,19 +98,6 @@ class PreferenceTrainer(SwiftTrainerMixin, Trainer):
                             'logps/chosen': logps.chosen.detach(), 'logps/rejected': logps.rejected.detach(),
                             'nll_loss': -logps.chosen_mean.detach()}.items():
             metrics[name].append(self.accelerator.gather_for_metrics(value).mean().item())
-
-    def log(self, logs: dict, start_time: float | None = None) -> None:
-        mode = 'train' if self.model.training else 'eval'
-        prefix = '' if mode == 'train' else 'eval_'
-        logs.update({prefix + k: sum(v) / len(v) for k, v in self._metrics[mode].items() if v})
-        self._metrics[mode].clear()
-        super().log(logs, start_time)
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        # There are no labels: evaluation is the loss itself (and its metrics).
-        with torch.no_grad():
-            loss = self.compute_loss(model, inputs)
-        return loss.detach(), None, None
 
 
 def make_preference_trainer(loss_fn: LossFn, args, **kwargs) -> PreferenceTrainer:

@@ -57,6 +57,15 @@ class Template:
     def template_type(self) -> str:
         return self.meta.template_type
 
+    def single_token_stops(self) -> list[int]:
+        """Ids that end an answer for ``generate``: EOS and every stop word that is a single token."""
+        ids = {self.tokenizer.eos_token_id}
+        for word in self.stop_words:
+            token_ids = self.tokenizer.encode(word, add_special_tokens=False)
+            if len(token_ids) == 1:
+                ids.add(token_ids[0])
+        return sorted(i for i in ids if i is not None)
+
     # ---- rendering -------------------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> Rendered:
         """Text for ``messages``, with the spans that carry loss."""

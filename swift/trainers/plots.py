@@ -5,7 +5,7 @@ import os
 PLOTTED = {'loss': 'train_loss', 'learning_rate': 'train_learning_rate', 'grad_norm': 'train_grad_norm',
            'eval_loss': 'eval_loss', 'tokens_per_second': 'train_tokens_per_second'}
 # Alignment metrics (rlhf): every key under these prefixes, and these names, train and eval alike.
-METRIC_PREFIXES = ('rewards/', 'logps/', 'reward', 'completions/')
+METRIC_PREFIXES = ('rewards/', 'logps/', 'reward', 'completions/', 'objective/', 'policy/', 'loss/', 'val/')
 METRIC_NAMES = {'accuracy', 'margin', 'kl', 'clip_ratio', 'entropy'}
 
 

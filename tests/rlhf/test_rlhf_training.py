@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from swift.llm import infer_main, rlhf_main
+from swift.llm import export_main, infer_main, rlhf_main
 from swift.utils import SwiftError
 from tests.conftest import run_swift
 
@@ -54,8 +54,15 @@ def test_training_raises_the_held_out_margin(qwen2_dir, tmp_path, rlhf_type):
     assert 'train_loss.png' in images and any('margin' in name for name in images)
     assert os.path.isfile(os.path.join(result['last_model_checkpoint'], 'adapter_model.safetensors'))
     if rlhf_type == 'rm':  # swift infer scores with the checkpoint: the held-out split, chosen against rejected
-        scored = infer_main(['--adapters', result['last_model_checkpoint'], '--load_data_args', 'true'])
+        checkpoint = result['last_model_checkpoint']
+        scored = infer_main(['--adapters', checkpoint, '--load_data_args', 'true'])
         assert len(scored) == 10 and sum(row['score'] > row['rejected_score'] for row in scored) >= 8
+        # merged, it is a plain sequence-classification folder that scores the same
+        export_main(['--adapters', checkpoint, '--merge_lora', 'true'])
+        merged = infer_main(['--model', checkpoint + '-merged', '--val_dataset', PAIRS, '--dataset_shuffle', 'false'])
+        by_prompt = {json.dumps(row['messages']): row['score'] for row in merged}
+        for row in scored:
+            assert by_prompt[json.dumps(row['messages'])] == pytest.approx(row['score'], abs=1e-4)
 
 
 def test_kto_separates_desirable_from_undesirable_answers(qwen2_dir, tmp_path):
@@ -125,3 +132,15 @@ def test_bad_rows_name_their_line(qwen2_dir, tmp_path, rlhf_type, row, message):
     path = _write_rows(tmp_path / 'rows.jsonl', first, row)
     with pytest.raises(SwiftError, match=re.escape(message)):
         rlhf_main(['--rlhf_type', rlhf_type, '--model', qwen2_dir, '--dataset', path])
+
+
+def test_resuming_a_dpo_run_repeats_its_losses(qwen2_dir, tmp_path):
+    flags = ['--max_steps', '4', '--save_steps', '2', '--eval_on_start', 'false', '--logging_steps', '1',
+             '--split_dataset_ratio', '0']
+    whole = _train(qwen2_dir, tmp_path / 'whole', 'dpo', *flags)
+    checkpoint = os.path.join(whole['run_dir'], 'checkpoint-2')
+    resumed = _train(qwen2_dir, tmp_path / 'whole', 'dpo', *flags, '--resume_from_checkpoint', checkpoint)
+    losses = lambda result: {r['step']: r['loss'] for r in result['log_history'] if 'loss' in r}  # noqa: E731
+    assert resumed['run_dir'] == whole['run_dir']
+    for step in (3, 4):
+        assert losses(resumed)[step] == pytest.approx(losses(whole)[step], rel=1e-4)

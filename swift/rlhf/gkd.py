@@ -1,0 +1,152 @@
+"""GKD (Agarwal et al. 2024, "On-Policy Distillation of Language Models"): the student learns the teacher's
+next-token distributions over completions that are, batch by batch, with probability --lmbda the student's own
+samples (on-policy), else the dataset's answers, or with --seq_kd the teacher's samples.
+
+trl keeps its GKDTrainer only in ``trl.experimental``; this is a small one on our ``MetricsTrainer``. Batches hold
+the prompts padded on the left (generation continues them) and the completions padded on the right, joined into
+``input_ids``; a sampled completion replaces the dataset's before the step.
+"""
+import math
+import random
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from trl.models.utils import unwrap_model_for_generation
+from trl.trainer.utils import pad
+
+from ..utils import SwiftError
+from .base import AlignmentSettings, Algorithm
+from .preference import MetricsTrainer
+
+
+def generalized_jsd_loss(student_logits: Tensor, teacher_logits: Tensor, labels_mask: Tensor, beta: float,
+                         temperature: float = 1.0) -> Tensor:
+    """The generalised Jensen-Shannon divergence between the teacher's (T) and the student's (S) next-token
+    distributions, both softened by ``temperature``, summed over the vocabulary and averaged over the positions
+    ``labels_mask`` marks (the completion tokens), as trl defines it (GKD paper, eq. 1):
+
+        JSD(beta) = beta * KL(T || M) + (1 - beta) * KL(S || M),   M = beta * T + (1 - beta) * S
+
+    At beta = 0 or 1 the mixture is one of the two and this is 0, so there, as in trl, beta = 0 is the forward
+    KL(T || S) (the student must cover all the teacher's mass) and beta = 1 the reverse KL(S || T) (the student
+    may settle on the teacher's modes).
+    """
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    if beta == 0:
+        per_token = _kl(teacher, student)
+    elif beta == 1:
+        per_token = _kl(student, teacher)
+    else:
+        mixture = torch.logsumexp(torch.stack([teacher + math.log(beta), student + math.log1p(-beta)]), dim=0)
+        per_token = beta * _kl(teacher, mixture) + (1 - beta) * _kl(student, mixture)
+    mask = labels_mask.float()
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _kl(p_logps: Tensor, q_logps: Tensor) -> Tensor:
+    """KL(P || Q) at each position, from log-probabilities (torch's kl_div takes its arguments the other way)."""
+    return F.kl_div(q_logps, p_logps, reduction='none', log_target=True).sum(-1)
+
+
+# ---- batches ---------------------------------------------------------------------------------------------------
+def collate(examples: list[dict], pad_token_id: int) -> dict:
+    """Rows of ``prompt_ids`` and ``completion_ids`` (the dataset's answer) as one padded batch."""
+    prompts = [torch.tensor(e['prompt_ids']) for e in examples]
+    completions = [torch.tensor(e['completion_ids']) for e in examples]
+    batch = {'prompt_ids': pad(prompts, pad_token_id, 'left'),
+             'prompt_mask': pad([torch.ones_like(p) for p in prompts], 0, 'left')}
+    return with_completions(batch, pad(completions, pad_token_id), pad([torch.ones_like(c) for c in completions], 0))
+
+
+def with_completions(batch: dict, completion_ids: Tensor, completion_mask: Tensor) -> dict:
+    return {**batch, 'completion_ids': completion_ids, 'completion_mask': completion_mask,
+            'input_ids': torch.cat([batch['prompt_ids'], completion_ids], 1),
+            'attention_mask': torch.cat([batch['prompt_mask'], completion_mask], 1)}
+
+
+def cut_at_stop(tokens: Tensor, stop_ids: list[int], pad_token_id: int) -> tuple[Tensor, Tensor]:
+    """Sampled completions up to and including their first stop token, and their mask (what follows is padding)."""
+    stops = torch.isin(tokens, torch.tensor(stop_ids, device=tokens.device))
+    after_stop = (stops.long().cumsum(1) - stops.long()) > 0
+    return tokens.masked_fill(after_stop, pad_token_id), (~after_stop).long()
+
+
+# ---- the trainer -----------------------------------------------------------------------------------------------
+class GKDTrainer(MetricsTrainer):
+    """Distils ``teacher_model`` into the model; logs the loss, the share of on-policy batches and the mean
+    completion length. Evaluation scores the dataset's answers."""
+
+    def __init__(self, *args, teacher_model: torch.nn.Module, settings: AlignmentSettings, stop_token_ids: list[int],
+                 **kwargs):
+        pad_token_id = kwargs['processing_class'].pad_token_id
+        super().__init__(*args, data_collator=partial(collate, pad_token_id=pad_token_id), **kwargs)
+        self.vocab_size = shared_vocab_size(self.model, teacher_model, len(self.processing_class))
+        self.teacher = self.accelerator.prepare_model(teacher_model.requires_grad_(False).eval(), evaluation_mode=True)
+        self.settings, self.stop_token_ids, self.pad_token_id = settings, stop_token_ids, pad_token_id
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        on_policy = random.random() < self.settings.lmbda
+        if on_policy:
+            inputs = self._sampled(model, inputs)
+        elif self.settings.seq_kd:
+            inputs = self._sampled(self.teacher, inputs)
+        self._metrics['train']['on_policy'].append(float(on_policy))
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def _sampled(self, model, inputs: dict) -> dict:
+        """``inputs`` with ``model``'s samples, one per prompt, as the completions."""
+        with unwrap_model_for_generation(model, self.accelerator) as unwrapped, torch.no_grad():
+            output = unwrapped.generate(
+                input_ids=inputs['prompt_ids'], attention_mask=inputs['prompt_mask'], do_sample=True,
+                temperature=self.settings.temperature, top_p=self.settings.top_p, top_k=self.settings.top_k or 0,
+                max_new_tokens=self.settings.max_completion_length, eos_token_id=self.stop_token_ids,
+                pad_token_id=self.pad_token_id)
+        completions = output[:, inputs['prompt_ids'].shape[1]:]
+        return with_completions(inputs, *cut_at_stop(completions, self.stop_token_ids, self.pad_token_id))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mask = inputs['attention_mask']
+        # Positions count real tokens only, so a left-padded prompt reads as it does unpadded.
+        forward = {'input_ids': inputs['input_ids'], 'attention_mask': mask, 'use_cache': False,
+                   'position_ids': (mask.cumsum(1) - 1).clamp(min=0)}
+        student = model(**forward).logits
+        with torch.no_grad():
+            teacher = self.teacher(**forward).logits
+        # The logits at position t predict token t + 1: the completion is predicted from one before it.
+        predicting = slice(inputs['prompt_ids'].shape[1] - 1, -1)
+        loss = generalized_jsd_loss(student[:, predicting, :self.vocab_size], teacher[:, predicting, :self.vocab_size],
+                                    inputs['completion_mask'], self.settings.beta, self.settings.temperature)
+        metrics = self._metrics['train' if model.training else 'eval']
+        metrics['completion_length'].append(inputs['completion_mask'].sum(1).float().mean().item())
+        return (loss, student) if return_outputs else loss
+
+
+def shared_vocab_size(student: torch.nn.Module, teacher: torch.nn.Module, tokenizer_size: int) -> int:
+    """The logit width the two models share. Widths may differ by unused rows past the tokenizer's tokens (as
+    Qwen2.5's small and large models do); a model with fewer rows than the tokenizer has tokens is another
+    vocabulary."""
+    widths = {'student': student.get_output_embeddings().weight.shape[0],
+              'teacher': teacher.get_output_embeddings().weight.shape[0]}
+    if min(widths.values()) < tokenizer_size:
+        raise SwiftError(f'--teacher_model does not share the student\'s vocabulary: logit widths {widths}, '
+                         f'tokenizer {tokenizer_size} tokens')
+    return min(widths.values())
+
+
+def check_teacher_tokenizer(teacher_tokenizer, tokenizer, teacher_model: str) -> None:
+    """GKD compares next-token distributions id by id, so the ids must mean the same tokens in both models."""
+    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise SwiftError(f'--teacher_model {teacher_model}: its tokenizer ({len(teacher_tokenizer)} tokens) differs '
+                         f'from the student\'s ({len(tokenizer)}); GKD needs both to share one vocabulary')
+
+
+def make_trainer(args, settings: AlignmentSettings, *, teacher_model: torch.nn.Module, stop_token_ids: list[int],
+                 **kwargs) -> GKDTrainer:
+    return GKDTrainer(args=args, teacher_model=teacher_model, settings=settings, stop_token_ids=stop_token_ids,
+                      **kwargs)
+
+
+GKD = Algorithm(rows='answer', encoding='answer', uses_reference=False, make_trainer=make_trainer)
