@@ -151,6 +151,9 @@ class RLHFArguments(TrainArguments):
     def _check_ppo(self) -> None:
         if not self.reward_model:
             raise SwiftError('--rlhf_type ppo needs --reward_model (a checkpoint of --rlhf_type rm)')
+        if self.gradient_accumulation_steps != 1:
+            raise SwiftError('--rlhf_type ppo: each step trains on its own rollout, so --gradient_accumulation_steps '
+                             'must be 1 (raise --per_device_train_batch_size for larger rollouts)')
         if self.response_length is not None:
             self.max_completion_length = self.response_length
 

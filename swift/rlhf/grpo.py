@@ -13,9 +13,10 @@ import trl
 
 from ..template import Template
 from ..trainers import SwiftTrainerMixin
-from ..utils import SwiftError, get_logger
+from ..utils import get_logger
 from ..utils.io import append_jsonl
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from .data import encode_prompt_ids
 
 logger = get_logger()
 
@@ -32,13 +33,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         keep_trainable_float32(self.model)
 
     def _tokenize_prompts(self, prompts: list):
-        ids = []
-        for messages in prompts:
-            encoded = self.template.encode({'messages': messages}, add_generation_prompt=True)
-            if encoded is None:
-                raise SwiftError(f'a prompt is longer than --max_length {self.template.max_length} tokens')
-            ids.append(encoded['input_ids'])
-        return ids, None, {}
+        return encode_prompt_ids(self.template, prompts), None, {}
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
