@@ -92,6 +92,9 @@ class RLHFArguments(TrainArguments):
     advantage_estimator: Literal['grpo', 'rloo', 'reinforce_plus_plus'] = field(
         default='grpo', metadata={'help': 'grpo: group-normalised rewards; rloo: leave-one-out baseline; '
                                           'reinforce_plus_plus: group baseline, batch-normalised.'})
+    dynamic_sample: bool = field(
+        default=False, metadata={'help': "DAPO: replace groups whose rewards are all equal by fresh ones."})
+    max_resample_times: int = field(default=3, metadata={'help': 'Dynamic sampling: most resampling rounds a step.'})
     num_iterations: int = field(default=1, metadata={'help': 'Updates per generated batch.'})
     importance_sampling_level: Literal['token', 'sequence'] = field(
         default='token', metadata={'help': 'sequence = GSPO.'})

@@ -31,6 +31,8 @@ class AlignmentSettings:
     epsilon_high: float | None = None
     scale_rewards: str = 'group'
     advantage_estimator: str = 'grpo'
+    dynamic_sample: bool = False
+    max_resample_times: int = 3
     num_iterations: int = 1
     importance_sampling_level: str = 'token'
     reward_weights: list[float] = field(default_factory=list)

@@ -1,12 +1,13 @@
 """GRPO on trl's GRPOTrainer: groups of sampled completions per prompt, scored by reward functions, each completion
 weighted by its reward's advantage over its group; with its loss types (grpo, bnpo, dr_grpo, dapo), clip-higher
 (--epsilon_high), GSPO (--importance_sampling_level sequence), a KL penalty to the reference (--beta), and the RLOO
-and REINFORCE++ advantages (--advantage_estimator).
+and REINFORCE++ advantages (--advantage_estimator), and DAPO's dynamic sampling (--dynamic_sample).
 
 Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
 Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
 """
 import importlib.util
+import random
 
 import torch
 import trl
@@ -17,6 +18,7 @@ from ..utils import get_logger
 from ..utils.io import append_jsonl
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .data import encode_prompt_ids
+from .dynamic_sampling import flat_groups, replace_groups
 
 logger = get_logger()
 
@@ -24,11 +26,12 @@ logger = get_logger()
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
-                 **kwargs):
+                 max_resample_times: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
         self.completions_path = completions_path
         self.advantage_scale = advantage_scale
+        self.max_resample_times = max_resample_times  # 0 = no dynamic sampling
         use_base_as_reference(self.model)
         keep_trainable_float32(self.model)
 
@@ -36,11 +39,41 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         return encode_prompt_ids(self.template, prompts), None, {}
 
     def _generate_and_score_completions(self, inputs):
+        output = self._scored(inputs)
+        if self.max_resample_times and self.model.training:
+            output = self._resample_flat_groups(output, len(inputs))
+        return output
+
+    def _scored(self, inputs):
         output = super()._generate_and_score_completions(inputs)
         output['advantages'] = output['advantages'] * self.advantage_scale
         if self.completions_path and self.accelerator.is_main_process:
             self._write_completions(len(inputs) * self.accelerator.num_processes)
         return output
+
+    def _resample_flat_groups(self, output: dict, n_rows: int) -> dict:
+        """Replace groups with equal rewards by fresh groups whose rewards differ, up to --max_resample_times
+        rounds. Every process takes part in each round (generation synchronises them), replacing what it can."""
+        group_size, replaced = self.num_generations, 0
+        for _ in range(self.max_resample_times):
+            flat = flat_groups(output['advantages'], group_size)
+            if not self.accelerator.gather(flat.any().float()).max():
+                break
+            fresh = self._scored(self._random_prompts(n_rows))
+            sources = (~flat_groups(fresh['advantages'], group_size)).nonzero().flatten()
+            targets = flat.nonzero().flatten()[:len(sources)]
+            output = replace_groups(output, fresh, targets, sources[:len(targets)], group_size,
+                                    self.processing_class.pad_token_id)
+            replaced += len(targets)
+        output['num_items_in_batch'] = self.accelerator.gather(output['completion_mask'].sum()).sum()
+        self._metrics['train']['dynamic_sample/replaced_groups'].append(replaced)
+        return output
+
+    def _random_prompts(self, n_rows: int) -> list[dict]:
+        """Training rows for a fresh batch of ``n_rows`` completions, each prompt repeated for its group."""
+        rng = random.Random(self.args.seed * 100003 + self.state.global_step)
+        picks = rng.choices(range(len(self.train_dataset)), k=n_rows // self.num_generations)
+        return [self.train_dataset[i] for i in picks for _ in range(self.num_generations)]
 
     def _write_completions(self, count: int) -> None:
         """The batch just scored (the newest ``count`` entries of trl's completion log) as completions.jsonl rows."""
@@ -91,7 +124,8 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         vllm_max_model_length=settings.vllm_max_model_len, vllm_enable_sleep_mode=settings.sleep_level > 0,
         vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
-                       advantage_scale=advantage_scale, **kwargs)
+                       advantage_scale=advantage_scale,
+                       max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0, **kwargs)
 
 
 def _vllm_usable() -> bool:

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
 from swift.llm import rlhf_main
 from swift.rlhf import AlignmentSettings
+from swift.rlhf.dynamic_sampling import flat_groups, replace_groups
 from swift.rlhf.grpo import advantage_settings, make_trainer
 from swift.template import get_template
 from tests.conftest import run_swift
@@ -145,3 +146,49 @@ def test_advantage_estimators_by_hand(estimator):
     else:
         expected = centred / (rewards.std(1, keepdim=True) + 1e-4)
     assert torch.allclose(trl_advantage * factor, expected, atol=1e-5)
+
+
+def test_replace_groups_pads_and_moves_whole_groups():
+    batch = {'prompt_ids': torch.tensor([[9, 1], [9, 1], [2, 3], [2, 3]]), 'prompt_mask': torch.ones(4, 2),
+             'completion_ids': torch.tensor([[5], [6], [7], [8]]), 'completion_mask': torch.ones(4, 1),
+             'advantages': torch.tensor([0.0, 0.0, 1.0, -1.0]), 'num_items_in_batch': torch.tensor(4.0)}
+    fresh = {'prompt_ids': torch.tensor([[4, 4, 4], [4, 4, 4]]), 'prompt_mask': torch.ones(2, 3),
+             'completion_ids': torch.tensor([[1, 2], [3, 0]]), 'completion_mask': torch.tensor([[1., 1.], [1., 0.]]),
+             'advantages': torch.tensor([0.7, -0.7])}
+    assert flat_groups(batch['advantages'], 2).tolist() == [True, False]
+    merged = replace_groups(batch, fresh, targets=torch.tensor([0]), sources=torch.tensor([0]), group_size=2,
+                            pad_token_id=0)
+    # prompts are left-padded to the wider batch, completions right-padded
+    assert merged['prompt_ids'].tolist() == [[4, 4, 4], [4, 4, 4], [0, 2, 3], [0, 2, 3]]
+    assert merged['prompt_mask'].tolist() == [[1, 1, 1], [1, 1, 1], [0, 1, 1], [0, 1, 1]]
+    assert merged['completion_ids'].tolist() == [[1, 2], [3, 0], [7, 0], [8, 0]]
+    assert merged['completion_mask'].tolist() == [[1, 1], [1, 0], [1, 0], [1, 0]]
+    assert merged['advantages'].tolist() == pytest.approx([0.7, -0.7, 1.0, -1.0])
+    assert not flat_groups(merged['advantages'], 2).any()
+
+
+FLAT_PLUGIN = '''
+from swift.rlhf.rewards import register_reward
+
+
+@register_reward('flat_for_sums_with_1')
+def flat_for_sums_with_1(prompts, completions, completion_ids, **kwargs):
+    """The same reward for every completion of 'What is 1 + ...' (a group with nothing to learn); else varied."""
+    return [1.0 if 'What is 1 +' in prompt[-1]['content'] else float(ids[0] % 7)
+            for prompt, ids in zip(prompts, completion_ids)]
+'''
+
+
+def test_dynamic_sampling_replaces_groups_with_equal_rewards(qwen2_dir, tmp_path):
+    plugin = tmp_path / 'flat.py'
+    plugin.write_text(FLAT_PLUGIN)
+    rows = tmp_path / 'sums.jsonl'
+    rows.write_text(''.join(json.dumps({'query': f'What is {a} + {b}?'}) + '\n' for a in (1, 2) for b in range(4)))
+    result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
+                        '--reward_funcs', 'flat_for_sums_with_1', '--dataset', str(rows), '--split_dataset_ratio', '0',
+                        '--max_completion_length', '4', '--per_device_train_batch_size', '8', '--num_generations', '2',
+                        '--max_steps', '3', '--logging_steps', '1', '--dynamic_sample', 'true', '--save_strategy', 'no',
+                        '--report_to', 'none', '--output_dir', str(tmp_path / 'out')])
+    key = 'dynamic_sample/replaced_groups'
+    replaced = [record[key] for record in result['log_history'] if key in record]
+    assert len(replaced) == 3 and sum(replaced) > 0
