@@ -18,17 +18,11 @@ Usage::
 
     .venv/bin/python bench/grpo_step.py --steps 10 --repeats 2
 """
-import argparse
 import json
 import os
-import resource
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from side_by_side import ROOT, main
+
 PROMPTS = os.path.join(ROOT, 'examples', 'train', 'grpo', 'data', 'numina_math.jsonl')
 SYSTEM = os.path.join(ROOT, 'examples', 'train', 'grpo', 'prompt.txt')
 GRPO = {'num_generations': 4, 'max_completion_length': 32, 'temperature': 0.9, 'beta': 0.04, 'learning_rate': 1e-5}
@@ -71,55 +65,6 @@ def run_trl(model_dir: str, steps: int, out_dir: str) -> float:
     return trainer.train().metrics['train_runtime']
 
 
-def child(side: str, model_dir: str, steps: int) -> None:
-    with tempfile.TemporaryDirectory() as out_dir:
-        runtime = (run_ours if side == 'ours' else run_trl)(model_dir, steps, out_dir)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print('RESULT ' + json.dumps({'s_per_step': runtime / steps, 'peak_rss_mib': peak_mib}))
-
-
-def measure(side: str, model_dir: str, steps: int) -> dict:
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, '--child', side, '--model', model_dir, '--steps', str(steps)],
-                          capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode:
-        sys.exit(f'{side} failed:\n{proc.stderr[-3000:]}')
-    line = next(l for l in proc.stdout.splitlines() if l.startswith('RESULT '))
-    return {**json.loads(line[len('RESULT '):]), 'wall_s': time.perf_counter() - start}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--steps', type=int, default=10)
-    parser.add_argument('--repeats', type=int, default=2)
-    parser.add_argument('--hidden', type=int, default=256)
-    parser.add_argument('--layers', type=int, default=4)
-    parser.add_argument('--child', choices=['ours', 'trl'])
-    parser.add_argument('--model')
-    args = parser.parse_args()
-    if args.child:
-        return child(args.child, args.model, args.steps)
-    with tempfile.TemporaryDirectory() as work:
-        model_dir = os.path.join(work, 'model')
-        subprocess.run([sys.executable, '-m', 'swift.utils.tiny_models', model_dir, '--family', 'qwen2',
-                        '--hidden', str(args.hidden), '--layers', str(args.layers), '--vocab', '2000'],
-                       check=True, capture_output=True)
-        runs = {'ours': [], 'trl': []}
-        for _ in range(args.repeats):
-            for side in runs:
-                runs[side].append(measure(side, model_dir, args.steps))
-                print(side, {k: round(v, 3) for k, v in runs[side][-1].items()}, flush=True)
-    medians = {side: {k: statistics.median(r[k] for r in results) for k in results[0]}
-               for side, results in runs.items()}
-    print(f'\nGRPO, {args.steps} steps of 8 completions, LoRA r8, Qwen2 hidden {args.hidden} x {args.layers} layers '
-          '(medians)')
-    print(f"{'':8}{'s/step':>10}{'peak RSS MiB':>15}{'wall s':>10}")
-    for side, m in medians.items():
-        print(f"{side:8}{m['s_per_step']:>10.3f}{m['peak_rss_mib']:>15.0f}{m['wall_s']:>10.1f}")
-    ours, trl = medians['ours'], medians['trl']
-    print(f"{'ours/trl':8}{ours['s_per_step'] / trl['s_per_step']:>10.2f}"
-          f"{ours['peak_rss_mib'] / trl['peak_rss_mib']:>15.2f}{ours['wall_s'] / trl['wall_s']:>10.2f}")
-
-
 if __name__ == '__main__':
-    main()
+    main(__file__, __doc__.split('\n')[0], {'ours': run_ours, 'trl': run_trl},
+         'GRPO, {steps} steps of 8 completions, LoRA r8, Qwen2 hidden {hidden} x {layers} layers', default_steps=10)
