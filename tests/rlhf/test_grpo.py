@@ -192,3 +192,17 @@ def test_dynamic_sampling_replaces_groups_with_equal_rewards(qwen2_dir, tmp_path
     key = 'dynamic_sample/replaced_groups'
     replaced = [record[key] for record in result['log_history'] if key in record]
     assert len(replaced) == 3 and sum(replaced) > 0
+
+
+def test_a_reward_model_scores_completions_beside_reward_functions(qwen2_dir, reward_checkpoint, tmp_path):
+    result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_model', reward_checkpoint,
+                        '--reward_funcs', 'format', '--reward_weights', '0.5', '1.0', '--dataset', NUMINA,
+                        '--split_dataset_ratio', '0', '--max_completion_length', '4', '--per_device_train_batch_size',
+                        '4', '--num_generations', '4', '--max_steps', '2', '--logging_steps', '1',
+                        '--save_strategy', 'no', '--report_to', 'none', '--output_dir', str(tmp_path)])
+    logged = [r for r in result['log_history'] if 'reward' in r]
+    model_means = [r[k] for r in logged for k in r if k.startswith('rewards/') and k.endswith('/mean')
+                   and 'format' not in k]
+    assert len(logged) == 2 and len(model_means) == 2 and all(mean != 0 for mean in model_means)
+    # the total is the weighted sum of the reward columns: format (weight 0.5) is 0 on a random model
+    assert logged[0]['reward'] == pytest.approx(model_means[0], abs=1e-4)

@@ -93,14 +93,6 @@ def _common(model_dir: str) -> list[str]:
             '--dataloader_num_workers', '0', '--per_device_train_batch_size', '4']
 
 
-@pytest.fixture(scope='module')
-def reward_checkpoint(qwen2_dir, tmp_path_factory) -> str:
-    """A reward model trained a few steps on the pairs, as a user trains one before PPO."""
-    rm = rlhf_main(['--rlhf_type', 'rm', *_common(qwen2_dir), '--max_steps', '3', '--learning_rate', '5e-4',
-                    '--output_dir', str(tmp_path_factory.mktemp('rm'))])
-    return rm['last_model_checkpoint']
-
-
 def _ppo_flags(model_dir: str, reward_checkpoint: str, output_dir) -> list[str]:
     return ['--rlhf_type', 'ppo', *_common(model_dir), '--reward_model', reward_checkpoint, '--num_ppo_epochs', '2',
             '--response_length', '6', '--logging_steps', '1', '--save_steps', '2', '--learning_rate', '1e-4',
