@@ -113,25 +113,28 @@ class PtEngine(InferEngine):
 
     def encode(self, request: InferRequest) -> list[int]:
         """Prompt ids of a conversation, rendered with the chat template."""
-        encoded = self.template.encode({'messages': request.messages}, add_generation_prompt=True)
-        if encoded is None:
-            raise SwiftError(f'the prompt is longer than --max_length {self.template.max_length} tokens')
-        return encoded['input_ids']
+        return self.template.encode_prompt(request.messages)
 
     def score(self, request: InferRequest, adapter: str | None = None) -> float:
         """A reward model's score of the whole conversation, the final answer included."""
+        return self._score_ids(self._conversation_ids(request), adapter)
+
+    def _conversation_ids(self, request: InferRequest) -> list[int]:
         encoded = self.template.encode({'messages': request.messages})
         if encoded is None:
             raise SwiftError(f'the conversation is longer than --max_length {self.template.max_length} tokens')
-        input_ids = torch.tensor([encoded['input_ids']], device=self.model.device)
+        return encoded['input_ids']
+
+    def _score_ids(self, ids: list[int], adapter: str | None) -> float:
+        input_ids = torch.tensor([ids], device=self.model.device)
         with self._lock, self._adapter(adapter), torch.no_grad():
             return self.model(input_ids=input_ids).logits[0, 0].item()
 
     def _score_response(self, request: InferRequest, adapter: str | None) -> ChatCompletionResponse:
-        n_tokens = len(self.template.encode({'messages': request.messages})['input_ids'])
-        content = f'{self.score(request, adapter):.6g}'
+        ids = self._conversation_ids(request)
+        content = f'{self._score_ids(ids, adapter):.6g}'
         choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', content), 'stop')
-        return ChatCompletionResponse(self.model_name, [choice], UsageInfo(n_tokens, 0, n_tokens))
+        return ChatCompletionResponse(self.model_name, [choice], UsageInfo(len(ids), 0, len(ids)))
 
     def encode_text(self, text: str) -> list[int]:
         """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""

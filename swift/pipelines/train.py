@@ -46,7 +46,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = (load_data or _load_datasets)(args, template)
     run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
-    model = prepare_model(model, args.train_type, _tuner_settings(args), bool(args.activation_checkpointing))
+    tuner_settings = _tuner_settings(args)
+    model = prepare_model(model, args.train_type, tuner_settings, bool(args.activation_checkpointing))
     checkpoint_args = _checkpoint_args(args, model, template)
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
@@ -57,7 +58,7 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         processing_class=tokenizer,
         optimizers=(_optimizer(args, model), None),
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
-                   *tuner_callbacks(model, args.train_type, _tuner_settings(args), args.seed)],
+                   *tuner_callbacks(model, args.train_type, tuner_settings, args.seed)],
         checkpoint_args=checkpoint_args)
     _use_own_progress_bar(trainer)
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import torch
+from torch import Tensor
 from transformers import Trainer, TrainingArguments
 
 
@@ -75,6 +76,13 @@ def trl_config(config_cls: type[TrainingArguments], args: TrainingArguments, **s
     """A trl config holding every TrainingArguments value of ``args``, overridden by the algorithm's ``settings``."""
     training = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init}
     return config_cls(**{**training, **settings})
+
+
+def completion_mask(completion_ids: Tensor, stop_ids: list[int]) -> Tensor:
+    """1 up to and including the first stop token of each sampled row, 0 after it (what ``generate`` pads with)."""
+    is_stop = torch.isin(completion_ids, torch.tensor(stop_ids, device=completion_ids.device))
+    stops_before = torch.cumsum(is_stop.long(), -1) - is_stop.long()
+    return (stops_before == 0).float()
 
 
 def keep_trainable_float32(model: torch.nn.Module) -> None:

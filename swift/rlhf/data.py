@@ -41,17 +41,6 @@ def _prompt(template: Template, row: dict) -> dict:
     return {**{k: v for k, v in row.items() if k != 'messages'}, 'prompt': prompt}
 
 
-def encode_prompt_ids(template: Template, prompts: list[list[dict]]) -> list[list[int]]:
-    """The token ids of each prompt (messages) with the generation prompt appended: what a policy continues."""
-    ids = []
-    for messages in prompts:
-        encoded = template.encode({'messages': messages}, add_generation_prompt=True)
-        if encoded is None:
-            raise SwiftError(f'a prompt is longer than --max_length {template.max_length} tokens')
-        ids.append(encoded['input_ids'])
-    return ids
-
-
 ENCODERS = {'pair': _pair, 'completion': _completion, 'answer': _answer, 'full_pair': _full_pair, 'prompt': _prompt}
 
 

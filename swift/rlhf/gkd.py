@@ -17,7 +17,7 @@ from trl.models.utils import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..utils import SwiftError
-from .base import AlignmentSettings, Algorithm
+from .base import AlignmentSettings, Algorithm, completion_mask
 from .preference import MetricsTrainer
 
 
@@ -69,9 +69,8 @@ def with_completions(batch: dict, completion_ids: Tensor, completion_mask: Tenso
 
 def cut_at_stop(tokens: Tensor, stop_ids: list[int], pad_token_id: int) -> tuple[Tensor, Tensor]:
     """Sampled completions up to and including their first stop token, and their mask (what follows is padding)."""
-    stops = torch.isin(tokens, torch.tensor(stop_ids, device=tokens.device))
-    after_stop = (stops.long().cumsum(1) - stops.long()) > 0
-    return tokens.masked_fill(after_stop, pad_token_id), (~after_stop).long()
+    mask = completion_mask(tokens, stop_ids)
+    return tokens.masked_fill(mask == 0, pad_token_id), mask.long()
 
 
 # ---- the trainer -----------------------------------------------------------------------------------------------

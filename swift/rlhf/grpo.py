@@ -17,7 +17,6 @@ from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
 from ..utils.io import append_jsonl
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
-from .data import encode_prompt_ids
 from .dynamic_sampling import flat_groups, replace_groups
 
 logger = get_logger()
@@ -36,7 +35,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         keep_trainable_float32(self.model)
 
     def _tokenize_prompts(self, prompts: list):
-        return encode_prompt_ids(self.template, prompts), None, {}
+        return [self.template.encode_prompt(messages) for messages in prompts], None, {}
 
     def _generate_and_score_completions(self, inputs):
         output = self._scored(inputs)

@@ -15,8 +15,7 @@ from trl.trainer.utils import disable_dropout_in_model
 
 from ..template import Template
 from ..utils import SwiftError
-from .base import AlignmentSettings, Algorithm, keep_trainable_float32
-from .data import encode_prompt_ids
+from .base import AlignmentSettings, Algorithm, completion_mask, keep_trainable_float32
 from .preference import MetricsTrainer
 
 VALUE_DIR = 'value_model'  # beside the policy in each checkpoint
@@ -78,12 +77,6 @@ def kl_shaped_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, ma
     rewards[torch.arange(len(scores)), last] += scores
     return rewards
 
-
-def completion_mask(completion_ids: Tensor, stop_ids: list[int]) -> Tensor:
-    """1 up to and including the first stop token of each row, 0 after it."""
-    is_stop = torch.isin(completion_ids, torch.tensor(stop_ids, device=completion_ids.device))
-    stops_before = torch.cumsum(is_stop.long(), -1) - is_stop.long()
-    return (stops_before == 0).float()
 
 
 # ---- the rollout -------------------------------------------------------------------------------------------------
@@ -174,7 +167,7 @@ class PPOTrainer(MetricsTrainer):
 
     def _encode_prompts(self, rows: list[dict]) -> tuple[Tensor, Tensor]:
         """Left-padded prompt ids encoded by our template (as GRPO encodes them), and their attention mask."""
-        ids = encode_prompt_ids(self.template, [row['prompt'] for row in rows])
+        ids = [self.template.encode_prompt(row['prompt']) for row in rows]
         width = max(map(len, ids))
         pad = self.processing_class.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids], device=self.args.device)

@@ -128,6 +128,13 @@ class Template:
         rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
         return self._truncate(self._tokenize(rendered))
 
+    def encode_prompt(self, messages: list[dict]) -> list[int]:
+        """Ids of a conversation with the generation prompt appended: what a model continues (infer, GRPO, PPO)."""
+        encoded = self.encode({'messages': messages}, add_generation_prompt=True)
+        if encoded is None:
+            raise SwiftError(f'the prompt is longer than --max_length {self.max_length} tokens')
+        return encoded['input_ids']
+
     def _encode_plain(self, messages: list[dict]) -> dict[str, list[int]]:
         """Pre-training: the contents joined as plain text, every token in the loss, closed by eos."""
         text = ''.join(m['content'] for m in messages if m['role'] != 'system')
