@@ -56,7 +56,13 @@ class RLHFArguments(TrainArguments):
     value_model: Optional[str] = field(
         default=None, metadata={'help': 'PPO: a --rlhf_type rm checkpoint to start the value model from; default: '
                                         'the reward model.'})
-    num_ppo_epochs: int = field(default=4, metadata={'help': 'PPO: optimizer steps on each rollout.'})
+    num_ppo_epochs: int = field(default=4, metadata={'help': 'PPO: passes over each rollout.'})
+    num_mini_batches: int = field(
+        default=1, metadata={'help': 'PPO: each pass splits the rollout into this many shuffled mini-batches, one '
+                                     'optimizer step each; must divide --per_device_train_batch_size.'})
+    missing_eos_penalty: Optional[float] = field(
+        default=None, metadata={'help': 'PPO: subtracted from the score of a completion that ends without a stop '
+                                        'token (cut off by the length limit).'})
     whiten_rewards: bool = field(default=False, metadata={'help': 'PPO: normalise the per-token rewards.'})
     kl_coef: float = field(default=0.05, metadata={'help': 'PPO: weight of the per-token KL penalty in the reward.'})
     cliprange: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the policy ratio.'})
@@ -159,6 +165,9 @@ class RLHFArguments(TrainArguments):
                              'must be 1 (raise --per_device_train_batch_size for larger rollouts)')
         if self.response_length is not None:
             self.max_completion_length = self.response_length
+        if self.num_mini_batches < 1 or self.per_device_train_batch_size % self.num_mini_batches:
+            raise SwiftError(f'--num_mini_batches {self.num_mini_batches} must divide --per_device_train_batch_size '
+                             f'{self.per_device_train_batch_size}')
 
     def _check_grpo(self) -> None:
         if not self.reward_funcs and not self.reward_model:

@@ -47,6 +47,8 @@ class AlignmentSettings:
     sleep_level: int = 0
     # PPO
     num_ppo_epochs: int = 4
+    num_mini_batches: int = 1
+    missing_eos_penalty: float | None = None
     whiten_rewards: bool = False
     kl_coef: float = 0.05
     cliprange: float = 0.2

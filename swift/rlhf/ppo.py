@@ -1,7 +1,7 @@
 """PPO (trl removed its PPOTrainer, so it is written here): each training step samples completions for the batch's
 prompts, scores them with a frozen reward model (``--rlhf_type rm``), shapes per-token rewards with a KL penalty to
-the reference, estimates advantages with GAE against a trained value model, and runs ``--num_ppo_epochs`` clipped
-policy + value updates on that rollout.
+the reference, estimates advantages with GAE against a trained value model, and runs ``--num_ppo_epochs`` passes
+of clipped policy + value updates on that rollout, ``--num_mini_batches`` optimizer steps each.
 
 Tensors below are (batch, completion tokens); ``mask`` marks the real completion tokens (up to and including the
 first stop token). The value of token t is the value model's output at the position that predicts token t.
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from trl.trainer.utils import disable_dropout_in_model
 
 from ..template import Template
@@ -99,6 +99,11 @@ class Rollout:
         """Per token: log pi - log pi_ref (the sampled-token estimate of the KL)."""
         return (self.logprobs - self.ref_logprobs) * self.mask
 
+    def select(self, rows: Tensor) -> 'Rollout':
+        """The rollout of the given rows only: one mini-batch."""
+        return Rollout(**{name: value[rows] if isinstance(value, Tensor) else value
+                          for name, value in vars(self).items()})
+
     def forward_kwargs(self) -> dict:
         # Positions from the mask, as generate() uses: left padding must not shift the prompt.
         positions = (self.attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -112,11 +117,24 @@ def token_logprobs(model, rollout: Rollout, temperature: float) -> Tensor:
     return log_probs.gather(-1, rollout.input_ids[:, rollout.prompt_length:, None]).squeeze(-1)
 
 
-def head_outputs(scorer, rollout: Rollout) -> Tensor:
+def head_outputs(scorer, inputs: dict) -> Tensor:
     """A sequence-classification model's one-output head at every position (its forward keeps only the last)."""
     body = getattr(scorer, scorer.base_model_prefix)
-    hidden = body(**rollout.forward_kwargs(), use_cache=False).last_hidden_state
+    hidden = body(**inputs, use_cache=False).last_hidden_state
     return scorer.score(hidden).squeeze(-1).float()
+
+
+class ValueHead(nn.Module):
+    """The value model as one module whose forward gives its head's output at every position, so accelerate can
+    wrap it like the policy: with several processes, DDP averages its gradients, which it does only for a forward
+    that runs through the wrapper."""
+
+    def __init__(self, value_model):
+        super().__init__()
+        self.value_model = value_model
+
+    def forward(self, **inputs) -> Tensor:
+        return head_outputs(self.value_model, inputs)
 
 
 class PPOTrainer(MetricsTrainer):
@@ -132,6 +150,7 @@ class PPOTrainer(MetricsTrainer):
         for model in (self.model, self.value_model):
             disable_dropout_in_model(model)  # the rollout's and the update's log-probs must use one network
             keep_trainable_float32(model)
+        self.value_head = self.accelerator.prepare_model(ValueHead(self.value_model))
         if ref_model is None and not hasattr(self.model, 'disable_adapter'):
             raise SwiftError(f'--rlhf_type ppo with --train_type {self.args.train_type}: the reference is the model '
                              'with its adapter disabled, which only LoRA-style tuners allow; use lora or full')
@@ -161,8 +180,12 @@ class PPOTrainer(MetricsTrainer):
             rollout.ref_logprobs = self._ref_logprobs(model, rollout)
             rollout.values = self._values(rollout) * mask
             last = (mask.sum(-1).long() - 1).clamp(min=0)
-            rollout.scores = head_outputs(self.reward_model, rollout)[:, rollout.prompt_length:][
+            rollout.scores = head_outputs(self.reward_model, rollout.forward_kwargs())[:, rollout.prompt_length:][
                 torch.arange(len(rows)), last]
+        if s.missing_eos_penalty is not None:
+            completions = sequences[:, rollout.prompt_length:]
+            ended = torch.isin(completions, torch.tensor(self.stop_ids, device=completions.device)).any(-1)
+            rollout.scores = rollout.scores - s.missing_eos_penalty * (~ended).float()
         return rollout
 
     def _encode_prompts(self, rows: list[dict]) -> tuple[Tensor, Tensor]:
@@ -182,7 +205,7 @@ class PPOTrainer(MetricsTrainer):
             return token_logprobs(model, rollout, self.settings.temperature)
 
     def _values(self, rollout: Rollout) -> Tensor:
-        return head_outputs(self.value_model, rollout)[:, rollout.prompt_length - 1:-1]
+        return self.value_head(**rollout.forward_kwargs())[:, rollout.prompt_length - 1:-1]
 
     def _advantages(self, rollout: Rollout) -> None:
         s, mask = self.settings, rollout.mask
@@ -194,19 +217,21 @@ class PPOTrainer(MetricsTrainer):
 
     # ---- update ----
     def training_step(self, model, inputs, num_items_in_batch=None):
-        """Rollout, then --num_ppo_epochs optimizer steps on it. The grads are left empty, so the Trainer's own
-        optimizer step after this is a no-op; its scheduler and logging go on as usual."""
+        """Rollout, then --num_ppo_epochs passes over it, one optimizer step per shuffled mini-batch. The grads are
+        left empty, so the Trainer's own optimizer step after this is a no-op; its scheduler and logging go on."""
         rollout = self._rollout(model, inputs)
         self._advantages(rollout)
         model.train()
         self.value_model.train()
         for _ in range(self.settings.num_ppo_epochs):
-            loss = self._ppo_loss(model, rollout)
-            self.accelerator.backward(loss)
-            if self.args.max_grad_norm:
-                self._clip_gradients(model)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            order = torch.randperm(len(rollout.input_ids), device=rollout.input_ids.device)
+            for rows in order.chunk(self.settings.num_mini_batches):
+                loss = self._ppo_loss(model, rollout.select(rows))
+                self.accelerator.backward(loss)
+                if self.args.max_grad_norm:
+                    self._clip_gradients(model)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
         self._record_rollout(rollout)
         return loss.detach()
 

@@ -1,4 +1,5 @@
 """PPO: its pure pieces against hand computations, and a run on the tiny model with a reward model trained first."""
+import glob
 import json
 import math
 import os
@@ -11,6 +12,8 @@ from swift.arguments import RLHFArguments
 from swift.llm import infer_main, rlhf_main
 from swift.rlhf.ppo import (completion_mask, compute_gae, kl_shaped_rewards, ppo_policy_loss, ppo_value_loss)
 from swift.utils import SwiftError
+
+from ..conftest import run_swift
 
 PAIRS = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'train', 'rlhf', 'data', 'pairs.jsonl')
 
@@ -166,3 +169,33 @@ def test_the_mean_score_rises_on_a_toy_task(qwen2_dir, tmp_path):
     scores = [r['objective/scores'] for r in result['log_history'] if 'objective/scores' in r]
     first, last = sum(scores[:5]) / 5, sum(scores[-5:]) / 5
     assert last > first + 0.4, scores
+
+
+def test_mini_batches_and_the_missing_eos_penalty(qwen2_dir, reward_checkpoint, tmp_path):
+    flags = [*_ppo_flags(qwen2_dir, reward_checkpoint, tmp_path / 'plain'), '--response_length', '2',
+             '--max_steps', '1', '--save_steps', '1']
+    plain = rlhf_main(flags)
+    penalised = rlhf_main([*flags, '--missing_eos_penalty', '4.0', '--num_mini_batches', '2',
+                           '--output_dir', str(tmp_path / 'penalised')])
+    # The same seed samples the same first rollout; two-token completions of a random model rarely stop, and each
+    # that does not loses 4 points.
+    first_score = [next(r['objective/scores'] for r in result['log_history'] if 'objective/scores' in r)
+                   for result in (plain, penalised)]
+    unfinished_share = (first_score[0] - first_score[1]) / 4.0
+    assert unfinished_share > 0 and unfinished_share * 4 == pytest.approx(round(unfinished_share * 4), abs=1e-4)
+    # two passes over the rollout (--num_ppo_epochs 2) of two mini-batches each: four optimizer steps per step
+    for result, steps in ((plain, 2), (penalised, 4)):
+        optimizer = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=True)
+        assert {int(state['step']) for state in optimizer['state'].values()} == {steps}
+
+
+def test_ppo_trains_under_torchrun_with_two_processes(qwen2_dir, reward_checkpoint, tmp_path):
+    """The policy and the value head both run through their DDP wrappers (gloo here), so each backward averages
+    their gradients across the processes."""
+    result = run_swift('rlhf', *_ppo_flags(qwen2_dir, reward_checkpoint, tmp_path / 'out'), '--max_steps', '2',
+                       env={'NPROC_PER_NODE': '2', 'MASTER_PORT': '29613'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = glob.glob(str(tmp_path / 'out' / 'v*'))
+    logged = [json.loads(line) for line in open(os.path.join(run_dir, 'logging.jsonl'))]
+    assert len([r for r in logged if 'objective/scores' in r]) == 2
+    assert os.path.isfile(os.path.join(run_dir, 'checkpoint-2', 'value_model', 'model.safetensors'))
