@@ -14,6 +14,7 @@ COMMANDS = {
     'deploy': 'swift.pipelines.deploy:deploy_main',
     'app': 'swift.pipelines.app:app_main',
     'export': 'swift.pipelines.export:export_main',
+    'rollout': 'swift.pipelines.rollout:rollout_main',
 }
 # Commands that train, and so may run as several processes.
 DISTRIBUTED = {'pt', 'sft', 'rlhf'}

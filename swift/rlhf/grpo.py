@@ -6,16 +6,15 @@ and REINFORCE++ advantages (--advantage_estimator), and DAPO's dynamic sampling 
 Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
 Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
 """
-import importlib.util
 import random
 
-import torch
 import trl
 
 from ..template import Template
 from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
 from ..utils.io import append_jsonl
+from ..utils.packages import vllm_missing
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .dynamic_sampling import flat_groups, replace_groups
 
@@ -129,10 +128,10 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
 
 def _vllm_usable() -> bool:
     """--use_vllm needs vLLM and a GPU; without either, generation falls back to transformers with one warning."""
-    if importlib.util.find_spec('vllm') is not None and torch.cuda.is_available():
-        return True
-    logger.warning('--use_vllm true: vLLM or a GPU is missing here, so completions are generated with transformers')
-    return False
+    missing = vllm_missing()
+    if missing:
+        logger.warning(f'--use_vllm true: {missing}, so completions are generated with transformers')
+    return missing is None
 
 
 GRPO = Algorithm(rows='prompt', encoding='prompt', uses_reference=False, make_trainer=make_trainer)

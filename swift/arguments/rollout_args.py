@@ -1,0 +1,31 @@
+"""Arguments of ``swift rollout``: the vLLM generation server that GRPO's ``--vllm_mode server`` talks to."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..utils import SwiftError
+from .base_args import ModelArguments
+from .deploy_args import check_port
+
+
+@dataclass
+class RolloutArguments(ModelArguments):
+    host: str = field(default='0.0.0.0', metadata={'help': 'Address to listen on (GRPO: --vllm_server_host).'})
+    port: int = field(default=8000, metadata={'help': 'Port to listen on (GRPO: --vllm_server_port).'})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'GPUs each model copy is split over.'})
+    vllm_data_parallel_size: int = field(default=1, metadata={'help': 'Model copies serving in parallel.'})
+    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={'help': 'Share of each GPU vLLM may use.'})
+    vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'Longest context; default the model\'s.'})
+    vllm_enable_prefix_caching: Optional[bool] = field(
+        default=None, metadata={'help': "Reuse the KV cache of shared prompt prefixes (default: vLLM's choice)."})
+    vllm_enforce_eager: bool = field(default=False, metadata={'help': 'Run vLLM without CUDA graphs.'})
+
+    def __post_init__(self):
+        if not self.model:
+            raise SwiftError('--model is required: a local folder or a hub id')
+        check_port('--port', self.port)
+        for name in ('vllm_tensor_parallel_size', 'vllm_data_parallel_size'):
+            if getattr(self, name) < 1:
+                raise SwiftError(f'--{name} must be at least 1, got {getattr(self, name)}')
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got '
+                             f'{self.vllm_gpu_memory_utilization}')

@@ -1,0 +1,43 @@
+"""``swift rollout``: serve generation with vLLM for GRPO's server mode, the multi-GPU form of ``--use_vllm``.
+
+    CUDA_VISIBLE_DEVICES=0,1 swift rollout --model Qwen/Qwen2.5-7B-Instruct --vllm_tensor_parallel_size 2
+    # the trainer on the other GPUs:
+    CUDA_VISIBLE_DEVICES=2,3 NPROC_PER_NODE=2 swift rlhf --rlhf_type grpo --use_vllm true --vllm_mode server \\
+        --vllm_server_host 127.0.0.1 --vllm_server_port 8000 ...
+
+The server is trl's (``trl vllm-serve``, which runs vLLM's own server with the weight-transfer endpoints that trl's
+GRPOTrainer uses to generate and to push the new weights after each step); this command maps ms-swift's flags onto
+it and resolves a hub id to a local folder first.
+"""
+from trl.scripts import vllm_serve
+
+from ..arguments import RolloutArguments
+from ..hub import safe_snapshot_download
+from ..utils import SwiftError, get_logger
+from ..utils.packages import vllm_missing
+from .common import to_arguments
+
+logger = get_logger()
+DTYPES = {None: 'auto', 'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}
+
+
+def rollout_main(args: RolloutArguments | list[str] | None = None) -> None:
+    args = to_arguments(RolloutArguments, args)
+    missing = vllm_missing()
+    if missing:
+        raise SwiftError(f'swift rollout serves generation with vLLM: {missing}')
+    server_args = serve_arguments(args, safe_snapshot_download(args.model, use_hf=args.use_hf,
+                                                               revision=args.model_revision, token=args.hub_token))
+    logger.info(f'serving {args.model} for GRPO on {args.host}:{args.port}')
+    vllm_serve.main(server_args)  # replaces this process with vLLM's server
+
+
+def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.ScriptArguments:
+    """trl's server settings for ``args``, the model already local."""
+    return vllm_serve.ScriptArguments(
+        model=model_dir, tensor_parallel_size=args.vllm_tensor_parallel_size,
+        data_parallel_size=args.vllm_data_parallel_size, host=args.host, port=args.port,
+        gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+        dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=args.vllm_max_model_len,
+        enable_prefix_caching=args.vllm_enable_prefix_caching, enforce_eager=args.vllm_enforce_eager,
+        trust_remote_code=args.trust_remote_code)
