@@ -27,6 +27,7 @@ from .stopping import StopWordsCriteria, truncate_at_stop
 DEFAULT_MAX_TOKENS = 2048
 MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
 LOGPROB_FLOOR = -9999.0  # what OpenAI reports for a token the sampling settings ruled out (log 0)
+STREAM_THREAD = 'swift-stream'  # the thread that generates for infer(stream=True)
 # (prompt index, choice index, new text, logprob entries of the tokens it completes: None without logprobs)
 OnText = Callable[[int, int, str, list[ChatCompletionTokenLogprob] | None], None]
 
@@ -272,29 +273,36 @@ class PtEngine(InferEngine):
     # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
     def _stream(self, request: InferRequest, config: RequestConfig,
                 adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
-        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason."""
+        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason.
+        A consumer that stops early (closes this iterator, or drops it, as gradio does for a closed tab) ends the
+        generation at its next step."""
         prompt = self.encode(request)
         events: queue.Queue = queue.Queue()
+        abandoned = threading.Event()
 
         def run() -> None:
             try:
                 on_text = lambda _prompt, *delta: events.put(('text', delta))  # noqa: E731
-                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text)[0]))
+                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text,
+                                                  cancelled=lambda _prompt: abandoned.is_set())[0]))
             except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
                 events.put(('error', err))
 
-        threading.Thread(target=run, daemon=True).start()
-        while True:
-            kind, value = events.get()
-            if kind == 'error':
-                raise value
-            if kind == 'text':
-                choice, text, entries = value
-                yield self._chunk(choice, text, None, entries)
-                continue
-            for choice in value.choices:
-                yield self._chunk(choice.index, '', choice.finish_reason)
-            return
+        threading.Thread(target=run, name=STREAM_THREAD, daemon=True).start()
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == 'error':
+                    raise value
+                if kind == 'text':
+                    choice, text, entries = value
+                    yield self._chunk(choice, text, None, entries)
+                    continue
+                for choice in value.choices:
+                    yield self._chunk(choice.index, '', choice.finish_reason)
+                return
+        finally:
+            abandoned.set()
 
     def _chunk(self, index: int, text: str, finish_reason: str | None,
                entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:

@@ -8,6 +8,7 @@ sent with every question, and the page keeps it until its clear button. gradio i
 other commands neither need it nor wait for it.
 """
 import os
+from contextlib import closing
 from typing import Iterator
 
 from ..arguments import AppArguments
@@ -85,9 +86,11 @@ def chat_turn(engine: PtEngine, config: RequestConfig, query: str, history: list
             history[-1]['content'] = engine.infer([InferRequest(messages)], config)[0].choices[0].message.content
             yield '', history
             return
-        for chunk in engine.infer([InferRequest(messages)], config)[0]:
-            history[-1]['content'] += chunk.choices[0].delta.content or ''
-            yield '', history
+        # A closed tab makes gradio close this generator; closing the stream too ends the generation at once.
+        with closing(engine.infer([InferRequest(messages)], config)[0]) as stream:
+            for chunk in stream:
+                history[-1]['content'] += chunk.choices[0].delta.content or ''
+                yield '', history
     except SwiftError as err:  # said on the page; the app goes on
         raise error(str(err)) from None
 

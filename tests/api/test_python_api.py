@@ -1,8 +1,11 @@
 """The seeds' Python API (seed 002): train with sft_main, then answer with Swift.from_pretrained and PtEngine."""
+import threading
+
 import pytest
 
 from swift.llm import (BaseArguments, InferRequest, PtEngine, RequestConfig, TrainArguments, get_model_tokenizer,
                        get_template, safe_snapshot_download, sft_main)
+from swift.infer.pt_engine import STREAM_THREAD
 from swift.tuners import Swift
 from swift.utils import SwiftError
 
@@ -60,6 +63,23 @@ def test_streaming_yields_the_same_text_as_a_whole_answer(trained, qwen2_dir):
     assert ''.join(c.choices[0].delta.content for c in chunks) == whole.message.content
     assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
     assert chunks[-1].choices[0].finish_reason == whole.finish_reason
+
+
+def test_closing_a_stream_early_stops_its_generation(qwen2_dir):
+    """What a closed browser tab in swift app (or a client that stops reading) does to infer(stream=True)."""
+    model, tokenizer = get_model_tokenizer(qwen2_dir)
+    engine = PtEngine.from_model_template(model, get_template('qwen', tokenizer))
+    request = InferRequest(messages=[{'role': 'user', 'content': 'hello'}])
+    config = RequestConfig(max_tokens=200, temperature=0, stream=False)
+    assert engine.infer([request], config)[0].usage.completion_tokens == 200  # left alone, it runs to the limit
+    steps = []
+    model.register_forward_hook(lambda *_: steps.append(1))
+    stream = engine.infer([request], RequestConfig(max_tokens=200, temperature=0, stream=True))[0]
+    next(stream)
+    stream.close()
+    for worker in [t for t in threading.enumerate() if t.name == STREAM_THREAD]:
+        worker.join()
+    assert 0 < len(steps) < 50
 
 
 def test_hub_id_offline_is_one_clear_error():
