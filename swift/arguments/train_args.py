@@ -1,5 +1,6 @@
 """Arguments of ``swift pt`` and ``swift sft``: the shared groups, the tuner, and transformers' TrainingArguments."""
 import importlib.util
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -13,16 +14,18 @@ from .base_args import BaseArguments
 
 logger = get_logger()
 # --init_weights: peft's init_lora_weights ('true'/'false' or a named initialisation; also pissa_niter_N).
-INIT_WEIGHTS = ('true', 'false', 'gaussian', 'pissa', 'olora', 'loftq')
+INIT_WEIGHTS = ('true', 'false', 'gaussian', 'pissa', 'olora', 'loftq', 'lora-ga')
 
 
 @dataclass
 class TunerArguments:
     train_type: Literal['lora', 'qlora', 'full', 'adalora', 'vera', 'boft', 'fourierft', 'bone', 'llamapro',
-                        'adapter'] = field(
+                        'adapter', 'reft', 'longlora'] = field(
         default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base), full, the peft adapters adalora, '
                                           'vera, boft, fourierft, bone, or llamapro (new blocks) and adapter '
-                                          '(bottleneck adapters). Also --tuner_type.'})
+                                          '(bottleneck adapters), reft (representation finetuning), longlora '
+                                          '(LoRA + embeddings and norms, shifted sparse attention in training). '
+                                          'Also --tuner_type.'})
     lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
     lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
     lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
@@ -39,7 +42,17 @@ class TunerArguments:
     fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
     init_weights: str = field(
         default='true', metadata={'help': 'LoRA initialisation: true, false, gaussian, pissa, pissa_niter_N, olora, '
-                                          'loftq (GPU).'})
+                                          'loftq (GPU), lora-ga (from gradients of a few training batches).'})
+    lora_ga_batch_size: int = field(default=2, metadata={'help': 'LoRA-GA: rows per gradient-estimation batch.'})
+    lora_ga_iters: int = field(default=2, metadata={'help': 'LoRA-GA: batches whose gradients are averaged.'})
+    lora_ga_max_length: int = field(
+        default=1024, metadata={'help': 'LoRA-GA: rows are cut to this many tokens for the estimate.'})
+    lora_ga_direction: Literal['ArBr', 'A2rBr', 'ArB2r', 'random'] = field(
+        default='ArB2r', metadata={'help': 'LoRA-GA: which singular vectors of the gradient start A and B.'})
+    lora_ga_scale: Literal['stable', 'unit', 'gd', 'weightS'] = field(
+        default='stable', metadata={'help': "LoRA-GA: scaling of the initial adapter (peft's stable, unit, gd_scale, "
+                                            'weight_svd).'})
+    lora_ga_stable_gamma: int = field(default=16, metadata={'help': 'LoRA-GA: gamma of the stable scaling.'})
     adalora_target_r: int = field(default=8, metadata={'help': 'AdaLoRA: average rank left after pruning.'})
     adalora_init_r: int = field(default=12, metadata={'help': 'AdaLoRA: rank of every layer at the start.'})
     adalora_tinit: int = field(default=0, metadata={'help': 'AdaLoRA: steps before pruning starts.'})
@@ -54,6 +67,18 @@ class TunerArguments:
                                         'default one group per new block.'})
     adapter_length: int = field(default=128, metadata={'help': 'Bottleneck adapter width.'})
     adapter_act: str = field(default='gelu', metadata={'help': 'Bottleneck adapter activation.'})
+    reft_layers: Optional[list[int]] = field(
+        default=None, metadata={'help': 'ReFT: indices of the decoder layers whose output is edited; default all.'})
+    reft_rank: int = field(default=4, metadata={'help': 'ReFT: rank of the intervention (rows of R).'})
+    reft_intervention_type: Literal['LoreftIntervention', 'NoreftIntervention'] = field(
+        default='LoreftIntervention', metadata={'help': 'ReFT: LoreftIntervention (R with orthonormal rows) or '
+                                                        'NoreftIntervention (R a plain linear projection).'})
+    reft_layer_key: Optional[str] = field(
+        default=None, metadata={'help': 'ReFT: dotted name of the list of decoder layers (e.g. model.layers); '
+                                        'found when unset.'})
+    reft_args: Optional[str] = field(
+        default=None, metadata={'help': 'ReFT: a JSON object of intervention options: dropout (0.0), act_fn '
+                                        '(linear), add_bias (false; NoreftIntervention only).'})
     lisa_activated_layers: int = field(
         default=0, metadata={'help': 'LISA (full training): decoder layers trained at a time; 0 is off.'})
     lisa_step_interval: int = field(default=20, metadata={'help': 'LISA: steps between resampling the layers.'})
@@ -74,6 +99,13 @@ class TunerArguments:
         default=0.0, metadata={'help': 'Full training: freeze this fraction of the parameters, from the bottom.'})
     trainable_parameters: list[str] = field(
         default_factory=list, metadata={'help': 'Full training: prefixes or regexes trained even when frozen above.'})
+    freeze_llm: bool = field(
+        default=False, metadata={'help': 'Multimodal models: full training freezes the language model; with '
+                                         '--target_modules all-linear a tuner leaves it out.'})
+    freeze_vit: bool = field(
+        default=True, metadata={'help': 'Multimodal models: the same for the vision (or audio) tower.'})
+    freeze_aligner: bool = field(
+        default=True, metadata={'help': 'Multimodal models: the same for the aligner (projector, merger).'})
 
     @property
     def tuner_type(self) -> str:
@@ -87,7 +119,9 @@ class TunerArguments:
                              'or pissa_niter_N')
         if self.init_weights != 'true' and self.train_type not in ('lora', 'qlora'):
             raise SwiftError('--init_weights applies to --train_type lora')
-        if self.init_weights.startswith(('pissa', 'olora')) and self.resume_from_checkpoint:
+        if self.init_weights == 'lora-ga':
+            self._check_lora_ga()
+        if self.init_weights.startswith(('pissa', 'olora', 'lora-ga')) and self.resume_from_checkpoint:
             raise SwiftError(f'--init_weights {self.init_weights} checkpoints hold the converted adapter and '
                              'cannot be resumed')
         if self.quant_bits and self.train_type == 'llamapro':
@@ -98,12 +132,26 @@ class TunerArguments:
             raise SwiftError(f'--lisa_step_interval must be positive, got {self.lisa_step_interval}')
         if self.use_galore:
             self._use_galore()
+        if isinstance(self.reft_args, str):  # a JSON string on the command line, a dict from args.json
+            try:
+                self.reft_args = json.loads(self.reft_args)
+            except json.JSONDecodeError as err:
+                raise SwiftError(f'--reft_args must be a JSON object: {err}') from None
+        if self.reft_args is not None and not isinstance(self.reft_args, dict):
+            raise SwiftError('--reft_args must be a JSON object, e.g. \'{"dropout": 0.05}\'')
         if self.use_liger_kernel and not (importlib.util.find_spec('liger_kernel') and torch.cuda.is_available()):
             logger.warning('--use_liger_kernel true needs the liger-kernel package and a GPU: training without it')
             self.use_liger_kernel = False
         if self.tuner_backend == 'unsloth' and importlib.util.find_spec('unsloth') is None:
             logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
             self.tuner_backend = 'peft'
+
+    def _check_lora_ga(self) -> None:
+        if self.quant_bits:
+            raise SwiftError('--init_weights lora-ga needs full-precision gradients: no quantized base')
+        for name in ('lora_ga_batch_size', 'lora_ga_iters', 'lora_ga_max_length'):
+            if getattr(self, name) <= 0:
+                raise SwiftError(f'--{name} must be positive, got {getattr(self, name)}')
 
     def _use_galore(self) -> None:
         """GaLore through transformers' galore_adamw optimizer."""

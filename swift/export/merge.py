@@ -11,9 +11,9 @@ from ..utils.io import write_json
 
 def merge_adapters(model: PeftModel) -> PreTrainedModel:
     """Fold every LoRA delta into the base weights; the result needs no peft to load."""
-    if not isinstance(model, PeftModel):  # swift's bottleneck adapters: a non-linear branch, nothing to fold in
-        raise SwiftError('bottleneck adapters (--train_type adapter) cannot be merged into the base weights: '
-                         'serve them with --adapters CKPT')
+    if not isinstance(model, PeftModel):  # swift's adapter and reft edit activations: no weight to fold into
+        raise SwiftError(f"{model.swift_adapter_config['swift_type']} checkpoints cannot be merged into the base "
+                         'weights: serve them with --adapters CKPT')
     return model.merge_and_unload()
 
 

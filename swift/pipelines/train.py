@@ -15,6 +15,7 @@ from ..template import DataCollator, Template
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
 from ..tuners import TunerSettings, loraplus_optimizer, prepare_model, tuner_callbacks
+from ..tuners.longlora import GROUPS as LONGLORA_GROUPS
 from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
@@ -45,9 +46,10 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = (load_data or _load_datasets)(args, template)
-    run_dir = _choose_run_dir(args)  # after the inputs load, so a bad input leaves no empty run folder
     tuner_settings = _tuner_settings(args)
-    model = prepare_model(model, args.train_type, tuner_settings, bool(args.activation_checkpointing))
+    model = prepare_model(model, args.train_type, tuner_settings, bool(args.activation_checkpointing),
+                          _lora_ga_step(args, train_data, tokenizer.pad_token_id))
+    run_dir = _choose_run_dir(args)  # after the inputs load and the tuner fits, so an error leaves no empty folder
     checkpoint_args = _checkpoint_args(args, model, template)
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
@@ -70,7 +72,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
 
 
 def _sft_trainer(args: TrainArguments, template: Template, **kwargs) -> SwiftTrainer:
-    collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing)
+    collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing,
+                            pad_to_multiple_of=LONGLORA_GROUPS if args.train_type == 'longlora' else 1)
     return SwiftTrainer(args=args, data_collator=collator, **kwargs)
 
 
@@ -120,6 +123,25 @@ def _encode_split(template: Template, rows: list[dict], args: TrainArguments, sp
     return encoded
 
 
+def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callable | None:
+    """LoRA-GA's gradient estimate: forward and backward over the first --lora_ga_iters batches of
+    --lora_ga_batch_size training rows, each cut to --lora_ga_max_length tokens."""
+    if args.init_weights != 'lora-ga':
+        return None
+    count = min(len(train_data), args.lora_ga_batch_size * args.lora_ga_iters)
+    rows = [train_data[i] for i in range(count)]
+    if 'input_ids' not in rows[0]:
+        raise SwiftError('--init_weights lora-ga estimates gradients on swift sft/pt rows, not on preference pairs')
+    limit, collate = args.lora_ga_max_length, DataCollator(pad_token_id)
+    rows = [{'input_ids': row['input_ids'][:limit], 'labels': row['labels'][:limit]} for row in rows]
+    batches = [collate(rows[i:i + args.lora_ga_batch_size]) for i in range(0, count, args.lora_ga_batch_size)]
+
+    def step(model) -> None:
+        for batch in batches:
+            model(**{key: value.to(model.device) for key, value in batch.items()}).loss.backward()
+    return step
+
+
 def _tuner_settings(args: TrainArguments) -> TunerSettings:
     return TunerSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout, bias=args.lora_bias,
                          target_modules=args.target_modules, modules_to_save=args.modules_to_save,
@@ -137,7 +159,10 @@ def _tuner_settings(args: TrainArguments) -> TunerSettings:
 _TUNER_PASSTHROUGH = ('adalora_target_r', 'adalora_init_r', 'adalora_tinit', 'adalora_tfinal', 'adalora_deltaT',
                       'adalora_beta1', 'adalora_beta2', 'adalora_orth_reg_weight', 'llamapro_num_new_blocks',
                       'llamapro_num_groups', 'adapter_length', 'adapter_act', 'lisa_activated_layers',
-                      'lisa_step_interval')
+                      'lisa_step_interval', 'lora_ga_direction', 'lora_ga_scale', 'lora_ga_stable_gamma',
+                      'freeze_llm', 'freeze_vit', 'freeze_aligner',
+                      'reft_layers', 'reft_rank', 'reft_intervention_type', 'reft_layer_key',
+                      'reft_args')
 
 
 def _optimizer(args: TrainArguments, model):

@@ -16,12 +16,15 @@ class DataCollator:
     pad_token_id: int
     padding_free: bool = False
     mask_dtype: torch.dtype = torch.float32
+    # Padded batches are made this many tokens long, rounded up (LongLoRA's shifted groups must divide the length).
+    pad_to_multiple_of: int = 1
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         return self._padding_free(rows) if self.padding_free else self._padded(rows)
 
     def _padded(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         longest = max(len(row['input_ids']) for row in rows)
+        longest += -longest % self.pad_to_multiple_of
         input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)

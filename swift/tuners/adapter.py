@@ -1,9 +1,12 @@
 """Bottleneck adapters (Houlsby et al., 2019) after each decoder block's MLP: ``h + up(act(down(h)))`` with ``up``
 starting at zero, so the model is unchanged until trained. peft has no such tuner, so swift saves and loads it:
-``model.safetensors`` (the adapter weights only) and an ``adapter_config.json`` with ``swift_type``."""
+``model.safetensors`` (the adapter weights only) and an ``adapter_config.json`` with ``swift_type``. The saving and
+loading helpers here serve swift's other hook-based tuner too (ReFT)."""
 import json
 import os
+from functools import partial
 from types import MethodType
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -42,8 +45,7 @@ def _after_mlp(mlp: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
 
 
 def add_adapters(model: PreTrainedModel, length: int, act: str) -> PreTrainedModel:
-    """Freeze the model, put a trainable adapter after every block's MLP, and make ``save_pretrained`` (which the
-    Trainer calls for checkpoints) write only the adapters."""
+    """Freeze the model and put a trainable adapter after every block's MLP."""
     if act not in ACT2FN:
         raise SwiftError(f"--adapter_act {act}: choose one of {', '.join(sorted(ACT2FN))}")
     parent, attr = decoder_layers(model)
@@ -56,41 +58,55 @@ def add_adapters(model: PreTrainedModel, length: int, act: str) -> PreTrainedMod
         # Registered as a child of the MLP, so the base weights keep their names and only adapter.* are new.
         layer.mlp.adapter = BottleneckAdapter(hidden, length, act).to(weight.device, weight.dtype)
         layer.mlp.register_forward_hook(_after_mlp)
-    model.swift_adapter_config = {'swift_type': SWIFT_TYPE, 'adapter_length': length, 'adapter_act': act}
-    model.save_pretrained = MethodType(save_adapters, model)
-    # What a resumed Trainer finds missing from the checkpoint, expectedly: it then warns of nothing.
-    model._keys_to_ignore_on_save = [name for name in model.state_dict() if not _is_adapter(name)]
+    save_only_tuner(model, {'swift_type': SWIFT_TYPE, 'adapter_length': length, 'adapter_act': act}, _is_adapter)
     return model
 
 
-def save_adapters(model: PreTrainedModel, save_directory: str, is_main_process: bool = True, **kwargs) -> None:
+def save_only_tuner(model: PreTrainedModel, config: dict, is_tuner: Callable[[str], bool]) -> None:
+    """Make ``save_pretrained`` (which the Trainer calls for checkpoints) write only the tuner's weights, those
+    whose names ``is_tuner`` accepts, and ``config``."""
+    model.swift_adapter_config = config
+    model.save_pretrained = MethodType(partial(_save_tuner, is_tuner=is_tuner), model)
+    # What a resumed Trainer finds missing from the checkpoint, expectedly: it then warns of nothing.
+    model._keys_to_ignore_on_save = [name for name in model.state_dict() if not is_tuner(name)]
+
+
+def _save_tuner(model: PreTrainedModel, save_directory: str, is_main_process: bool = True, *,
+                is_tuner: Callable[[str], bool], **kwargs) -> None:
     if not is_main_process:
         return
     os.makedirs(save_directory, exist_ok=True)
-    weights = {name: p.detach().contiguous() for name, p in model.named_parameters() if _is_adapter(name)}
+    weights = {name: t.contiguous() for name, t in model.state_dict().items() if is_tuner(name)}
     save_file(weights, os.path.join(save_directory, WEIGHTS_NAME), metadata={'format': 'pt'})
     with open(os.path.join(save_directory, CONFIG_NAME), 'w', encoding='utf-8') as f:
         json.dump(model.swift_adapter_config, f, indent=2)
 
 
-def is_adapter_checkpoint(checkpoint_dir: str) -> bool:
+def swift_config(checkpoint_dir: str) -> dict:
+    """The ``adapter_config.json`` of a checkpoint of swift's own tuners; {} for any other (peft's has no
+    ``swift_type``)."""
     path = os.path.join(checkpoint_dir, CONFIG_NAME)
     if not os.path.isfile(path):
-        return False
+        return {}
     with open(path, encoding='utf-8') as f:
-        return json.load(f).get('swift_type') == SWIFT_TYPE
+        config = json.load(f)
+    return config if 'swift_type' in config else {}
+
+
+def load_tuner_weights(model: PreTrainedModel, checkpoint_dir: str, is_tuner: Callable[[str], bool],
+                       is_trainable: bool) -> PreTrainedModel:
+    """Fill the freshly added tuner of ``model`` from the checkpoint; only the tuner trains, if anything."""
+    weights = load_file(os.path.join(checkpoint_dir, WEIGHTS_NAME))
+    missing = {name for name in model.state_dict() if is_tuner(name)} - set(weights)
+    if missing:
+        raise SwiftError(f'{checkpoint_dir}: the checkpoint does not fit this model ({len(missing)} weights missing)')
+    model.load_state_dict(weights, strict=False)
+    for name, param in model.named_parameters():
+        param.requires_grad_(is_trainable and is_tuner(name))
+    return model if is_trainable else model.eval()
 
 
 def load_adapters(model: PreTrainedModel, checkpoint_dir: str, is_trainable: bool = False) -> PreTrainedModel:
-    with open(os.path.join(checkpoint_dir, CONFIG_NAME), encoding='utf-8') as f:
-        config = json.load(f)
+    config = swift_config(checkpoint_dir)
     model = add_adapters(model, config['adapter_length'], config['adapter_act'])
-    weights = load_file(os.path.join(checkpoint_dir, WEIGHTS_NAME))
-    missing = {n for n, _ in model.named_parameters() if _is_adapter(n)} - set(weights)
-    if missing:
-        raise SwiftError(f'{checkpoint_dir}: the adapter does not fit this model ({len(missing)} weights missing)')
-    model.load_state_dict(weights, strict=False)
-    model.requires_grad_(False)
-    for name, param in model.named_parameters():
-        param.requires_grad_(is_trainable and _is_adapter(name))
-    return model.eval() if not is_trainable else model
+    return load_tuner_weights(model, checkpoint_dir, _is_adapter, is_trainable)

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, LoftQConfig, LoraConfig, MissConfig, PeftConfig,
-                  VeraConfig)
+from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, LoftQConfig, LoraConfig, LoraGAConfig, MissConfig,
+                  PeftConfig, VeraConfig)
 
 from ..utils import SwiftError
 
@@ -27,6 +27,9 @@ class TunerSettings:
     fourier_n_frequency: int = 2000
     fourier_scaling: float = 300.0
     init_weights: str = 'true'
+    lora_ga_direction: str = 'ArB2r'
+    lora_ga_scale: str = 'stable'
+    lora_ga_stable_gamma: int = 16
     adalora_target_r: int = 8
     adalora_init_r: int = 12
     adalora_tinit: int = 0
@@ -39,12 +42,21 @@ class TunerSettings:
     llamapro_num_groups: int | None = None
     adapter_length: int = 128
     adapter_act: str = 'gelu'
+    reft_layers: list[int] | None = None
+    reft_rank: int = 4
+    reft_intervention_type: str = 'LoreftIntervention'
+    reft_layer_key: str | None = None
+    reft_args: dict | None = None
     lisa_activated_layers: int = 0
     lisa_step_interval: int = 20
     # Full training of part of the model.
     freeze_parameters: list[str] = field(default_factory=list)
     freeze_parameters_ratio: float = 0.0
     trainable_parameters: list[str] = field(default_factory=list)
+    # Multimodal models: the parts that full training freezes and that 'all-linear' leaves out.
+    freeze_llm: bool = False
+    freeze_vit: bool = True
+    freeze_aligner: bool = True
     # peft's task type: SEQ_CLS also trains the fresh scoring head of a reward model.
     task_type: str = 'CAUSAL_LM'
 
@@ -59,10 +71,19 @@ class TunerSettings:
                 'modules_to_save': self.modules_to_save or None}
 
 
-def _init_lora_weights(value: str) -> dict:
-    """peft's ``init_lora_weights`` (plus LoftQ's config) for ``--init_weights`` (checked by TrainArguments)."""
+# ms-swift's names of LoRA-GA's scalings, as peft spells them.
+LORA_GA_SCALES = {'stable': 'stable', 'unit': 'unit', 'gd': 'gd_scale', 'weightS': 'weight_svd'}
+
+
+def _init_lora_weights(s: TunerSettings) -> dict:
+    """peft's ``init_lora_weights`` (plus LoftQ's or LoRA-GA's config) for ``--init_weights`` (checked by
+    TrainArguments)."""
+    value = s.init_weights
     if value in ('true', 'false'):
         return {'init_lora_weights': value == 'true'}
+    if value == 'lora-ga':
+        return {'init_lora_weights': 'lora_ga', 'lora_ga_config': LoraGAConfig(
+            direction=s.lora_ga_direction, scale=LORA_GA_SCALES[s.lora_ga_scale], stable_gamma=s.lora_ga_stable_gamma)}
     if value != 'loftq':
         return {'init_lora_weights': value}
     # peft's LoftQ quantizes each weight on cuda (hard-coded) and needs scipy.
@@ -75,7 +96,7 @@ def _init_lora_weights(value: str) -> dict:
 
 def _lora(s: TunerSettings) -> PeftConfig:
     return LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias=s.bias, use_dora=s.use_dora,
-                      use_rslora=s.use_rslora, **_init_lora_weights(s.init_weights), **s.common)
+                      use_rslora=s.use_rslora, **_init_lora_weights(s), **s.common)
 
 
 # AdaLoRA's budget schedule needs the number of steps, which the trainer knows only when training begins; this

@@ -3,23 +3,30 @@ DoRA, AdaLoRA, VeRA, BOFT, ...)."""
 import re
 import tempfile
 from types import MethodType
+from typing import Callable
 
-from peft import get_peft_model, prepare_model_for_kbit_training
+from peft import PeftConfig, get_peft_model, prepare_model_for_kbit_training, preprocess_loraga
+from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
 from transformers import PreTrainedModel
 
-from ..utils import get_logger
+from ..utils import SwiftError, get_logger
 from .adapter import add_adapters
 from .llamapro import expand_blocks
+from .longlora import prepare_longlora
+from .multimodal import apply_freeze_flags
 from .peft_tuners import PEFT_TUNERS, TunerSettings
+from .reft import add_interventions
 
 logger = get_logger()
+# Runs forward and backward over a few training batches of the model it is given (LoRA-GA's gradient estimate).
+GradientStep = Callable[[PreTrainedModel], None]
 
 
 def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettings | None = None,
-                  gradient_checkpointing: bool = False) -> PreTrainedModel:
-    """Return the model to train: ``model`` itself for ``full``, ``llamapro`` and ``adapter`` (changed in place),
-    else a peft model of ``train_type``."""
-    settings = settings or TunerSettings()
+                  gradient_checkpointing: bool = False, lora_ga_step: GradientStep | None = None) -> PreTrainedModel:
+    """Return the model to train: ``model`` itself for ``full``, ``llamapro``, ``adapter`` and ``reft`` (changed in
+    place), else a peft model of ``train_type``. ``--init_weights lora-ga`` needs ``lora_ga_step``."""
+    settings = apply_freeze_flags(model, train_type, settings or TunerSettings())
     if train_type == 'full':
         _select_full_parameters(model, settings)
     else:
@@ -29,23 +36,42 @@ def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettin
         elif gradient_checkpointing:
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
-        model = _add_tuner(model, train_type, settings)
+        model = _add_tuner(model, train_type, settings, lora_ga_step)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f'{train_type}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)')
     return model
 
 
-def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerSettings):
+def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerSettings, lora_ga_step: GradientStep | None):
     if train_type == 'llamapro':
         expand_blocks(model, settings.llamapro_num_new_blocks, settings.llamapro_num_groups)
         return model
     if train_type == 'adapter':
         return add_adapters(model, settings.adapter_length, settings.adapter_act)
-    model = get_peft_model(model, PEFT_TUNERS[train_type](settings))
-    if settings.init_weights.startswith(('pissa', 'olora')):
+    if train_type == 'reft':
+        return add_interventions(model, settings.reft_layers, settings.reft_rank, settings.reft_intervention_type,
+                                 settings.reft_layer_key, settings.reft_args)
+    if train_type == 'longlora':
+        return prepare_longlora(model, settings)
+    config = PEFT_TUNERS[train_type](settings)
+    if settings.init_weights == 'lora-ga':
+        config = _estimate_gradients(model, config, lora_ga_step)
+    model = get_peft_model(model, config)
+    if settings.init_weights.startswith(('pissa', 'olora', 'lora-ga')):
         _save_as_plain_lora(model)
     return model
+
+
+def _estimate_gradients(model: PreTrainedModel, config: PeftConfig, step: GradientStep | None) -> PeftConfig:
+    """LoRA-GA starts each adapter along the top singular directions of the weight's gradient: peft stores a
+    gradient estimate on every target layer, which get_peft_model then reads."""
+    if step is None:
+        raise SwiftError('--init_weights lora-ga needs training batches to estimate the gradients from')
+    # peft resolves 'all-linear' only inside get_peft_model, but the estimate must know the layers before it.
+    config = _maybe_include_all_linear_layers(config, model)
+    preprocess_loraga(model, config, lambda: step(model))
+    return config
 
 
 def _select_full_parameters(model: PreTrainedModel, settings: TunerSettings) -> None:
@@ -68,7 +94,8 @@ def _matches(name: str, patterns: list[str]) -> bool:
 
 
 def _save_as_plain_lora(model) -> None:
-    """PiSSA and OLoRA move part of each base weight into the adapter, so their adapter only fits the mutated base.
+    """PiSSA, OLoRA and LoRA-GA move part of each base weight into the adapter, so their adapter only fits the
+    mutated base.
     Each save therefore converts it, against the adapter as initialised, into a plain LoRA (of rank 2r) that fits
     the original base: what infer, deploy and export load. Such a checkpoint cannot be resumed."""
     initial = tempfile.TemporaryDirectory(prefix='swift-initial-adapter-')

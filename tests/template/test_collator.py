@@ -122,10 +122,14 @@ def test_block_causal_mask():
     assert mask.min().item() == torch.finfo(torch.float32).min
 
 
-def test_padded_batch_loss_and_logits(qwen2, chat_rows):
+@pytest.mark.parametrize('multiple', [1, 4])
+def test_padded_batch_loss_and_logits(qwen2, chat_rows, multiple):
+    """Also padded up to a multiple of 4 tokens (LongLoRA): the extra padding changes nothing."""
     model, tokenizer = qwen2
-    batch = DataCollator(pad_token_id=tokenizer.pad_token_id)(chat_rows)
+    batch = DataCollator(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=multiple)(chat_rows)
     longest = max(len(r['input_ids']) for r in chat_rows)
+    longest += -longest % multiple
+    assert multiple == 1 or max(len(r['input_ids']) for r in chat_rows) % multiple != 0  # the rows do need padding
     assert batch['input_ids'].shape == batch['labels'].shape == batch['attention_mask'].shape == (3, longest)
     for i, row in enumerate(chat_rows):
         n = len(row['input_ids'])

@@ -1,0 +1,54 @@
+"""The parts of a multimodal model, for --freeze_llm, --freeze_vit and --freeze_aligner (ms-swift's semantics): full
+training freezes the frozen parts' parameters; a tuner on 'all-linear' adapts only the Linear layers of the parts
+that are not frozen (by default the language model alone)."""
+from dataclasses import replace
+
+from torch import nn
+from transformers import PreTrainedModel
+
+from ..utils import SwiftError
+from .peft_tuners import TunerSettings
+
+# The module names (last name part) that start each part. The innermost one decides, so a projector that sits inside
+# the vision tower (Qwen2-VL's visual.merger) is the aligner; modules under none of them belong to the language model.
+PART_MODULES = {
+    'vit': ('visual', 'vision_tower', 'vision_model', 'audio_tower'),
+    'aligner': ('merger', 'multi_modal_projector', 'mm_projector', 'connector'),
+    'llm': ('language_model', 'lm_head'),
+}
+DEFAULTS = TunerSettings()
+
+
+def apply_freeze_flags(model: PreTrainedModel, train_type: str, settings: TunerSettings) -> TunerSettings:
+    """``settings`` with the frozen parts added: to ``freeze_parameters`` for full training, as the exact
+    ``target_modules`` for a tuner on 'all-linear'. A text-only model accepts only the defaults."""
+    parts = _part_prefixes(model)
+    if not parts:
+        for flag in ('freeze_llm', 'freeze_vit', 'freeze_aligner'):
+            if getattr(settings, flag) != getattr(DEFAULTS, flag):
+                raise SwiftError(f'--{flag} applies to multimodal models; {type(model).__name__} has no vision tower')
+        return settings
+    frozen = {part for part in PART_MODULES if getattr(settings, f'freeze_{part}')}
+    if train_type == 'full':
+        names = [name for name, _ in model.named_parameters() if _part_of(name, parts) in frozen]
+        return replace(settings, freeze_parameters=[*settings.freeze_parameters, *names])
+    if settings.target_modules != ['all-linear']:
+        return settings
+    head = model.get_output_embeddings()  # 'all-linear' leaves the output head out, as peft does
+    targets = [name for name, module in model.named_modules()
+               if isinstance(module, nn.Linear) and module is not head and _part_of(name, parts) not in frozen]
+    if not targets:
+        raise SwiftError('--freeze_llm, --freeze_vit and --freeze_aligner leave no Linear layer to adapt')
+    return replace(settings, target_modules=targets)
+
+
+def _part_prefixes(model: PreTrainedModel) -> dict[str, str]:
+    """Module name -> part for every module that starts one; empty for a model without a vision or audio part."""
+    prefixes = {name: part for name, _ in model.named_modules()
+                for part, leaves in PART_MODULES.items() if name.rpartition('.')[2] in leaves}
+    return prefixes if set(prefixes.values()) - {'llm'} else {}
+
+
+def _part_of(name: str, prefixes: dict[str, str]) -> str:
+    owners = [prefix for prefix in prefixes if name == prefix or name.startswith(prefix + '.')]
+    return prefixes[max(owners, key=len)] if owners else 'llm'
