@@ -11,6 +11,18 @@ TorchDtype = Literal['auto', 'float32', 'float16', 'bfloat16', 'fp32', 'fp16', '
 AttnImpl = Literal['flash_attn', 'flash_attention_2', 'sdpa', 'eager']
 
 
+def json_object(flag: str, value: str | dict | None, what: str) -> dict | None:
+    """A flag whose value is a JSON object: a string on the command line, already a dict when read from args.json."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise SwiftError(f'{flag} must be a JSON object: {err}') from None
+    if value is not None and not isinstance(value, dict):
+        raise SwiftError(f'{flag} must be a JSON object {what}')
+    return value
+
+
 @dataclass
 class ModelArguments:
     model: Optional[str] = field(default=None, metadata={'help': 'Local model folder or hub id.'})
@@ -69,13 +81,7 @@ class DataArguments:
     def __post_init__(self):
         if not 0 <= self.split_dataset_ratio < 1:
             raise SwiftError(f'--split_dataset_ratio must be in [0, 1), got {self.split_dataset_ratio}')
-        if isinstance(self.columns, str):
-            try:
-                self.columns = json.loads(self.columns)
-            except json.JSONDecodeError as err:
-                raise SwiftError(f'--columns must be a JSON object: {err}') from None
-        if self.columns is not None and not isinstance(self.columns, dict):
-            raise SwiftError('--columns must be a JSON object mapping old column names to new ones')
+        self.columns = json_object('--columns', self.columns, 'mapping old column names to new ones')
 
 
 @dataclass

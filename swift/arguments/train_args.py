@@ -1,6 +1,5 @@
 """Arguments of ``swift pt`` and ``swift sft``: the shared groups, the tuner, and transformers' TrainingArguments."""
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
-from .base_args import BaseArguments
+from .base_args import BaseArguments, json_object
 
 logger = get_logger()
 # --init_weights: peft's init_lora_weights ('true'/'false' or a named initialisation; also pissa_niter_N).
@@ -132,13 +131,7 @@ class TunerArguments:
             raise SwiftError(f'--lisa_step_interval must be positive, got {self.lisa_step_interval}')
         if self.use_galore:
             self._use_galore()
-        if isinstance(self.reft_args, str):  # a JSON string on the command line, a dict from args.json
-            try:
-                self.reft_args = json.loads(self.reft_args)
-            except json.JSONDecodeError as err:
-                raise SwiftError(f'--reft_args must be a JSON object: {err}') from None
-        if self.reft_args is not None and not isinstance(self.reft_args, dict):
-            raise SwiftError('--reft_args must be a JSON object, e.g. \'{"dropout": 0.05}\'')
+        self.reft_args = json_object('--reft_args', self.reft_args, 'of intervention options, e.g. {"dropout": 0.05}')
         if self.use_liger_kernel and not (importlib.util.find_spec('liger_kernel') and torch.cuda.is_available()):
             logger.warning('--use_liger_kernel true needs the liger-kernel package and a GPU: training without it')
             self.use_liger_kernel = False
