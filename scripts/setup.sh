@@ -10,3 +10,6 @@ if ! python -c 'import torch' 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1; then pip install -q torch; else pip install -q torch==2.13.0; fi
 fi
 pip install -q -e '.[test]'
+# llmcompressor (export --quant_method gptq|awq|fp8) pins transformers<=5.17; it runs on the newer one swift needs,
+# so it goes in without its pins (its runtime dependencies come with .[test]; see docs/export.md).
+pip install -q --no-deps llmcompressor==0.14.0.1

@@ -47,7 +47,7 @@ def apply_checkpoint_args(args: A) -> A:
 
 def load_model(args: BaseArguments, model_id: str | None = None, **model_kwargs):
     """``(model, tokenizer)`` of --model, or of ``model_id`` loaded the same way (e.g. a reference model)."""
-    if args.quantized:
+    if args.quantized and args.quant_method in (None, 'bnb'):  # export's gptq/awq/fp8 quantize after loading
         model_kwargs['quantization_config'] = bnb_config(args.quant_bits, args.bnb_4bit_quant_type,
                                                          args.bnb_4bit_use_double_quant, args.bnb_4bit_compute_dtype)
     return get_model_tokenizer(

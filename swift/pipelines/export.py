@@ -2,19 +2,23 @@
 
     swift export --adapters output/vx-xxx/checkpoint-xxx --merge_lora true
     swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method bnb --quant_bits 4 --output_dir qwen-bnb-int4
+    swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method gptq --quant_bits 4 --dataset calib.jsonl \
+        --output_dir qwen-gptq-int4
+    swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method fp8 --output_dir qwen-fp8
     swift export --model output/vx-xxx/checkpoint-xxx-merged --to_ollama true --output_dir ollama
     swift export --adapters output/vx-xxx/checkpoint-xxx --push_to_hub true --hub_model_id me/my-model
 """
 import os
 
 from ..arguments import ExportArguments
-from ..export import merge_adapters, save_model_atomically, write_modelfile
+from ..export import merge_adapters, quantize_model, save_model_atomically, write_modelfile
 from ..hub import push_folder
 from ..model import detect_model_meta
 from ..model.loader import load_tokenizer, read_config
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
-from .common import apply_checkpoint_args, build_template, load_model_and_template, to_arguments
+from .common import (apply_checkpoint_args, build_template, load_dataset_rows, load_model_and_template,
+                     to_arguments)
 
 logger = get_logger()
 
@@ -56,13 +60,33 @@ def merge_lora(args) -> str:
 
 
 def quantize(args: ExportArguments) -> str:
-    """Write ``--model`` loaded through bitsandbytes: the folder's config.json records the quantization, so
-    transformers (and swift infer) load it quantized without further flags."""
+    """Write ``--model`` quantized: bnb while loading, gptq/awq/fp8 by llm-compressor after it. The folder's
+    config.json records the quantization, so transformers (and swift infer) load it without further flags."""
     model, tokenizer, template = load_model_and_template(args)
-    out_dir = args.output_dir or f"{args.model.rstrip('/')}-{args.quant_method}-int{args.quant_bits}"
+    if args.quant_method != 'bnb':
+        samples = calibration_samples(args, template) if args.quant_method in ('gptq', 'awq') else None
+        quantize_model(model, args.quant_method, args.quant_bits, samples, args.quant_batch_size)
+    suffix = 'fp8' if args.quant_method == 'fp8' else f'{args.quant_method}-int{args.quant_bits}'
+    out_dir = args.output_dir or f"{args.model.rstrip('/')}-{suffix}"
     save_model_atomically(model, tokenizer, out_dir, _exported_args(args, out_dir, model, template))
     logger.info(f'{args.quant_bits}-bit {args.quant_method} model saved to {out_dir}')
     return out_dir
+
+
+def calibration_samples(args: ExportArguments, template) -> list[list[int]]:
+    """Token ids of the first --quant_n_samples --dataset rows, encoded by the model's template (prompt and
+    answer, as the model sees them). Rows over --max_length follow --truncation_strategy; with no --max_length
+    they are cut at 2048 tokens, ms-swift's default for export."""
+    max_length = args.max_length or 2048
+    samples = []
+    for row in load_dataset_rows(args, args.dataset):
+        encoded = template.encode(row)
+        if encoded is not None and encoded['input_ids']:  # None: --truncation_strategy delete dropped it
+            samples.append(encoded['input_ids'][:max_length])
+        if len(samples) == args.quant_n_samples:
+            break
+    logger.info(f'calibrating {args.quant_method} on {len(samples)} rows of {args.dataset}')
+    return samples
 
 
 def to_ollama(args: ExportArguments, model_dir: str) -> str:
