@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..utils import SwiftError
+from ..utils import SwiftError, env
 from .train_args import TrainArguments
 
 RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo', 'gkd', 'ppo')
@@ -116,6 +116,10 @@ class RLHFArguments(TrainArguments):
     offload_model: bool = field(default=False, metadata={'help': 'GPU only: offload weights during generation.'})
     offload_optimizer: bool = field(default=False, metadata={'help': 'GPU only: offload the optimizer state.'})
     gc_collect_after_offload: bool = field(default=False, metadata={'help': 'GPU only: gc after offloading.'})
+    # ms-swift 3.x's placement flags, still in the seeds' multi-GPU commands; vLLM's placement now follows
+    # --vllm_mode (colocate: on the training GPUs; server: swift rollout's).
+    vllm_device: str = field(default='auto', metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
+    num_infer_workers: int = field(default=1, metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
     # settings of the built-in rewards (docs/rewards.md)
     cosine_min_len_value_wrong: float = -0.5
     cosine_max_len_value_wrong: float = 0.0
@@ -179,7 +183,13 @@ class RLHFArguments(TrainArguments):
                                                                     self.scale_rewards)
         if self.scale_rewards not in ('group', 'batch', 'none'):
             raise SwiftError(f'--scale_rewards must be group, batch, none, true or false, got {self.scale_rewards}')
-        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
-        if batch % self.num_generations:
-            raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps ({batch}) must be a '
-                             f'multiple of --num_generations ({self.num_generations}): each batch holds whole groups')
+        # One generation batch spans every process (trl gathers the rewards); dynamic sampling replaces groups
+        # within a process, so it needs whole groups in each.
+        local = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if local * env.world_size() % self.num_generations:
+            raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps x processes '
+                             f'({local} x {env.world_size()}) must be a multiple of --num_generations '
+                             f'({self.num_generations}): each batch holds whole groups')
+        if self.dynamic_sample and local % self.num_generations:
+            raise SwiftError(f'--dynamic_sample true: --per_device_train_batch_size x --gradient_accumulation_steps '
+                             f'({local}) must be a multiple of --num_generations ({self.num_generations})')

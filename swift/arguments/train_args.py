@@ -10,6 +10,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
 from .base_args import BaseArguments, json_object
+from .deepspeed import SHORTHANDS, deepspeed_config
 
 logger = get_logger()
 # --init_weights: peft's init_lora_weights ('true'/'false' or a named initialisation; also pissa_niter_N).
@@ -212,6 +213,7 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
         if self.eval_steps is None:
             self.eval_steps = self.save_steps
         self._choose_mixed_precision()
+        self._choose_deepspeed()
         # More workers than cores only adds contention (the seeds pass 4 whatever the machine).
         self.dataloader_num_workers = min(self.dataloader_num_workers, os.cpu_count() or 1)
         if self.gradient_checkpointing is None:
@@ -220,6 +222,21 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
         if self.activation_checkpointing is None:
             self.activation_checkpointing, self.gradient_checkpointing = self.gradient_checkpointing, None
         Seq2SeqTrainingArguments.__post_init__(self)
+
+    def _choose_deepspeed(self) -> None:
+        """--deepspeed zero0..zero3_offload (ms-swift's shorthands) or a JSON config file; without the deepspeed
+        package or a GPU, training goes on with plain data parallelism after one warning."""
+        if not self.deepspeed or isinstance(self.deepspeed, dict):
+            return
+        if self.deepspeed not in SHORTHANDS and not os.path.isfile(self.deepspeed):
+            raise SwiftError(f"--deepspeed {self.deepspeed}: give one of {', '.join(SHORTHANDS)} or a DeepSpeed "
+                             'JSON config file')
+        if importlib.util.find_spec('deepspeed') is None or not torch.cuda.is_available():
+            logger.warning(f'--deepspeed {self.deepspeed} needs the deepspeed package and a GPU: training without '
+                           'DeepSpeed (plain data parallelism under NPROC_PER_NODE)')
+            self.deepspeed = None
+        elif self.deepspeed in SHORTHANDS:
+            self.deepspeed = deepspeed_config(self.deepspeed)
 
     def _choose_mixed_precision(self) -> None:
         """bf16/fp16 autocast only where the hardware computes it natively; a CPU falls back to float32."""

@@ -3,6 +3,7 @@
 - ``NPROC_PER_NODE``: processes per node; when set, ``swift sft`` and ``swift pt`` relaunch under torchrun.
 - ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings.
 - ``LOCAL_RANK``: set by torchrun inside each worker; tells a worker from the launching command.
+- ``WORLD_SIZE``: set by torchrun inside each worker: the number of processes in the run (1 without torchrun).
 - ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all.
 """
 import os
@@ -30,6 +31,10 @@ def torchrun_settings() -> dict:
 
 def local_rank() -> int:
     return _int('LOCAL_RANK', -1)
+
+
+def world_size() -> int:
+    return _int('WORLD_SIZE', 1)
 
 
 def is_distributed_worker() -> bool:

@@ -2,6 +2,7 @@
 import pytest
 
 from swift.arguments import ExportArguments, InferArguments, TrainArguments, parse_args
+from swift.arguments.deepspeed import deepspeed_config
 from swift.utils import SwiftError
 
 BASE = ['--model', 'some/model', '--dataset', 'data.jsonl']
@@ -28,6 +29,27 @@ def test_seed_defaults_and_conversions():
     assert args.eval_steps == 50  # follows save_steps
     assert parse_args(TrainArguments, BASE + ['--train_type', 'full']).learning_rate == 1e-5
     assert 'tensorboard' in args.report_to
+
+
+def test_deepspeed_without_a_gpu_warns_and_trains_without_it(caplog):
+    assert parse_args(TrainArguments, BASE + ['--deepspeed', 'zero2']).deepspeed is None
+    assert '--deepspeed zero2 needs the deepspeed package and a GPU' in caplog.text
+    with pytest.raises(SwiftError, match='--deepspeed zero4: give one of zero0, zero1, zero2, zero3'):
+        parse_args(TrainArguments, BASE + ['--deepspeed', 'zero4'])
+
+
+def test_deepspeed_shorthands_are_ms_swift_configs():
+    zero2 = deepspeed_config('zero2')['zero_optimization']
+    assert zero2['stage'] == 2 and zero2['offload_optimizer']['device'] == 'none' and 'offload_param' not in zero2
+    zero3 = deepspeed_config('zero3_offload')
+    assert zero3['zero_optimization']['stage'] == 3
+    assert zero3['zero_optimization']['offload_optimizer']['device'] == 'cpu'
+    assert zero3['zero_optimization']['offload_param']['device'] == 'cpu'
+    assert zero3['zero_optimization']['stage3_gather_16bit_weights_on_model_save']  # checkpoints load without it
+    # what transformers fills in from the training arguments
+    assert zero3['train_micro_batch_size_per_gpu'] == zero3['gradient_accumulation_steps'] == 'auto'
+    assert deepspeed_config('zero0')['zero_optimization'] == {'stage': 0, 'overlap_comm': False,
+                                                              'contiguous_gradients': True, 'reduce_bucket_size': 2e8}
 
 
 def test_json_columns_are_parsed():

@@ -8,11 +8,13 @@ from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
+from swift.arguments import RLHFArguments, parse_args
 from swift.llm import rlhf_main
 from swift.rlhf import AlignmentSettings
 from swift.rlhf.dynamic_sampling import flat_groups, replace_groups
 from swift.rlhf.grpo import advantage_settings, make_trainer
 from swift.template import get_template
+from swift.utils import SwiftError, env
 from tests.conftest import run_swift
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
@@ -44,6 +46,29 @@ def test_the_seed_command_completes(qwen2_dir, tmp_path):
     assert set(completions[0]['rewards']) == {'accuracy', 'format'}
     assert [(c / 'adapter_model.safetensors').is_file() for c in run_dir.glob('checkpoint-*')] == [True]
     assert any(name.startswith('train_reward') for name in os.listdir(run_dir / 'images'))
+
+
+def test_the_seed_multi_gpu_command_parses(qwen2_dir, monkeypatch, caplog):
+    """Seed 000's 8-process GRPO command (as each torchrun worker parses it): ms-swift 3.x's --vllm_device and
+    --num_infer_workers are accepted, --deepspeed zero2 falls back without a GPU, and one generation batch of
+    1 row x 2 accumulation steps x 8 processes holds two whole groups of 8."""
+    monkeypatch.setattr(env, 'world_size', lambda: 8)  # WORLD_SIZE itself would make transformers join a group
+    argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'accuracy', 'format', '--use_vllm', 'true',
+            '--vllm_device', 'auto', '--vllm_gpu_memory_utilization', '0.7', '--vllm_max_model_len', '8192',
+            '--num_infer_workers', '8', '--train_type', 'lora', '--torch_dtype', 'bfloat16', '--dataset',
+            f'{NUMINA}#5000', '--max_completion_length', '2048', '--num_train_epochs', '1',
+            '--per_device_train_batch_size', '1', '--per_device_eval_batch_size', '1', '--learning_rate', '1e-6',
+            '--gradient_accumulation_steps', '2', '--eval_steps', '200', '--save_steps', '200', '--save_total_limit',
+            '2', '--logging_steps', '5', '--max_length', '4096', '--output_dir', 'output', '--warmup_ratio', '0.05',
+            '--dataloader_num_workers', '4', '--dataset_num_proc', '4', '--num_generations', '8', '--temperature',
+            '0.9', '--system', PROMPT_TXT, '--deepspeed', 'zero2', '--log_completions', 'true', '--sleep_level', '1',
+            '--offload_model', 'true', '--offload_optimizer', 'true', '--gc_collect_after_offload', 'true',
+            '--log_completions', 'true']
+    args = parse_args(RLHFArguments, argv)
+    assert args.num_generations == 8 and args.deepspeed is None and 'training without DeepSpeed' in caplog.text
+    monkeypatch.setattr(env, 'world_size', lambda: 1)  # one process: 2 rows cannot hold a group of 8
+    with pytest.raises(SwiftError, match=r'\(2 x 1\) must be a multiple of --num_generations \(8\)'):
+        parse_args(RLHFArguments, argv)
 
 
 PLUGIN = '''
