@@ -1,20 +1,29 @@
 """The Python API of the seeds: ``from swift.llm import sft_main, TrainArguments, PtEngine, ...``.
 
-A facade over the packages below it; nothing inside swift imports it.
+A facade over the packages below it; nothing inside swift imports it. Each name is imported when first used, so
+``from swift.llm import PtEngine`` does not pay for trl and the trainers.
 """
-from ..arguments import (BaseArguments, DeployArguments, ExportArguments, InferArguments, RLHFArguments,
-                         TrainArguments)
-from ..hub import safe_snapshot_download
-from ..infer import InferEngine, PtEngine
-from ..model import get_model_tokenizer
-from ..pipelines.deploy import deploy_main
-from ..pipelines.export import export_main
-from ..pipelines.infer import infer_main
-from ..pipelines.rlhf import rlhf_main
-from ..pipelines.train import pt_main, sft_main
-from ..protocol import InferRequest, RequestConfig
-from ..template import get_template
+import importlib
 
-__all__ = ['BaseArguments', 'DeployArguments', 'ExportArguments', 'InferArguments', 'RLHFArguments', 'TrainArguments',
-           'safe_snapshot_download', 'InferEngine', 'PtEngine', 'get_model_tokenizer', 'deploy_main', 'export_main',
-           'infer_main', 'pt_main', 'rlhf_main', 'sft_main', 'InferRequest', 'RequestConfig', 'get_template']
+_SOURCES = {
+    'BaseArguments': 'swift.arguments', 'DeployArguments': 'swift.arguments', 'ExportArguments': 'swift.arguments',
+    'InferArguments': 'swift.arguments', 'RLHFArguments': 'swift.arguments', 'TrainArguments': 'swift.arguments',
+    'safe_snapshot_download': 'swift.hub', 'InferEngine': 'swift.infer', 'PtEngine': 'swift.infer',
+    'get_model_tokenizer': 'swift.model', 'deploy_main': 'swift.pipelines.deploy',
+    'export_main': 'swift.pipelines.export', 'infer_main': 'swift.pipelines.infer', 'rlhf_main': 'swift.pipelines.rlhf',
+    'pt_main': 'swift.pipelines.train', 'sft_main': 'swift.pipelines.train', 'InferRequest': 'swift.protocol',
+    'RequestConfig': 'swift.protocol', 'get_template': 'swift.template',
+}
+__all__ = list(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(_SOURCES[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -8,11 +8,11 @@ from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 from swift.arguments import TrainArguments
 from swift.export import merge_adapters
+from swift.llm import infer_main, sft_main
 from swift.tuners import Swift, TunerSettings, prepare_model
 from swift.tuners.callbacks import LisaCallback
 from swift.utils import SwiftError
 
-from ..conftest import run_swift
 from .test_peft_tuners import _train_a_few_steps
 
 IDS = torch.tensor([[3, 14, 15, 92, 65, 35, 89]])
@@ -50,18 +50,37 @@ def _logged_losses(log) -> list[tuple[int, float]]:
     return [(r['global_step'], r['loss']) for r in map(json.loads, log.read_text().splitlines()) if 'loss' in r]
 
 
+def _sft_argv(tmp_path, model_dir: str, *flags: str) -> list[str]:
+    return ['--model', model_dir, '--dataset', _rows(tmp_path), '--max_steps', '3', '--split_dataset_ratio', '0',
+            '--logging_steps', '1', '--learning_rate', '1e-3', '--output_dir', str(tmp_path / 'out'), *flags]
+
+
 def _sft(tmp_path, model_dir: str, *flags: str) -> str:
-    """Train 3 steps through the CLI; returns the last checkpoint and checks the loss fell."""
+    """Train 3 steps with the flags as `swift sft` gets them (in this process: the CLI's own path is tested in
+    tests/cli and tests/e2e); returns the last checkpoint and checks the loss fell."""
     tmp_path.mkdir(exist_ok=True)
-    out = tmp_path / 'out'
-    result = run_swift('sft', '--model', model_dir, '--dataset', _rows(tmp_path), '--max_steps', '3',
-                       '--split_dataset_ratio', '0', '--logging_steps', '1', '--learning_rate', '1e-3',
-                       '--output_dir', str(out), *flags)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = next(out.glob('v*'))
+    sft_main(_sft_argv(tmp_path, model_dir, *flags))
+    run = next((tmp_path / 'out').glob('v*'))
     losses = [loss for _, loss in _logged_losses(run / 'logging.jsonl')]
     assert losses[-1] < losses[0], losses
     return str(run / 'checkpoint-3')
+
+
+def _assert_resume_repeats_step_3(tmp_path, model_dir: str, ckpt: str, *flags: str) -> None:
+    """Resuming from step 2 (the run saved with --save_steps 2) reloads the tuner: step 3 gives the same loss as the
+    uninterrupted run."""
+    log = next((tmp_path / 'out').glob('v*/logging.jsonl'))
+    step3 = [loss for step, loss in _logged_losses(log) if step == 3]
+    sft_main([*_sft_argv(tmp_path, model_dir, *flags), '--resume_from_checkpoint',
+              ckpt.replace('checkpoint-3', 'checkpoint-2')])
+    again = [loss for step, loss in _logged_losses(log) if step == 3]
+    assert len(again) == 2 and again[1] == pytest.approx(step3[0], rel=1e-5)
+
+
+def _answer(tmp_path, ckpt: str) -> str:
+    """`swift infer --adapters CKPT` on one row: the answer."""
+    return infer_main(['--adapters', ckpt, '--max_new_tokens', '3', '--val_dataset', _rows(tmp_path) + '#1'])[0][
+        'response']
 
 
 # ---- LLaMA-Pro ---------------------------------------------------------------------------------------------
@@ -118,19 +137,8 @@ def test_adapter_trains_alone_saves_only_itself_and_reloads(qwen2_dir, tmp_path)
 def test_adapter_flag_trains_infers_and_resumes(qwen2_dir, tmp_path):
     flags = ('--train_type', 'adapter', '--adapter_length', '16', '--gradient_checkpointing', 'true')
     ckpt = _sft(tmp_path, qwen2_dir, *flags, '--save_steps', '2')
-    answer = run_swift('infer', '--adapters', ckpt, '--max_new_tokens', '3', '--val_dataset', _rows(tmp_path) + '#1',
-                       '--result_path', str(tmp_path / 'a.jsonl'))
-    assert answer.returncode == 0, answer.stderr[-3000:]
-    assert json.loads((tmp_path / 'a.jsonl').read_text().splitlines()[0])['response']
-    # Resuming from step 2 reloads the adapters: step 3 gives the same loss as the uninterrupted run.
-    log = next((tmp_path / 'out').glob('v*/logging.jsonl'))
-    step3 = [loss for step, loss in _logged_losses(log) if step == 3]
-    resumed = run_swift('sft', '--model', qwen2_dir, '--dataset', _rows(tmp_path), '--max_steps', '3',
-                        '--split_dataset_ratio', '0', '--logging_steps', '1', '--learning_rate', '1e-3', *flags,
-                        '--resume_from_checkpoint', ckpt.replace('checkpoint-3', 'checkpoint-2'))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    again = [loss for step, loss in _logged_losses(log) if step == 3]
-    assert len(again) == 2 and again[1] == pytest.approx(step3[0], rel=1e-5)
+    assert _answer(tmp_path, ckpt)
+    _assert_resume_repeats_step_3(tmp_path, qwen2_dir, ckpt, *flags)
 
 
 # ---- AdaLoRA -----------------------------------------------------------------------------------------------

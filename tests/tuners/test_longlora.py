@@ -5,13 +5,14 @@ import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from swift.tuners import TunerSettings, prepare_model
 from swift.tuners.longlora import s2_attention
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from ..conftest import run_swift
-from .test_block_tuners import _logits, _sft
+from swift.llm import export_main
+
+from .test_block_tuners import _assert_resume_repeats_step_3, _logits, _sft
 from .test_peft_tuners import _train_a_few_steps
 
 
@@ -86,11 +87,12 @@ def test_longlora_trains_lora_embeddings_and_norms_and_merges(qwen2_dir, tmp_pat
     torch.testing.assert_close(_logits(reloaded.merge_and_unload()), trained, atol=1e-4, rtol=1e-4)
 
 
-def test_longlora_flag_trains_and_merges(qwen2_dir, tmp_path):
-    ckpt = _sft(tmp_path, qwen2_dir, '--train_type', 'longlora', '--lora_rank', '4')
+def test_longlora_flag_trains_resumes_and_merges(qwen2_dir, tmp_path):
+    flags = ('--train_type', 'longlora', '--lora_rank', '4')
+    ckpt = _sft(tmp_path, qwen2_dir, *flags, '--save_steps', '2')
+    _assert_resume_repeats_step_3(tmp_path, qwen2_dir, ckpt, *flags)
     assert json.load(open(f'{ckpt}/adapter_config.json'))['modules_to_save']
     trained = _logits(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(qwen2_dir), ckpt))
-    merged = run_swift('export', '--adapters', ckpt, '--merge_lora', 'true', '--output_dir', str(tmp_path / 'merged'))
-    assert merged.returncode == 0, merged.stderr[-3000:]
+    export_main(['--adapters', ckpt, '--merge_lora', 'true', '--output_dir', str(tmp_path / 'merged')])
     torch.testing.assert_close(_logits(AutoModelForCausalLM.from_pretrained(tmp_path / 'merged')), trained,
                                atol=1e-4, rtol=1e-4)

@@ -10,8 +10,7 @@ from swift.arguments import TrainArguments
 from swift.tuners import TunerSettings, prepare_model
 from swift.utils import SwiftError
 
-from ..conftest import run_swift
-from .test_block_tuners import _logits, _rows, _sft
+from .test_block_tuners import _answer, _logits, _sft
 from .test_peft_tuners import _train_a_few_steps
 
 BATCH = torch.tensor([[1, 7, 9, 40, 22, 13, 5, 60], [4, 8, 15, 16, 23, 42, 2, 3]])
@@ -52,6 +51,4 @@ def test_lora_ga_flag_trains_and_its_checkpoint_loads_on_the_base(qwen2_dir, tmp
                 '--lora_ga_iters', '2', '--lora_ga_max_length', '16', '--lora_ga_scale', 'gd')
     config = json.load(open(f'{ckpt}/adapter_config.json'))
     assert config['r'] == 8 and config['init_lora_weights'] is True
-    answer = run_swift('infer', '--adapters', ckpt, '--max_new_tokens', '3', '--val_dataset', _rows(tmp_path) + '#1',
-                       '--result_path', str(tmp_path / 'a.jsonl'))
-    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert _answer(tmp_path, ckpt)

@@ -4,9 +4,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from swift.llm import infer_main, sft_main
 from swift.tuners import TunerSettings, prepare_model
-
-from ..conftest import run_swift
 
 TUNERS = ['lora', 'vera', 'boft', 'fourierft', 'bone']
 SETTINGS = TunerSettings(rank=4, vera_rank=16, fourier_n_frequency=64, fourier_scaling=10.0, dropout=0.0)
@@ -51,14 +50,12 @@ def test_only_the_adapter_trains_and_reloads_and_merges(train_type, qwen2_dir, t
 def test_train_type_flag_trains_and_infers(train_type, qwen2_dir, tmp_path):
     data = tmp_path / 'rows.jsonl'
     data.write_text('{"query": "hi", "response": "hello there"}\n' * 8)
-    result = run_swift('sft', '--model', qwen2_dir, '--dataset', str(data), '--train_type', train_type,
-                       '--max_steps', '2', '--split_dataset_ratio', '0', '--fourier_n_frequency', '64',
-                       '--vera_rank', '16', '--output_dir', str(tmp_path / 'out'))
-    assert result.returncode == 0, result.stderr[-3000:]
+    sft_main(['--model', qwen2_dir, '--dataset', str(data), '--train_type', train_type, '--max_steps', '2',
+              '--split_dataset_ratio', '0', '--fourier_n_frequency', '64', '--vera_rank', '16',
+              '--output_dir', str(tmp_path / 'out')])
     ckpt = next((tmp_path / 'out').glob('v*/checkpoint-2'))
-    answer = run_swift('infer', '--adapters', str(ckpt), '--max_new_tokens', '3', '--val_dataset', str(data) + '#1',
-                       '--result_path', str(tmp_path / 'a.jsonl'))
-    assert answer.returncode == 0, answer.stderr[-3000:]
+    answers = infer_main(['--adapters', str(ckpt), '--max_new_tokens', '3', '--val_dataset', str(data) + '#1'])
+    assert len(answers) == 1 and isinstance(answers[0]['response'], str)
 
 
 def test_partial_full_training_freezes_what_it_is_told(qwen2_dir):
@@ -92,7 +89,6 @@ def test_loraplus_and_freezing_flags_train(qwen2_dir, tmp_path):
     data.write_text('{"query": "hi", "response": "hello there"}\n' * 8)
     for flags in (['--lorap_lr_ratio', '16'], ['--train_type', 'full', '--freeze_parameters_ratio', '0.5']):
         out = tmp_path / flags[1]
-        result = run_swift('sft', '--model', qwen2_dir, '--dataset', str(data), '--max_steps', '2',
-                           '--split_dataset_ratio', '0', '--output_dir', str(out), *flags)
-        assert result.returncode == 0, result.stderr[-3000:]
+        sft_main(['--model', qwen2_dir, '--dataset', str(data), '--max_steps', '2', '--split_dataset_ratio', '0',
+                  '--output_dir', str(out), *flags])
         assert next(out.glob('v*/checkpoint-2'))

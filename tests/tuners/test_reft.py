@@ -10,8 +10,9 @@ from swift.export import merge_adapters
 from swift.tuners import Swift, TunerSettings, prepare_model
 from swift.utils import SwiftError
 
-from ..conftest import run_swift
-from .test_block_tuners import IDS, _logits, _rows, _sft, _train_and_check
+from swift.llm import export_main
+
+from .test_block_tuners import IDS, _answer, _assert_resume_repeats_step_3, _logits, _sft, _train_and_check
 
 R_WEIGHT = 'proj.parametrizations.weight.original'  # LoReFT's R before its QR makes the rows orthonormal
 
@@ -77,15 +78,11 @@ def test_reft_args_must_be_a_json_object():
         TrainArguments(model='m', dataset=['d'], train_type='reft', reft_args='{dropout: 1}')
 
 
-def test_reft_flag_trains_infers_and_refuses_to_merge(qwen2_dir, tmp_path):
-    # --resume_from_checkpoint loads model.safetensors non-strictly, as Swift.from_pretrained does in the first test;
-    # the adapter test runs that through the CLI, for the saving both tuners share.
-    ckpt = _sft(tmp_path, qwen2_dir, '--train_type', 'reft', '--reft_rank', '2', '--reft_layers', '0', '1',
-                '--gradient_checkpointing', 'true')
+def test_reft_flag_trains_infers_resumes_and_refuses_to_merge(qwen2_dir, tmp_path):
+    flags = ('--train_type', 'reft', '--reft_rank', '2', '--reft_layers', '0', '1', '--gradient_checkpointing', 'true')
+    ckpt = _sft(tmp_path, qwen2_dir, *flags, '--save_steps', '2')
     assert json.load(open(f'{ckpt}/adapter_config.json'))['swift_type'] == 'reft'
-    answer = run_swift('infer', '--adapters', ckpt, '--max_new_tokens', '3', '--val_dataset', _rows(tmp_path) + '#1',
-                       '--result_path', str(tmp_path / 'a.jsonl'))
-    assert answer.returncode == 0, answer.stderr[-3000:]
-    assert json.loads((tmp_path / 'a.jsonl').read_text().splitlines()[0])['response']
-    refused = run_swift('export', '--adapters', ckpt, '--merge_lora', 'true')
-    assert refused.returncode == 2 and 'cannot be merged' in refused.stderr and 'Traceback' not in refused.stderr
+    assert _answer(tmp_path, ckpt)
+    _assert_resume_repeats_step_3(tmp_path, qwen2_dir, ckpt, *flags)
+    with pytest.raises(SwiftError, match='reft checkpoints cannot be merged'):
+        export_main(['--adapters', ckpt, '--merge_lora', 'true'])
