@@ -45,6 +45,9 @@ class AlignmentSettings:
     vllm_server_host: str = '0.0.0.0'
     vllm_server_port: int = 8000
     sleep_level: int = 0
+    offload_model: bool = False
+    offload_optimizer: bool = False
+    gc_collect_after_offload: bool = False
     # PPO
     num_ppo_epochs: int = 4
     num_mini_batches: int = 1

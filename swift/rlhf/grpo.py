@@ -17,6 +17,7 @@ from ..utils.io import append_jsonl
 from ..utils.packages import vllm_missing
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .dynamic_sampling import flat_groups, replace_groups
+from .offload import OffloadSettings, offloaded
 
 logger = get_logger()
 
@@ -24,7 +25,7 @@ logger = get_logger()
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
-                 max_resample_times: int = 0, **kwargs):
+                 max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(), **kwargs):
         super().__init__(*args, **kwargs)
         self.template = template
         self.completions_path = completions_path
@@ -32,6 +33,18 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         self.max_resample_times = max_resample_times  # 0 = no dynamic sampling
         use_base_as_reference(self.model)
         keep_trainable_float32(self.model)
+        if self.use_vllm and self.vllm_mode == 'colocate' and offload.any:
+            self._offload_during_generation(offload)
+
+    def _offload_during_generation(self, offload: OffloadSettings) -> None:
+        """Colocated vLLM generates after trl has synced the new weights into it; meanwhile the training copy and
+        the optimizer state need no GPU memory."""
+        generate = self.vllm_generation.generate
+
+        def generate_offloaded(*args, **kwargs):
+            with offloaded(self.model, self.optimizer, offload):
+                return generate(*args, **kwargs)
+        self.vllm_generation.generate = generate_offloaded
 
     def _tokenize_prompts(self, prompts: list):
         return [self.template.encode_prompt(messages) for messages in prompts], None, {}
@@ -123,7 +136,9 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
                        advantage_scale=advantage_scale,
-                       max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0, **kwargs)
+                       max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0,
+                       offload=OffloadSettings(settings.offload_model, settings.offload_optimizer,
+                                               settings.gc_collect_after_offload), **kwargs)
 
 
 def _vllm_usable() -> bool:
