@@ -1,9 +1,11 @@
 """``swift rollout``: the vLLM server for GRPO's --vllm_mode server. vLLM cannot run here (no GPU), so these check
 the one-line refusal and the server command built through trl's own ``vllm_serve`` script."""
+import pytest
 from trl.scripts.vllm_serve import build_command
 
-from swift.arguments import RolloutArguments
+from swift.arguments import RolloutArguments, parse_args
 from swift.pipelines.rollout import serve_arguments
+from swift.utils import SwiftError
 
 from ..conftest import run_swift
 
@@ -16,10 +18,11 @@ def test_without_vllm_rollout_exits_2_with_one_line(qwen2_dir):
         'it needs a CUDA GPU)']
 
 
-def test_bad_flags_exit_2_before_anything_loads():
-    result = run_swift('rollout', '--model', 'some/model', '--vllm_gpu_memory_utilization', '1.5')
-    assert result.returncode == 2 and '--vllm_gpu_memory_utilization must be in (0, 1]' in result.stderr
-    assert 'Traceback' not in result.stderr
+def test_bad_flags_are_refused_before_anything_loads():
+    with pytest.raises(SwiftError, match=r'--vllm_gpu_memory_utilization must be in \(0, 1\], got 1.5'):
+        parse_args(RolloutArguments, ['--model', 'some/model', '--vllm_gpu_memory_utilization', '1.5'])
+    with pytest.raises(SwiftError, match='--vllm_tensor_parallel_size must be at least 1'):
+        parse_args(RolloutArguments, ['--model', 'some/model', '--vllm_tensor_parallel_size', '0'])
 
 
 def test_ms_swift_flags_reach_the_vllm_server_command():
