@@ -5,6 +5,7 @@ compressed-tensors format, which transformers loads with the ``compressed-tensor
 serves. ms-swift writes GPTQ through gptqmodel instead, whose wheels need a CUDA build of torch.
 """
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 
 from ..utils import SwiftError
@@ -23,6 +24,8 @@ SCHEMES = {('gptq', 4): 'W4A16', ('gptq', 8): 'W8A16', ('awq', 4): 'W4A16_ASYM',
 # The output projection stays in full precision, as in llm-compressor's and ms-swift's recipes: the logits are
 # what quantization error hurts most.
 IGNORE = ['lm_head']
+# The group size of llm-compressor's W4A16, W8A16 and W4A16_ASYM schemes.
+GROUP_SIZE = 128
 
 
 def quantize_model(model: PreTrainedModel, method: str, bits: int, samples: list[list[int]] | None = None,
@@ -34,10 +37,20 @@ def quantize_model(model: PreTrainedModel, method: str, bits: int, samples: list
         # allows with an accelerator: on a CPU it stops with "Cannot access accelerator device".
         raise SwiftError('--quant_method awq needs a GPU (llm-compressor pins AWQ calibration activations for '
                          'one); on a CPU, --quant_method gptq or fp8 quantize')
+    if method != 'fp8':
+        _check_group_size(model, method)
     calibration = {} if method == 'fp8' else _calibration_kwargs(samples, batch_size)
     # shuffle off: the rows are already the sample the user asked for (--dataset name#N, --quant_n_samples).
     oneshot(model=model, recipe=_recipe(method, bits), shuffle_calibration_samples=False, **calibration)
     return model
+
+
+def _check_group_size(model: PreTrainedModel, method: str) -> None:
+    """The int schemes quantize each row in groups of GROUP_SIZE inputs: every quantized layer's width must divide."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and name.rpartition('.')[2] not in IGNORE and module.in_features % GROUP_SIZE:
+            raise SwiftError(f'--quant_method {method} quantizes weights in groups of {GROUP_SIZE} inputs, but {name} '
+                             f'has {module.in_features}; --quant_method fp8 has no such limit')
 
 
 def _import_oneshot():

@@ -172,3 +172,11 @@ def test_missing_llmcompressor_names_the_install(model_dir, tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert "needs llmcompressor (No module named 'llmcompressor')" in last
     assert 'pip install --no-deps llmcompressor==0.14.0.1' in last and 'Traceback' not in result.stderr
+
+
+def test_a_width_the_groups_do_not_divide_is_one_line(qwen2_dir, calib_jsonl, tmp_path):
+    """The tiny test model is 64 wide; GPTQ's int schemes quantize in groups of 128 inputs."""
+    with pytest.raises(SwiftError, match=r'groups of 128 inputs, but model\.layers\.0\.self_attn\.q_proj has 64'):
+        export_main(['--model', qwen2_dir, '--quant_method', 'gptq', '--quant_bits', '8', '--dataset', calib_jsonl,
+                     '--output_dir', str(tmp_path / 'o')])
+    assert not (tmp_path / 'o').exists()
