@@ -2,7 +2,9 @@
 next-token distributions over completions that are, batch by batch, with probability --lmbda the student's own
 samples (on-policy), else the dataset's answers, or with --seq_kd the teacher's samples.
 
-trl keeps its GKDTrainer only in ``trl.experimental``; this is a small one on our ``MetricsTrainer``. Batches hold
+trl keeps its GKDTrainer only in ``trl.experimental``, and its stable DistillationTrainer (trl 1.16) trains on the
+student's own samples only: no --lmbda mix with the dataset's answers, no --seq_kd, and prompts through the
+tokenizer's chat template rather than ours. So this is a small one on our ``MetricsTrainer``. Batches hold
 the prompts padded on the left (generation continues them) and the completions padded on the right, joined into
 ``input_ids``; a sampled completion replaces the dataset's before the step.
 """
