@@ -136,6 +136,11 @@ class RLHFArguments(TrainArguments):
             self.task_type = 'seq_cls'
             self.num_labels = 1
         super().__post_init__()
+        if self.train_type == 'longlora' or self.init_weights == 'lora-ga':
+            # S²-Attn needs batches padded to a multiple of 4, which trl's collators do not make; LoRA-GA estimates
+            # its gradients on sft rows.
+            raise SwiftError(f'--train_type {self.train_type} --init_weights {self.init_weights}: longlora and '
+                             'lora-ga train with swift sft and swift pt, not swift rlhf')
         if self.beta is None:
             self.beta = DEFAULT_BETA.get(self.rlhf_type, 0.1)
         if self.cpo_alpha is None:

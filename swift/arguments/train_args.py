@@ -197,6 +197,9 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             self.quant_method = 'bnb'
         if not 0 <= self.freeze_parameters_ratio <= 1:
             raise SwiftError(f'--freeze_parameters_ratio must be in [0, 1], got {self.freeze_parameters_ratio}')
+        if self.train_type == 'longlora' and (self.packing or self.padding_free):
+            raise SwiftError('--train_type longlora pads each batch to a multiple of 4 tokens for its shifted groups: '
+                             'drop --packing and --padding_free')
         if self.lorap_lr_ratio is not None and self.train_type not in ('lora', 'qlora'):
             raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
         self._check_tuner_flags()

@@ -4,6 +4,7 @@
     swift pt  --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --train_type full
 """
 import os
+from itertools import islice
 from typing import Callable
 
 from transformers import set_seed
@@ -12,6 +13,7 @@ from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 from ..arguments import TrainArguments
 from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
+from ..template.base import IGNORE_INDEX
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
 from ..tuners import TunerSettings, loraplus_optimizer, prepare_model, tuner_callbacks
@@ -128,12 +130,14 @@ def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callab
     --lora_ga_batch_size training rows, each cut to --lora_ga_max_length tokens."""
     if args.init_weights != 'lora-ga':
         return None
-    count = min(len(train_data), args.lora_ga_batch_size * args.lora_ga_iters)
-    rows = [train_data[i] for i in range(count)]
-    if 'input_ids' not in rows[0]:
-        raise SwiftError('--init_weights lora-ga estimates gradients on swift sft/pt rows, not on preference pairs')
-    limit, collate = args.lora_ga_max_length, DataCollator(pad_token_id)
-    rows = [{'input_ids': row['input_ids'][:limit], 'labels': row['labels'][:limit]} for row in rows]
+    limit, wanted = args.lora_ga_max_length, args.lora_ga_batch_size * args.lora_ga_iters
+    # Rows whose answer starts after the cut would give a NaN loss and no gradient.
+    cut = ({'input_ids': row['input_ids'][:limit], 'labels': row['labels'][:limit]} for row in train_data)
+    rows = list(islice((row for row in cut if any(label != IGNORE_INDEX for label in row['labels'])), wanted))
+    if not rows:
+        raise SwiftError(f'--init_weights lora-ga: no training row has an answer token within its first '
+                         f'{limit} tokens (--lora_ga_max_length)')
+    count, collate = len(rows), DataCollator(pad_token_id)
     batches = [collate(rows[i:i + args.lora_ga_batch_size]) for i in range(0, count, args.lora_ga_batch_size)]
 
     def step(model) -> None:

@@ -37,8 +37,9 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
             self._offload_during_generation(offload)
 
     def _offload_during_generation(self, offload: OffloadSettings) -> None:
-        """Colocated vLLM generates after trl has synced the new weights into it; meanwhile the training copy and
-        the optimizer state need no GPU memory."""
+        """While colocated vLLM generates, the training copy and the optimizer state need no GPU memory. (When sleep
+        mode has dropped vLLM's weights, trl re-syncs them inside generate, then from the offloaded CPU copy:
+        correct, only slower.)"""
         generate = self.vllm_generation.generate
 
         def generate_offloaded(*args, **kwargs):

@@ -4,6 +4,7 @@ inside its group, and half of the heads see the groups shifted by half a group s
 Inference keeps full attention (the paper's design), so the checkpoint is a plain peft LoRA with ``modules_to_save``:
 ``swift infer --adapters`` and ``swift export --merge_lora true`` use it as they use any LoRA."""
 from dataclasses import replace
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from .multimodal import frozen_parts
 from .peft_tuners import PEFT_TUNERS, TunerSettings
 
 # ms-swift and the paper: groups of a quarter of the sequence (training batches are padded to a multiple of it).
@@ -23,7 +25,7 @@ S2_ATTENTION = 'longlora_s2_sdpa'
 
 def prepare_longlora(model: PreTrainedModel, settings: TunerSettings) -> PeftModel:
     """LoRA on ``settings``' targets, the embeddings and every norm trained fully, S²-Attn while training."""
-    trained = sorted(set(settings.modules_to_save) | _embedding_and_norm_names(model))
+    trained = sorted(set(settings.modules_to_save) | _embedding_and_norm_names(model, frozen_parts(model, settings)))
     config = PEFT_TUNERS['lora'](replace(settings, modules_to_save=trained))
     # With tied embeddings the output head must follow the trained embedding copy, or a merged model (which ties
     # them again on load) would differ from the trained one.
@@ -35,11 +37,12 @@ def prepare_longlora(model: PreTrainedModel, settings: TunerSettings) -> PeftMod
     return get_peft_model(model, config)
 
 
-def _embedding_and_norm_names(model: PreTrainedModel) -> set[str]:
-    """Last name parts of the input embedding and of every normalisation layer (peft matches name endings)."""
+def _embedding_and_norm_names(model: PreTrainedModel, frozen: Callable[[str], bool]) -> set[str]:
+    """Full names of the input embedding and of every normalisation layer outside the parts --freeze_vit and
+    --freeze_aligner keep frozen (a text model has none); peft matches them as name endings."""
     embedding = model.get_input_embeddings()
-    return {name.rpartition('.')[2] for name, module in model.named_modules()
-            if module is embedding or 'norm' in type(module).__name__.lower()}
+    return {name for name, module in model.named_modules()
+            if (module is embedding or 'norm' in type(module).__name__.lower()) and not frozen(name)}
 
 
 def s2_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -49,7 +52,9 @@ def s2_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
     out. S²-Attn while training on a length the groups divide; sdpa's full attention otherwise (eval, decoding)."""
     length = query.shape[2]
     group = length // GROUPS
-    if not module.training or group < 2 or length % group or key.shape[2] != length:
+    # A vision tower's attention is bidirectional (is_causal False): S²-Attn is for the causal language model only.
+    causal = kwargs.get('is_causal', getattr(module, 'is_causal', True))
+    if not module.training or not causal or group < 2 or length % group or key.shape[2] != length:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     if key.shape[1] % 2:  # the shifted half of the query heads must map onto the shifted half of the kv heads
@@ -68,15 +73,17 @@ def _grouped_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     """Attention inside each group; ``order`` (groups, group_size) lists the positions in each group. The mask keeps
     the model's own rules between original positions (causal, padding, packed rows), so the group that wraps around
     the end never lets the first tokens see the last ones."""
-    def grouped(x):  # (batch, heads, length, dim) -> (batch, groups, heads, group_size, dim)
-        return x[:, :, order].transpose(1, 2)
+    batch, groups = query.shape[0], order.shape[0]
+
+    def grouped(x):  # (batch, heads, length, dim) -> (batch * groups, heads, group_size, dim): sdpa's fused kernels
+        return x[:, :, order].transpose(1, 2).flatten(0, 1)  # take 4-D inputs only
 
     if mask is None:  # sdpa left causality to is_causal
-        mask = (order[:, None, :] <= order[:, :, None])[:, None]
+        mask = (order[:, None, :] <= order[:, :, None])[None, :, None].expand(batch, -1, -1, -1, -1)
     else:  # (batch, 1, length, length) -> (batch, groups, 1, group_size, group_size)
         mask = mask[:, :, order[:, :, None], order[:, None, :]].transpose(1, 2)
-    out = F.scaled_dot_product_attention(grouped(query), grouped(key), grouped(value), attn_mask=mask,
+    out = F.scaled_dot_product_attention(grouped(query), grouped(key), grouped(value), attn_mask=mask.flatten(0, 1),
                                          dropout_p=dropout, scale=scaling, enable_gqa=key.shape[1] != query.shape[1])
-    # (batch, groups, heads, group_size, dim) -> (batch, length, heads, dim) in the original order
-    out = out.permute(0, 1, 3, 2, 4).flatten(1, 2)
+    # (batch * groups, heads, group_size, dim) -> (batch, length, heads, dim) in the original order
+    out = out.unflatten(0, (batch, groups)).permute(0, 1, 3, 2, 4).flatten(1, 2)
     return out[:, order.flatten().argsort()]

@@ -2,6 +2,7 @@
 training freezes the frozen parts' parameters; a tuner on 'all-linear' adapts only the Linear layers of the parts
 that are not frozen (by default the language model alone)."""
 from dataclasses import replace
+from typing import Callable
 
 from torch import nn
 from transformers import PreTrainedModel
@@ -17,29 +18,45 @@ PART_MODULES = {
     'llm': ('language_model', 'lm_head'),
 }
 DEFAULTS = TunerSettings()
+FLAGS = ('freeze_llm', 'freeze_vit', 'freeze_aligner')
+# swift's own tuners, which hook into the language model's decoder layers whatever the flags say.
+LANGUAGE_MODEL_TUNERS = ('llamapro', 'adapter', 'reft')
 
 
 def apply_freeze_flags(model: PreTrainedModel, train_type: str, settings: TunerSettings) -> TunerSettings:
     """``settings`` with the frozen parts added: to ``freeze_parameters`` for full training, as the exact
     ``target_modules`` for a tuner on 'all-linear'. A text-only model accepts only the defaults."""
     parts = _part_prefixes(model)
+    changed = [flag for flag in FLAGS if getattr(settings, flag) != getattr(DEFAULTS, flag)]
     if not parts:
-        for flag in ('freeze_llm', 'freeze_vit', 'freeze_aligner'):
-            if getattr(settings, flag) != getattr(DEFAULTS, flag):
-                raise SwiftError(f'--{flag} applies to multimodal models; {type(model).__name__} has no vision tower')
+        if changed:
+            raise SwiftError(f'--{changed[0]} applies to multimodal models; {type(model).__name__} has no vision '
+                             'tower')
         return settings
-    frozen = {part for part in PART_MODULES if getattr(settings, f'freeze_{part}')}
+    if train_type in LANGUAGE_MODEL_TUNERS:
+        if changed:
+            raise SwiftError(f'--{changed[0]}: --train_type {train_type} adds to the language model\'s decoder '
+                             'layers only')
+        return settings
+    frozen = frozen_parts(model, settings)
     if train_type == 'full':
-        names = [name for name, _ in model.named_parameters() if _part_of(name, parts) in frozen]
+        names = [name for name, _ in model.named_parameters() if frozen(name)]
         return replace(settings, freeze_parameters=[*settings.freeze_parameters, *names])
     if settings.target_modules != ['all-linear']:
         return settings
     head = model.get_output_embeddings()  # 'all-linear' leaves the output head out, as peft does
     targets = [name for name, module in model.named_modules()
-               if isinstance(module, nn.Linear) and module is not head and _part_of(name, parts) not in frozen]
+               if isinstance(module, nn.Linear) and module is not head and not frozen(name)]
     if not targets:
         raise SwiftError('--freeze_llm, --freeze_vit and --freeze_aligner leave no Linear layer to adapt')
     return replace(settings, target_modules=targets)
+
+
+def frozen_parts(model: PreTrainedModel, settings: TunerSettings) -> Callable[[str], bool]:
+    """Whether a module or parameter name lies in a part the flags keep frozen; nothing is, in a text model."""
+    parts = _part_prefixes(model)
+    frozen = {part for part in PART_MODULES if getattr(settings, f'freeze_{part}')}
+    return lambda name: bool(parts) and _part_of(name, parts) in frozen
 
 
 def _part_prefixes(model: PreTrainedModel) -> dict[str, str]:

@@ -8,7 +8,8 @@ decoder layers output, the base model frozen.
   its other maps keep a hidden x hidden buffer per layer, which would dwarf the intervention in every checkpoint;
 - NoReFT: the same with a plain linear projection (and optional bias) in place of R.
 
-W and b start at R and 0, so the edit is zero and the model unchanged until trained (pyreft starts W at random).
+W and b start at R and 0, so with the default linear ``act_fn`` the edit is zero and the model unchanged until
+trained (pyreft starts W at random); another ``act_fn`` edits from the start (act(Rh) - Rh).
 
 Positions: the paper edits a window of prompt positions (its first and last few tokens); swift edits every
 position, prompt and answer alike. With a KV cache each decoding step then computes for its token exactly what a full
@@ -59,7 +60,7 @@ class Intervention(nn.Module):
         self.act = ACT2FN[act_fn]
         # Dropout on the edit only: the frozen model never saw dropout on its residual stream (pyreft drops out h too).
         self.dropout = nn.Dropout(dropout)
-        with torch.no_grad():  # W h + b = P h: the edit starts at zero
+        with torch.no_grad():  # W h + b = P h: with a linear act_fn the edit starts at zero
             self.learned_source.weight.copy_(self.proj.weight)
             self.learned_source.bias.copy_(self.proj.bias if add_bias else torch.zeros(rank))
 
@@ -81,14 +82,14 @@ def _after_layer(layer: nn.Module, inputs, output):
     return layer.reft_intervention(output)
 
 
-def _check(layers: list[int] | None, rank: int, intervention_type: str, args: dict,
-           num_layers: int) -> tuple[list[int], dict]:
+def _check(layers: list[int] | None, rank: int, intervention_type: str, args: dict, num_layers: int,
+           hidden_size: int) -> tuple[list[int], dict]:
     """The layer indices to edit and the full intervention arguments; bad flags raise SwiftError."""
     if intervention_type not in INTERVENTIONS:
         raise SwiftError(f'--reft_intervention_type {intervention_type} is not implemented: '
                          f"use {' or '.join(INTERVENTIONS)}")
-    if rank <= 0:
-        raise SwiftError(f'--reft_rank must be positive, got {rank}')
+    if not 0 < rank <= hidden_size:
+        raise SwiftError(f'--reft_rank must be between 1 and the hidden size {hidden_size}, got {rank}')
     indices = sorted(set(range(num_layers) if layers is None else layers))
     if not indices or not all(0 <= i < num_layers for i in indices):
         raise SwiftError(f'--reft_layers {layers}: the model has layers 0 to {num_layers - 1}')
@@ -123,9 +124,11 @@ def add_interventions(model: PreTrainedModel, layers: list[int] | None = None, r
     """Freeze the model and edit the output of decoder layers ``layers`` (None: all) with trainable interventions.
     ``layer_key`` names the ModuleList of the layers (None finds it); ``args`` are the --reft_args."""
     layer_list = _layer_list(model, layer_key)
-    indices, args = _check(layers, rank, intervention_type, args or {}, len(layer_list))
-    model.requires_grad_(False)
     hidden = model.config.get_text_config().hidden_size
+    indices, args = _check(layers, rank, intervention_type, args or {}, len(layer_list), hidden)
+    if any(hasattr(layer, 'reft_intervention') for layer in layer_list):
+        raise SwiftError('the model already carries ReFT interventions: one ReFT checkpoint per model')
+    model.requires_grad_(False)
     for i in indices:
         layer = layer_list[i]
         # A child of the layer: the base weights keep their names, and only reft_intervention.* are new.

@@ -190,8 +190,8 @@ def test_mini_batches_and_the_missing_eos_penalty(qwen2_dir, reward_checkpoint, 
 
 
 def test_ppo_trains_under_torchrun_with_two_processes(qwen2_dir, reward_checkpoint, tmp_path):
-    """The policy and the value head both run through their DDP wrappers (gloo here), so each backward averages
-    their gradients across the processes."""
+    """PPO runs under torchrun (gloo here) with the policy and the value head both behind accelerate's DDP
+    wrappers. (That the two processes' value models stay equal is not observed: only rank 0 saves.)"""
     result = run_swift('rlhf', *_ppo_flags(qwen2_dir, reward_checkpoint, tmp_path / 'out'), '--max_steps', '2',
                        env={'NPROC_PER_NODE': '2', 'MASTER_PORT': '29613'})
     assert result.returncode == 0, result.stderr[-3000:]

@@ -48,3 +48,21 @@ def test_text_models_keep_the_defaults_and_refuse_the_rest(qwen2_dir):
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(SwiftError, match='--freeze_vit applies to multimodal models'):
         prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings(freeze_vit=False))
+
+
+def test_longlora_on_a_multimodal_model_trains_only_the_language_models_norms():
+    model = prepare_model(_qwen2_vl(), 'longlora', TunerSettings(rank=4))
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert _trained_parts(model) == {'llm'}
+    assert any('language_model.norm' in n for n in trained) and any('embed_tokens' in n for n in trained)
+    # The vision tower's attention is bidirectional: it keeps full attention while training (S²-Attn is causal).
+    pixels = torch.randn(16, 3 * 2 * 14 * 14)  # one 56 x 56 image: a 4 x 4 grid of 14-pixel patches
+    grid = torch.tensor([[1, 4, 4]])
+    visual = model.base_model.model.model.visual.train()
+    trained_features = visual(pixels, grid_thw=grid).pooler_output
+    torch.testing.assert_close(trained_features, visual.eval()(pixels, grid_thw=grid).pooler_output)
+
+
+def test_tuners_of_the_decoder_layers_refuse_the_flags():
+    with pytest.raises(SwiftError, match='--freeze_vit: --train_type reft adds to the language model'):
+        prepare_model(_qwen2_vl(), 'reft', TunerSettings(freeze_vit=False))

@@ -49,6 +49,8 @@ def test_loreft_starts_silent_trains_alone_saves_only_itself_and_reloads(qwen2_d
     assert not any(p.requires_grad for p in reloaded.parameters())
     with pytest.raises(SwiftError, match='reft checkpoints cannot be merged'):
         merge_adapters(reloaded)
+    with pytest.raises(SwiftError, match='one ReFT checkpoint per model'):  # its hooks would stack
+        Swift.from_pretrained(reloaded, str(tmp_path))
 
 
 def test_noreft_on_chosen_layers_through_a_layer_key(qwen2_dir):
@@ -67,6 +69,7 @@ def test_noreft_on_chosen_layers_through_a_layer_key(qwen2_dir):
     ({'reft_args': {'drop': 0.1}}, '--reft_args'),
     ({'reft_args': {'add_bias': True}}, '--reft_args add_bias'),
     ({'reft_intervention_type': 'ConsreftIntervention'}, '--reft_intervention_type'),
+    ({'reft_rank': 65}, '--reft_rank must be between 1 and the hidden size 64'),
 ])
 def test_bad_settings_name_their_flag(settings, flag, qwen2_dir):
     with pytest.raises(SwiftError, match=flag):
