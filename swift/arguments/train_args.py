@@ -19,9 +19,10 @@ INIT_WEIGHTS = ('true', 'false', 'gaussian', 'pissa', 'olora', 'loftq', 'lora-ga
 
 @dataclass
 class TunerArguments:
-    train_type: Literal['lora', 'qlora', 'full', 'adalora', 'vera', 'boft', 'fourierft', 'bone', 'llamapro',
+    train_type: Literal['lora', 'dora', 'qlora', 'full', 'adalora', 'vera', 'boft', 'fourierft', 'bone', 'llamapro',
                         'adapter', 'reft', 'longlora'] = field(
-        default='lora', metadata={'help': 'lora, qlora (LoRA on a 4-bit base), full, the peft adapters adalora, '
+        default='lora', metadata={'help': 'lora, dora (lora with --use_dora true), qlora (LoRA on a 4-bit base), '
+                                          'full, the peft adapters adalora, '
                                           'vera, boft, fourierft, bone, or llamapro (new blocks) and adapter '
                                           '(bottleneck adapters), reft (representation finetuning), longlora '
                                           '(LoRA + embeddings and norms, shifted sparse attention in training). '
@@ -191,6 +192,8 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError('--model is required: a local folder or a hub id')
         if self.train_type == 'qlora':
             self.quant_bits = self.quant_bits or 4
+        if self.train_type == 'dora':  # a LoRA whose checkpoints say so in their adapter_config.json
+            self.train_type, self.use_dora = 'lora', True
         if self.quant_bits and self.train_type == 'full':
             raise SwiftError('--quant_bits trains adapters on a frozen quantized base: use --train_type lora')
         if self.quant_bits and self.quant_method is None:

@@ -14,6 +14,11 @@ def test_train_type_and_tuner_type_are_the_same_flag():
     assert parse_args(TrainArguments, BASE + ['--tuner_type=full']).tuner_type == 'full'
 
 
+def test_train_type_dora_is_lora_with_dora():
+    args = parse_args(TrainArguments, BASE + ['--train_type', 'dora'])
+    assert args.train_type == 'lora' and args.use_dora
+
+
 def test_bfloat16_on_a_cpu_computes_in_float32(caplog):
     args = parse_args(TrainArguments, BASE + ['--torch_dtype', 'bfloat16'])
     assert args.torch_dtype == 'float32' and not args.bf16 and args.use_cpu

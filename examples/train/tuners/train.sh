@@ -6,7 +6,6 @@ set -euo pipefail
 . "$(dirname "$0")/../../_model.sh"
 TUNER="${1:?usage: train.sh TUNER (see the list at the top of this file)}"
 case "$TUNER" in
-    dora) FLAGS=(--train_type lora --use_dora true) ;;
     qlora) FLAGS=(--train_type qlora --bnb_4bit_quant_type nf4 --bnb_4bit_use_double_quant true) ;;
     lora-ga|pissa) FLAGS=(--train_type lora --init_weights "$TUNER") ;;
     reft) FLAGS=(--train_type reft --reft_rank 4) ;;
