@@ -26,6 +26,8 @@ SCHEMES = {('gptq', 4): 'W4A16', ('gptq', 8): 'W8A16', ('awq', 4): 'W4A16_ASYM',
 IGNORE = ['lm_head']
 # The group size of llm-compressor's W4A16, W8A16 and W4A16_ASYM schemes.
 GROUP_SIZE = 128
+# The methods that calibrate on data (and use the integer schemes); FP8 is data-free.
+CALIBRATED_METHODS = ('gptq', 'awq')
 
 
 def quantize_model(model: PreTrainedModel, method: str, bits: int, samples: list[list[int]] | None = None,
@@ -37,9 +39,10 @@ def quantize_model(model: PreTrainedModel, method: str, bits: int, samples: list
         # allows with an accelerator: on a CPU it stops with "Cannot access accelerator device".
         raise SwiftError('--quant_method awq needs a GPU (llm-compressor pins AWQ calibration activations for '
                          'one); on a CPU, --quant_method gptq or fp8 quantize')
-    if method != 'fp8':
+    calibration = {}
+    if method in CALIBRATED_METHODS:
         _check_group_size(model, method)
-    calibration = {} if method == 'fp8' else _calibration_kwargs(samples, batch_size)
+        calibration = _calibration_kwargs(samples, batch_size)
     # shuffle off: the rows are already the sample the user asked for (--dataset name#N, --quant_n_samples).
     oneshot(model=model, recipe=_recipe(method, bits), shuffle_calibration_samples=False, **calibration)
     return model

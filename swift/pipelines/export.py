@@ -11,7 +11,7 @@
 import os
 
 from ..arguments import ExportArguments
-from ..export import merge_adapters, quantize_model, save_model_atomically, write_modelfile
+from ..export import CALIBRATED_METHODS, merge_adapters, quantize_model, save_model_atomically, write_modelfile
 from ..hub import push_folder
 from ..model import detect_model_meta
 from ..model.loader import load_tokenizer, read_config
@@ -64,7 +64,7 @@ def quantize(args: ExportArguments) -> str:
     config.json records the quantization, so transformers (and swift infer) load it without further flags."""
     model, tokenizer, template = load_model_and_template(args)
     if args.quant_method != 'bnb':
-        samples = calibration_samples(args, template) if args.quant_method in ('gptq', 'awq') else None
+        samples = calibration_samples(args, template) if args.quant_method in CALIBRATED_METHODS else None
         quantize_model(model, args.quant_method, args.quant_bits, samples, args.quant_batch_size)
     suffix = 'fp8' if args.quant_method == 'fp8' else f'{args.quant_method}-int{args.quant_bits}'
     out_dir = args.output_dir or f"{args.model.rstrip('/')}-{suffix}"
