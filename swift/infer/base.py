@@ -1,14 +1,174 @@
-"""The interface every inference engine offers: answer a list of requests, whole or streamed."""
+"""What every inference engine shares: the ``infer`` of seed 002, streaming, prompt encoding, the context check and
+the response objects. An engine adds ``generate`` (one batch of prompt ids), its adapters and its context length.
+"""
+import queue
+import threading
 from abc import ABC, abstractmethod
-from typing import Iterator
+from typing import Callable, Iterator
 
-from ..protocol import ChatCompletionResponse, ChatCompletionStreamResponse, InferRequest, RequestConfig
+from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
+                        ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob, ChoiceLogprobs, DeltaMessage,
+                        InferRequest, RequestConfig, UsageInfo)
+from ..template import Template
+from ..utils import SwiftError
+from .tokens import token_bytes
+
+DEFAULT_MAX_TOKENS = 2048
+MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
+LOGPROB_FLOOR = -9999.0  # what OpenAI reports for a token the sampling settings ruled out (log 0)
+STREAM_THREAD = 'swift-stream'  # the thread that generates for infer(stream=True)
+# (prompt index, choice index, new text, logprob entries of the tokens it completes: None without logprobs)
+OnText = Callable[[int, int, str, list[ChatCompletionTokenLogprob] | None], None]
+# A choice, the number of tokens it generated (usage), and how many of those make up its content
+Choice = tuple[ChatCompletionResponseChoice, int, int]
 
 
 class InferEngine(ABC):
+    # How many batches the server may hand to generate at once: 1 for an engine that runs one batch at a time,
+    # more for one that schedules requests itself (vLLM's continuous batching).
+    concurrent_batches = 1
+
+    def __init__(self, template: Template, max_batch_size: int, model_name: str):
+        self.template = template
+        self.tokenizer = template.tokenizer
+        self.max_batch_size = max_batch_size
+        self.model_name = model_name
+        # Fixed by the template, so worked out once instead of re-tokenizing the stop words on every answer.
+        self.stop_token_ids = template.single_token_stops()
+        self._token_bytes_cache: dict[int, bytes] = {}
 
     @abstractmethod
+    def generate(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None = None,
+                 on_text: OnText | None = None, cancelled: Callable[[int], bool] | None = None
+                 ) -> list[ChatCompletionResponse]:
+        """Answer prompt ids in one batch, ``config.n`` choices each.
+
+        ``on_text(prompt, choice, text, logprobs)`` gets text as soon as later tokens can no longer change it, with
+        the logprob entries of the tokens that text completes: streamed entries add up to the whole answer's.
+        ``cancelled(prompt)`` is polled while generating and ends that prompt's rows when true.
+        """
+
+    @property
+    @abstractmethod
+    def adapter_names(self) -> list[str]:
+        """The adapters a request may name."""
+
+    @property
+    @abstractmethod
+    def max_model_len(self) -> int | None:
+        """The context length, prompt and answer together; None where the model does not say."""
+
+    @property
+    def is_scorer(self) -> bool:
+        """A reward model: it scores conversations instead of continuing them."""
+        return False
+
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               adapter: str | None = None
               ) -> list[ChatCompletionResponse] | list[Iterator[ChatCompletionStreamResponse]]:
         """One response per request; with ``request_config.stream`` one chunk iterator per request."""
+        config = request_config or RequestConfig()
+        self.check_adapter(adapter)
+        check_logprobs(config)
+        if config.stream:
+            return [self._stream(request, config, adapter) for request in infer_requests]
+        prompts = [self.encode(request) for request in infer_requests]
+        per_batch = max(1, self.max_batch_size // config.n)  # each prompt takes n rows
+        responses = []
+        for start in range(0, len(prompts), per_batch):
+            responses += self.generate(prompts[start:start + per_batch], config, adapter)
+        return responses
+
+    def encode(self, request: InferRequest) -> list[int]:
+        """Prompt ids of a conversation, rendered with the chat template."""
+        return self.template.encode_prompt(request.messages)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""
+        return self.tokenizer(text)['input_ids']
+
+    def check_adapter(self, adapter: str | None) -> None:
+        if adapter is not None and adapter not in self.adapter_names:
+            raise SwiftError(f'unknown adapter {adapter!r}; loaded: {", ".join(self.adapter_names) or "none"}')
+
+    def max_new_tokens(self, prompt_length: int, max_tokens: int | None, default: int | None = None) -> int:
+        """``max_tokens``, else ``default`` capped by the room the context leaves; SwiftError when it doesn't fit."""
+        limit = self.max_model_len
+        room = None if limit is None else limit - prompt_length
+        wanted = max_tokens or default or DEFAULT_MAX_TOKENS
+        if max_tokens is None and room is not None and room > 0:
+            wanted = min(wanted, room)  # as in OpenAI's API, an unset max_tokens shrinks to what fits
+        if room is not None and wanted > room:
+            raise SwiftError(f"this model's maximum context length is {limit} tokens, but {prompt_length + wanted} "
+                             f'were requested ({prompt_length} in the prompt, {wanted} to generate)')
+        return wanted
+
+    def stop_words(self, config: RequestConfig) -> list[str]:
+        """The template's stop words, then the request's own."""
+        return [*self.template.stop_words, *config.stop]
+
+    def token_entry(self, token_id: int, logprob: float) -> tuple[str, float, list[int]]:
+        """``(token, logprob, bytes)`` as OpenAI writes them: the token's text is its UTF-8 bytes, decoded."""
+        raw = self._token_bytes_cache.get(token_id)
+        if raw is None:
+            raw = self._token_bytes_cache[token_id] = token_bytes(self.tokenizer, token_id)
+        return raw.decode('utf-8', errors='replace'), max(logprob, LOGPROB_FLOOR), list(raw)
+
+    def response(self, prompt: list[int], choices: list[Choice]) -> ChatCompletionResponse:
+        n_completion = sum(count for _, count, _ in choices)
+        usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
+        return ChatCompletionResponse(self.model_name, [choice for choice, _, _ in choices], usage)
+
+    # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
+    def _stream(self, request: InferRequest, config: RequestConfig,
+                adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
+        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason.
+        A consumer that stops early (closes this iterator, or drops it, as gradio does for a closed tab) ends the
+        generation at its next step."""
+        prompt = self.encode(request)
+        events: queue.Queue = queue.Queue()
+        abandoned = threading.Event()
+
+        def run() -> None:
+            try:
+                on_text = lambda _prompt, *delta: events.put(('text', delta))  # noqa: E731
+                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text,
+                                                  cancelled=lambda _prompt: abandoned.is_set())[0]))
+            except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
+                events.put(('error', err))
+
+        threading.Thread(target=run, name=STREAM_THREAD, daemon=True).start()
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == 'error':
+                    raise value
+                if kind == 'text':
+                    choice, text, entries = value
+                    yield self._chunk(choice, text, None, entries)
+                    continue
+                for choice in value.choices:
+                    yield self._chunk(choice.index, '', choice.finish_reason)
+                return
+        finally:
+            abandoned.set()
+
+    def _chunk(self, index: int, text: str, finish_reason: str | None,
+               entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:
+        return ChatCompletionStreamResponse(self.model_name, [stream_choice(index, text, finish_reason, entries)])
+
+
+def check_logprobs(config: RequestConfig) -> None:
+    """SwiftError for ``top_logprobs`` out of range or without ``logprobs``."""
+    if config.top_logprobs is not None:
+        if not config.logprobs:
+            raise SwiftError('top_logprobs needs logprobs=true')
+        if not 0 <= config.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise SwiftError(f'top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {config.top_logprobs}')
+
+
+def stream_choice(index: int, text: str, finish_reason: str | None = None,
+                  entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponseChoice:
+    """One streamed chat choice: a text delta, with the logprob entries of its tokens when they were asked for."""
+    logprobs = None if entries is None else ChoiceLogprobs(entries)
+    return ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason, logprobs)

@@ -5,48 +5,32 @@ One base model can carry several LoRA adapters (``add_adapter``); each call name
 base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter``. One ``generate`` runs at a time,
 so threads may share an engine.
 """
-import queue
-import re
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
-                        ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob, ChatMessage, ChoiceLogprobs,
-                        DeltaMessage, InferRequest, RequestConfig, TopLogprob, UsageInfo)
+from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
+                        ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob, UsageInfo)
 from ..template import Template
 from ..utils import SwiftError
-from .base import InferEngine
+from .base import Choice, InferEngine, OnText, check_logprobs
 from .stopping import StopWordsCriteria, truncate_at_stop
-
-DEFAULT_MAX_TOKENS = 2048
-MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
-LOGPROB_FLOOR = -9999.0  # what OpenAI reports for a token the sampling settings ruled out (log 0)
-STREAM_THREAD = 'swift-stream'  # the thread that generates for infer(stream=True)
-# (prompt index, choice index, new text, logprob entries of the tokens it completes: None without logprobs)
-OnText = Callable[[int, int, str, list[ChatCompletionTokenLogprob] | None], None]
 
 
 class PtEngine(InferEngine):
 
     def __init__(self, model: PreTrainedModel, template: Template, max_batch_size: int = 1,
                  model_name: str | None = None):
+        super().__init__(template, max_batch_size, model_name or getattr(model, 'model_dir', None) or 'model')
         self.model = model.eval()
-        self.template = template
-        self.tokenizer = template.tokenizer
-        self.max_batch_size = max_batch_size
-        self.model_name = model_name or getattr(model, 'model_dir', None) or 'model'
         # What adapter=None means: the adapter the model came with, or none at all.
         self._own_adapter = model.active_adapter if isinstance(model, PeftModel) else None
         self._lock = threading.Lock()
-        self._token_bytes_cache: dict[int, bytes] = {}
-        # Fixed by the template, so worked out once instead of re-tokenizing the stop words on every answer.
-        self.stop_token_ids = template.single_token_stops()
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
@@ -71,10 +55,6 @@ class PtEngine(InferEngine):
             raise SwiftError(f'cannot load adapter {name!r} from {path}: {str(err).strip().splitlines()[0]}') from None
         self.model.eval()
 
-    def _check_adapter(self, adapter: str | None) -> None:
-        if adapter is not None and adapter not in self.adapter_names:
-            raise SwiftError(f'unknown adapter {adapter!r}; loaded: {", ".join(self.adapter_names) or "none"}')
-
     @contextmanager
     def _adapter(self, adapter: str | None):
         """Run the model with ``adapter`` active; None: the model as received."""
@@ -98,23 +78,10 @@ class PtEngine(InferEngine):
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               adapter: str | None = None):
-        config = request_config or RequestConfig()
-        self._check_adapter(adapter)
         if self.is_scorer:  # as ms-swift serves reward models: the score is the answer's content
+            self.check_adapter(adapter)
             return [self._score_response(request, adapter) for request in infer_requests]
-        check_logprobs(config)
-        if config.stream:
-            return [self._stream(request, config, adapter) for request in infer_requests]
-        prompts = [self.encode(request) for request in infer_requests]
-        per_batch = max(1, self.max_batch_size // config.n)  # each prompt takes n rows
-        responses = []
-        for start in range(0, len(prompts), per_batch):
-            responses += self.generate(prompts[start:start + per_batch], config, adapter)
-        return responses
-
-    def encode(self, request: InferRequest) -> list[int]:
-        """Prompt ids of a conversation, rendered with the chat template."""
-        return self.template.encode_prompt(request.messages)
+        return super().infer(infer_requests, request_config, adapter)
 
     def score(self, request: InferRequest, adapter: str | None = None) -> float:
         """A reward model's score of the whole conversation, the final answer included."""
@@ -137,37 +104,15 @@ class PtEngine(InferEngine):
         choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', content), 'stop')
         return ChatCompletionResponse(self.model_name, [choice], UsageInfo(len(ids), 0, len(ids)))
 
-    def encode_text(self, text: str) -> list[int]:
-        """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""
-        return self.tokenizer(text)['input_ids']
-
     @property
     def max_model_len(self) -> int | None:
         # Configs name their context length differently; one without max_position_embeddings is not checked.
         return getattr(self.model.config, 'max_position_embeddings', None)
 
-    def max_new_tokens(self, prompt_length: int, max_tokens: int | None, default: int | None = None) -> int:
-        """``max_tokens``, else ``default`` capped by the room the context leaves; SwiftError when it doesn't fit."""
-        limit = self.max_model_len
-        room = None if limit is None else limit - prompt_length
-        wanted = max_tokens or default or DEFAULT_MAX_TOKENS
-        if max_tokens is None and room is not None and room > 0:
-            wanted = min(wanted, room)  # as in OpenAI's API, an unset max_tokens shrinks to what fits
-        if room is not None and wanted > room:
-            raise SwiftError(f"this model's maximum context length is {limit} tokens, but {prompt_length + wanted} "
-                             f'were requested ({prompt_length} in the prompt, {wanted} to generate)')
-        return wanted
-
     def generate(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None = None,
                  on_text: OnText | None = None, cancelled: Callable[[int], bool] | None = None
                  ) -> list[ChatCompletionResponse]:
-        """Answer prompt ids in one batch, ``config.n`` choices each.
-
-        ``on_text(prompt, choice, text, logprobs)`` gets text as soon as later tokens can no longer change it, with
-        the logprob entries of the tokens that text completes: streamed entries add up to the whole answer's.
-        ``cancelled(prompt)`` is polled every step and ends that prompt's rows when true.
-        """
-        self._check_adapter(adapter)
+        self.check_adapter(adapter)
         check_logprobs(config)
         n = config.n
         rows = [prompt for prompt in prompts for _ in range(n)]
@@ -178,13 +123,13 @@ class PtEngine(InferEngine):
             kwargs['stopping_criteria'].append(_Cancelled(lambda row: cancelled(row // n)))
         logprobs = None
         if config.logprobs:
-            logprobs = _StepLogprobs(config.top_logprobs or 0, self._token_entry)
+            logprobs = _StepLogprobs(config.top_logprobs or 0, self.token_entry)
             kwargs['stopping_criteria'].append(logprobs)
             # generate hands stopping criteria the scores only when it is asked to return them
             kwargs.update(output_scores=True, return_dict_in_generate=True)
         streamer = None
         if on_text is not None:
-            streamer = _RowTexts(self, len(rows), self._stop_words(config), logprobs,
+            streamer = _RowTexts(self, len(rows), self.stop_words(config), logprobs,
                                  lambda row, text, entries: on_text(row // n, row % n, text, entries))
         output = self._model_generate(adapter, config.seed, **inputs, **kwargs, streamer=streamer)
         sequences = output.sequences if config.logprobs else output
@@ -196,7 +141,7 @@ class PtEngine(InferEngine):
                 choice.logprobs = ChoiceLogprobs(logprobs.entries(row, 0, n_content))
         if streamer is not None:
             streamer.finish([(choice.message.content, n_content) for choice, _, n_content in choices])
-        return [self._response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
+        return [self.response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
 
     # ---- generation ------------------------------------------------------------------------------------------
     def _left_padded(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -217,7 +162,7 @@ class PtEngine(InferEngine):
         if config.repetition_penalty:
             kwargs['repetition_penalty'] = config.repetition_penalty
         kwargs['stopping_criteria'] = StoppingCriteriaList(
-            [StopWordsCriteria(self.tokenizer, self._stop_words(config), prompt_length)])
+            [StopWordsCriteria(self.tokenizer, self.stop_words(config), prompt_length)])
         return kwargs
 
     def _model_generate(self, adapter: str | None, seed: int | None, **kwargs) -> torch.Tensor:
@@ -227,12 +172,8 @@ class PtEngine(InferEngine):
                 torch.manual_seed(seed)
             return self.model.generate(**kwargs)
 
-    def _stop_words(self, config: RequestConfig) -> list[str]:
-        """The template's stop words, then the request's own."""
-        return [*self.template.stop_words, *config.stop]
-
     def _choice(self, index: int, completion: list[int], config: RequestConfig,
-                max_new_tokens: int) -> tuple[ChatCompletionResponseChoice, int, int]:
+                max_new_tokens: int) -> Choice:
         """One choice, the number of tokens it generated, and how many of those make up its content.
 
         The two counts differ by the stop token (counted in ``usage.completion_tokens``, as it was generated, but
@@ -243,7 +184,7 @@ class PtEngine(InferEngine):
         ended = next((i for i, t in enumerate(completion) if t in stop_ids), None)
         tokens = completion if ended is None else completion[:ended]
         whole = self.template.decode(tokens)
-        text, stopped = truncate_at_stop(whole, self._stop_words(config))
+        text, stopped = truncate_at_stop(whole, self.stop_words(config))
         finish = 'stop' if ended is not None or stopped or len(tokens) < max_new_tokens else 'length'
         n_tokens = len(tokens) + (ended is not None)  # the stop token was generated too
         n_content = len(tokens)
@@ -251,104 +192,6 @@ class PtEngine(InferEngine):
             n_content = next((k for k in range(len(tokens) + 1) if self.template.decode(tokens[:k]).startswith(text)),
                              len(tokens))
         return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens, n_content
-
-    def _token_entry(self, token_id: int, logprob: float) -> tuple[str, float, list[int]]:
-        """``(token, logprob, bytes)`` as OpenAI writes them: the token's text is its UTF-8 bytes, decoded."""
-        raw = self._token_bytes(token_id)
-        return raw.decode('utf-8', errors='replace'), max(logprob, LOGPROB_FLOOR), list(raw)
-
-    def _token_bytes(self, token_id: int) -> bytes:
-        """The bytes a token stands for. One token can be part of a character, so decoding it alone is not enough."""
-        raw = self._token_bytes_cache.get(token_id)
-        if raw is None:
-            raw = self._token_bytes_cache[token_id] = _token_bytes(self.tokenizer, token_id)
-        return raw
-
-    def _response(self, prompt: list[int], choices: list[tuple[ChatCompletionResponseChoice, int, int]]
-                  ) -> ChatCompletionResponse:
-        n_completion = sum(count for _, count, _ in choices)
-        usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
-        return ChatCompletionResponse(self.model_name, [choice for choice, _, _ in choices], usage)
-
-    # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
-    def _stream(self, request: InferRequest, config: RequestConfig,
-                adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
-        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason.
-        A consumer that stops early (closes this iterator, or drops it, as gradio does for a closed tab) ends the
-        generation at its next step."""
-        prompt = self.encode(request)
-        events: queue.Queue = queue.Queue()
-        abandoned = threading.Event()
-
-        def run() -> None:
-            try:
-                on_text = lambda _prompt, *delta: events.put(('text', delta))  # noqa: E731
-                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text,
-                                                  cancelled=lambda _prompt: abandoned.is_set())[0]))
-            except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
-                events.put(('error', err))
-
-        threading.Thread(target=run, name=STREAM_THREAD, daemon=True).start()
-        try:
-            while True:
-                kind, value = events.get()
-                if kind == 'error':
-                    raise value
-                if kind == 'text':
-                    choice, text, entries = value
-                    yield self._chunk(choice, text, None, entries)
-                    continue
-                for choice in value.choices:
-                    yield self._chunk(choice.index, '', choice.finish_reason)
-                return
-        finally:
-            abandoned.set()
-
-    def _chunk(self, index: int, text: str, finish_reason: str | None,
-               entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:
-        return ChatCompletionStreamResponse(self.model_name, [stream_choice(index, text, finish_reason, entries)])
-
-
-def check_logprobs(config: RequestConfig) -> None:
-    """SwiftError for ``top_logprobs`` out of range or without ``logprobs``."""
-    if config.top_logprobs is not None:
-        if not config.logprobs:
-            raise SwiftError('top_logprobs needs logprobs=true')
-        if not 0 <= config.top_logprobs <= MAX_TOP_LOGPROBS:
-            raise SwiftError(f'top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {config.top_logprobs}')
-
-
-def stream_choice(index: int, text: str, finish_reason: str | None = None,
-                  entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponseChoice:
-    """One streamed chat choice: a text delta, with the logprob entries of its tokens when they were asked for."""
-    logprobs = None if entries is None else ChoiceLogprobs(entries)
-    return ChatCompletionStreamResponseChoice(index, DeltaMessage('assistant', text), finish_reason, logprobs)
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte-level BPE alphabet: each byte's stand-in character."""
-    printable = [*range(ord('!'), ord('~') + 1), *range(ord('¡'), ord('¬') + 1), *range(ord('®'), ord('ÿ') + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(others)}}
-
-
-_BYTE_OF_CHAR = {char: byte for byte, char in _bytes_to_unicode().items()}
-_BYTE_FALLBACK = re.compile(r'<0x([0-9A-Fa-f]{2})>')
-
-
-def _token_bytes(tokenizer, token_id: int) -> bytes:
-    piece = tokenizer.convert_ids_to_tokens(token_id)
-    if piece is None:
-        return tokenizer.decode([token_id]).encode()
-    if token_id in tokenizer.all_special_ids or piece in tokenizer.get_added_vocab():
-        return piece.encode()  # added tokens are stored as their text
-    decoder = getattr(getattr(tokenizer, 'backend_tokenizer', None), 'decoder', None)
-    if type(decoder).__name__ == 'ByteLevel' and all(char in _BYTE_OF_CHAR for char in piece):
-        return bytes(_BYTE_OF_CHAR[char] for char in piece)
-    if match := _BYTE_FALLBACK.fullmatch(piece):  # sentencepiece's byte fallback
-        return bytes([int(match.group(1), 16)])
-    return piece.replace('\u2581', ' ').encode()  # sentencepiece marks a leading space with U+2581
-
 
 class _Cancelled(StoppingCriteria):
     """Ends the rows whose requester went away (a client that disconnected mid-stream)."""

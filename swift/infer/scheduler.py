@@ -1,8 +1,10 @@
-"""The server's generation worker: a queue of requests, batched by adapter and settings, one batch at a time.
+"""The server's generation workers: a queue of requests, batched by adapter and settings.
 
 Requests that arrive while a batch runs wait in the queue. The next batch takes the oldest waiting request and
 every other one with the same adapter and generation settings, up to ``max_batch_size`` rows. Generation runs in
-one worker thread, so the event loop keeps answering HTTP (and noticing disconnects) while the model works.
+worker threads, so the event loop keeps answering HTTP (and noticing disconnects) while the model works: one for an
+engine that runs one batch at a time (``PtEngine``), several for one that schedules requests itself (vLLM), so that
+new batches reach it while others are still generating.
 """
 import asyncio
 import dataclasses
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..protocol import ChatCompletionResponse, RequestConfig
 from ..utils import get_logger
-from .pt_engine import PtEngine
+from .base import InferEngine
 
 logger = get_logger()
 
@@ -47,46 +49,52 @@ class Throughput:
 
     def __init__(self, interval: float):
         self.interval = interval if interval > 0 else None
+        self._lock = threading.Lock()  # workers finish batches concurrently
         self._reset(time.monotonic())
 
     def _reset(self, now: float) -> None:
         self.since, self.requests, self.tokens, self.batches = now, 0, 0, 0
 
     def add(self, requests: int, tokens: int) -> None:
-        self.requests += requests
-        self.tokens += tokens
-        self.batches += 1
+        with self._lock:
+            self.requests += requests
+            self.tokens += tokens
+            self.batches += 1
 
     def maybe_log(self) -> None:
         now = time.monotonic()
-        if self.interval is None or now - self.since < self.interval:
-            return
-        if self.batches:
-            elapsed = now - self.since
-            logger.info(f'{self.requests / elapsed:.2f} requests/s, {self.tokens / elapsed:.1f} generated tokens/s, '
-                        f'{self.requests / self.batches:.1f} requests per batch')
-        self._reset(now)
+        with self._lock:
+            if self.interval is None or now - self.since < self.interval:
+                return
+            if self.batches:
+                elapsed = now - self.since
+                logger.info(f'{self.requests / elapsed:.2f} requests/s, {self.tokens / elapsed:.1f} generated '
+                            f'tokens/s, {self.requests / self.batches:.1f} requests per batch')
+            self._reset(now)
 
 
 class BatchScheduler:
 
-    def __init__(self, engine: PtEngine, max_batch_size: int, log_interval: float = 0):
+    def __init__(self, engine: InferEngine, max_batch_size: int, log_interval: float = 0):
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.throughput = Throughput(log_interval)
         self._pending: deque[Job] = deque()
         self._wakeup = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._work, name='swift-generate', daemon=True)
+        self._threads = [threading.Thread(target=self._work, name=f'swift-generate-{i}', daemon=True)
+                         for i in range(engine.concurrent_batches)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._wakeup:
             self._stopped = True
-            self._wakeup.notify()
-        self._thread.join(timeout=5)
+            self._wakeup.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def submit(self, job: Job) -> None:
         with self._wakeup:

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP server of ``swift deploy``: FastAPI routes over one ``PtEngine``.
+"""The OpenAI-compatible HTTP server of ``swift deploy``: FastAPI routes over one ``InferEngine``.
 
     GET  /health                 liveness, no key needed
     GET  /v1/models              the base model first, then each adapter
@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionTokenLogprob, InferRequest,
                         RequestConfig)
 from ..utils import SwiftError, get_logger
-from .pt_engine import MAX_TOP_LOGPROBS, PtEngine, check_logprobs, stream_choice
+from .base import MAX_TOP_LOGPROBS, InferEngine, check_logprobs, stream_choice
 from .scheduler import BatchScheduler, Job
 
 logger = get_logger()
@@ -157,7 +157,7 @@ def _sse(payload: dict | str) -> str:
 class _Server:
     """The state the routes share: the engine, the scheduler, the model names and the defaults."""
 
-    def __init__(self, engine: PtEngine, served_model_name: str, adapter_names: list[str],
+    def __init__(self, engine: InferEngine, served_model_name: str, adapter_names: list[str],
                  defaults: RequestConfig, scheduler: BatchScheduler):
         if served_model_name in adapter_names:
             raise SwiftError(f'adapter name {served_model_name!r} is also the served model name')
@@ -332,7 +332,7 @@ async def _completion_stream(job: Job, body: CompletionRequest, prompt: str, req
 
 
 # ---- the app -----------------------------------------------------------------------------------------------------
-def create_app(engine: PtEngine, served_model_name: str, adapter_names: list[str], api_key: str | None = None,
+def create_app(engine: InferEngine, served_model_name: str, adapter_names: list[str], api_key: str | None = None,
                default_request_config: RequestConfig | None = None, log_interval: float = 0) -> FastAPI:
     """The FastAPI app serving ``engine``: the base as ``served_model_name``, each adapter under its name."""
     scheduler = BatchScheduler(engine, engine.max_batch_size, log_interval)

@@ -10,7 +10,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from ..hub import safe_snapshot_download
 from ..utils import SwiftError, get_logger
-from .registry import detect_model_meta
+from .registry import ModelMeta, detect_model_meta
 
 logger = get_logger()
 
@@ -68,14 +68,14 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``. ``model.model_meta.template`` names the detected chat template."""
-    model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
+    model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
+                                                  revision=revision, hub_token=hub_token,
+                                                  trust_remote_code=trust_remote_code)
     config = read_config(model_dir)
     if task_type == 'causal_lm' and _is_sequence_classifier(config):
         task_type = 'seq_cls'  # e.g. a merged reward model: load the scoring head it was saved with
     if task_type == 'seq_cls':
         model_kwargs['num_labels'] = num_labels or len(config.get('id2label') or {}) or 1
-    tokenizer = load_tokenizer(model_dir, trust_remote_code)
-    meta = detect_model_meta(config, model_type)
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
     try:
         model = _AUTO_CLASSES[task_type].from_pretrained(
@@ -85,6 +85,18 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
     if task_type == 'seq_cls':  # the score is read at the last token that is not padding
         model.config.pad_token_id = tokenizer.pad_token_id
-    model.model_meta = dataclasses.replace(meta, template=meta.pick_template(tokenizer.chat_template))
+    model.model_meta = meta
     model.model_dir = model_dir
     return model, tokenizer
+
+
+def get_model_folder(model_id_or_path: str, *, model_type: str | None = None, use_hf: bool = False,
+                     revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False
+                     ) -> tuple[str, PreTrainedTokenizerBase, ModelMeta]:
+    """``(folder, tokenizer, meta)`` of a model without loading its weights, downloading a hub id first: what an
+    engine that loads the weights itself (vLLM) needs. ``meta.template`` names the detected chat template."""
+    model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
+    config = read_config(model_dir)
+    tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    meta = detect_model_meta(config, model_type)
+    return model_dir, tokenizer, dataclasses.replace(meta, template=meta.pick_template(tokenizer.chat_template))

@@ -1,4 +1,4 @@
-"""``swift app``: chat with a model in the browser, a gradio page over the same ``PtEngine`` as ``swift infer``.
+"""``swift app``: chat with a model in the browser, a gradio page over the same engine as ``swift infer``.
 
     swift app --adapters output/vx-xxx/checkpoint-xxx --temperature 0 --max_new_tokens 2048 \\
         --studio_title my-model --lang en --server_port 7860
@@ -12,7 +12,7 @@ from contextlib import closing
 from typing import Iterator
 
 from ..arguments import AppArguments
-from ..infer import PtEngine
+from ..infer import InferEngine
 from ..protocol import InferRequest, RequestConfig
 from ..utils import SwiftError, get_logger
 from .common import apply_checkpoint_args, to_arguments
@@ -50,7 +50,7 @@ def _import_gradio():
     return gradio
 
 
-def build_demo(gr, engine: PtEngine, config: RequestConfig, title: str, texts: dict[str, str]):
+def build_demo(gr, engine: InferEngine, config: RequestConfig, title: str, texts: dict[str, str]):
     """The page: a system prompt box, the chat, a message box with its send button, and a clear button."""
     with gr.Blocks(title=title) as demo:
         gr.Markdown(f'## {title}')
@@ -69,7 +69,7 @@ def build_demo(gr, engine: PtEngine, config: RequestConfig, title: str, texts: d
     return demo
 
 
-def chat_turn(engine: PtEngine, config: RequestConfig, query: str, history: list[dict], system: str,
+def chat_turn(engine: InferEngine, config: RequestConfig, query: str, history: list[dict], system: str,
               error: type[Exception]) -> Iterator[tuple[str, list[dict]]]:
     """Yield ``(message box, chat)`` as the answer grows: the question at once, then the answer as it streams.
     A failure (a conversation longer than the context) raises ``error``, which gradio shows on the page."""

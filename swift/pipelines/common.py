@@ -7,7 +7,7 @@ from typing import Callable, TypeVar
 from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
 from ..dataset import load_rows
-from ..model import bnb_config, get_model_tokenizer
+from ..model import bnb_config, get_model_folder, get_model_tokenizer
 from ..template import Template, get_template
 from ..utils.io import read_json
 
@@ -62,6 +62,14 @@ def load_model_and_template(args: BaseArguments, **model_kwargs):
     model, tokenizer = load_model(args, **model_kwargs)
     template = build_template(args, tokenizer, model.model_meta.template)
     return model, tokenizer, template
+
+
+def load_folder_and_template(args: BaseArguments) -> tuple[str, Template]:
+    """The model's folder and template, without its weights: for an engine that loads them itself (vLLM)."""
+    model_dir, tokenizer, meta = get_model_folder(
+        args.model, model_type=args.model_type, use_hf=args.use_hf, revision=args.model_revision,
+        hub_token=args.hub_token, trust_remote_code=args.trust_remote_code)
+    return model_dir, build_template(args, tokenizer, meta.template)
 
 
 def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:

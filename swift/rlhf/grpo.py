@@ -6,18 +6,24 @@ and REINFORCE++ advantages (--advantage_estimator), and DAPO's dynamic sampling 
 Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
 Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
 """
+import os
 import random
+import tempfile
 
+import requests
 import trl
+from safetensors.torch import save_file
+from trl.generation.vllm_client import VLLMClient
+from trl.generation.vllm_generation import VLLMGeneration
 
 from ..template import Template
 from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
 from ..utils.io import append_jsonl
-from ..utils.packages import vllm_missing
+from ..utils.packages import vllm_is_cpu_build, vllm_missing
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .dynamic_sampling import flat_groups, replace_groups
-from .offload import OffloadSettings, offloaded
+from .offload import OffloadSettings, offloaded, vllm_memory_share
 
 logger = get_logger()
 
@@ -25,8 +31,11 @@ logger = get_logger()
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
-                 max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(), **kwargs):
+                 max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
+                 rollout_on_cpu: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if rollout_on_cpu:
+            self._generate_with_cpu_rollout()
         self.template = template
         self.completions_path = completions_path
         self.advantage_scale = advantage_scale
@@ -46,6 +55,18 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
             with offloaded(self.model, self.optimizer, offload):
                 return generate(*args, **kwargs)
         self.vllm_generation.generate = generate_offloaded
+
+    def _generate_with_cpu_rollout(self) -> None:
+        """--vllm_mode server against a ``swift rollout`` on vLLM's CPU build: trl's own server client needs CUDA
+        (it pushes weights over NCCL), so it was left out at construction and this one, which pushes them through a
+        folder, takes its place."""
+        self.use_vllm, self._last_loaded_step = True, -1
+        self.vllm_generation = CPURolloutGeneration(
+            model=self.model, accelerator=self.accelerator, processing_class=self.processing_class, mode='server',
+            server_host=self.args.vllm_server_host, server_port=self.args.vllm_server_port,
+            server_timeout=self.args.vllm_server_timeout, repetition_penalty=self.repetition_penalty,
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+            max_completion_length=self.max_completion_length, logprobs=0, generation_kwargs=self.args.generation_kwargs)
 
     def _tokenize_prompts(self, prompts: list):
         return [self.template.encode_prompt(messages) for messages in prompts], None, {}
@@ -100,6 +121,31 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
                 'rewards': {name: values[i] for name, values in rewards.items()}, 'advantage': advantage})
 
 
+class CPURolloutGeneration(VLLMGeneration):
+    """trl's server-mode generation with weights pushed through a folder: the trainer writes the current weights
+    (the LoRA merged in, under vLLM's names) as safetensors, and the server reloads them in place through vLLM's
+    ``/collective_rpc`` endpoint. vLLM's CPU build has no CUDA for trl's NCCL transfer; the server runs on the same
+    host, so it reads the folder directly."""
+
+    def _init_vllm(self) -> None:
+        if self.accelerator.is_main_process:
+            self.vllm_client = VLLMClient(base_url=f'http://{self.server_host}:{self.server_port}',
+                                          connection_timeout=self.server_timeout)
+        self.weights_dir = tempfile.TemporaryDirectory(prefix='swift-rollout-weights-')  # removed with the trainer
+        self.accelerator.wait_for_everyone()
+
+    def sync_weights(self) -> None:
+        # Cloned: a merged LoRA is unmerged in place once the iteration ends.
+        weights = {name: param.detach().clone().contiguous() for name, param in self._iter_named_params()}
+        if not self.accelerator.is_main_process:
+            return
+        save_file(weights, os.path.join(self.weights_dir.name, 'model.safetensors'))
+        response = requests.post(f'{self.vllm_client.base_url}/collective_rpc', timeout=self.server_timeout,
+                                 json={'method': 'reload_weights', 'kwargs': {'weights_path': self.weights_dir.name}})
+        response.raise_for_status()
+        self.vllm_client.reset_prefix_cache()
+
+
 def _content(completion) -> str:
     return completion[-1]['content'] if isinstance(completion, list) else completion
 
@@ -123,6 +169,10 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
     use_vllm = settings.use_vllm and _vllm_usable()
     scale_rewards, advantage_scale = advantage_settings(settings.advantage_estimator, settings.scale_rewards,
                                                         settings.num_generations)
+    offload = OffloadSettings(settings.offload_model, settings.offload_optimizer, settings.gc_collect_after_offload)
+    if use_vllm and vllm_is_cpu_build():
+        offload = _without_gpu_memory_flags(settings, offload)
+    rollout_on_cpu = use_vllm and settings.vllm_mode == 'server' and vllm_is_cpu_build()
     config = trl_config(
         trl.GRPOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
@@ -130,24 +180,43 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         repetition_penalty=settings.repetition_penalty, epsilon=settings.epsilon,
         epsilon_high=settings.epsilon_high, scale_rewards=scale_rewards,
         num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
-        reward_weights=settings.reward_weights or None, log_completions=False, use_vllm=use_vllm,
-        vllm_mode=settings.vllm_mode, vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
-        vllm_tensor_parallel_size=settings.vllm_tensor_parallel_size,
-        vllm_max_model_length=settings.vllm_max_model_len, vllm_enable_sleep_mode=settings.sleep_level > 0,
-        vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
+        reward_weights=settings.reward_weights or None, log_completions=False,
+        use_vllm=use_vllm and not rollout_on_cpu, **(_vllm_config(settings) if use_vllm else {}))
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
                        advantage_scale=advantage_scale,
                        max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0,
-                       offload=OffloadSettings(settings.offload_model, settings.offload_optimizer,
-                                               settings.gc_collect_after_offload), **kwargs)
+                       offload=offload, rollout_on_cpu=rollout_on_cpu, **kwargs)
 
 
 def _vllm_usable() -> bool:
-    """--use_vllm needs vLLM and a GPU; without either, generation falls back to transformers with one warning."""
+    """--use_vllm needs vLLM that can run here (its CUDA build and a GPU, or its CPU build); without it, generation
+    falls back to transformers with one warning."""
     missing = vllm_missing()
     if missing:
         logger.warning(f'--use_vllm true: {missing}, so completions are generated with transformers')
     return missing is None
+
+
+def _vllm_config(settings: AlignmentSettings) -> dict:
+    """trl's vLLM settings. Sleep mode needs CUDA's memory allocator: vLLM's CPU build refuses it."""
+    config = dict(vllm_mode=settings.vllm_mode, vllm_tensor_parallel_size=settings.vllm_tensor_parallel_size,
+                  vllm_max_model_length=settings.vllm_max_model_len,
+                  vllm_enable_sleep_mode=settings.sleep_level > 0 and not vllm_is_cpu_build(),
+                  vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
+    if settings.vllm_mode == 'colocate':  # a server has its own (swift rollout --vllm_gpu_memory_utilization)
+        config['vllm_gpu_memory_utilization'] = vllm_memory_share(settings.vllm_gpu_memory_utilization)
+    return config
+
+
+def _without_gpu_memory_flags(settings: AlignmentSettings, offload: OffloadSettings) -> OffloadSettings:
+    """With vLLM on the CPU, training and generation share host memory: nothing to put to sleep or to offload."""
+    given = {'--sleep_level': settings.sleep_level, '--offload_model': offload.model,
+             '--offload_optimizer': offload.optimizer, '--gc_collect_after_offload': offload.gc_collect}
+    ignored = [f'{flag} {str(value).lower()}' for flag, value in given.items() if value]
+    if ignored:
+        logger.warning(f'{", ".join(ignored)}: vLLM runs on the CPU, in the host memory the training uses too, so '
+                       'there is nothing to put to sleep or offload; ignored')
+    return OffloadSettings()
 
 
 GRPO = Algorithm(rows='prompt', encoding='prompt', uses_reference=False, make_trainer=make_trainer)

@@ -5,7 +5,7 @@ import pytest
 
 from swift.llm import (BaseArguments, InferRequest, PtEngine, RequestConfig, TrainArguments, get_model_tokenizer,
                        get_template, safe_snapshot_download, sft_main)
-from swift.infer.pt_engine import STREAM_THREAD
+from swift.infer.base import STREAM_THREAD
 from swift.tuners import Swift
 from swift.utils import SwiftError
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from swift.infer import PtEngine
+from swift.infer.tokens import token_bytes
 from swift.protocol import InferRequest, RequestConfig
 from swift.utils import SwiftError
 
@@ -31,7 +32,7 @@ def engine(qwen2_dir) -> PtEngine:
 @pytest.fixture(scope='module')
 def id_of_bytes(engine) -> dict[bytes, int]:
     """Token bytes back to the token id; unique for the byte-level BPE tokenizer of the tiny models."""
-    ids = {engine._token_bytes(i): i for i in range(len(engine.tokenizer))}
+    ids = {token_bytes(engine.tokenizer, i): i for i in range(len(engine.tokenizer))}
     assert len(ids) == len(engine.tokenizer)
     return ids
 
