@@ -11,7 +11,9 @@ stops the server. Settings:
 * ours, ``--max_batch_size B``  -- batched (``--batch``, default 8);
 * peer, ``--max_batch_size B``  -- only with ``--peer`` (ms-swift's ``swift``; ``--peer-extra`` defaults to
   ``--model_type qwen2 --template qwen``, which ms-swift needs for a local folder; its deploy rejects
-  ``--check_model``, a training-only flag).
+  ``--check_model``, a training-only flag);
+* ours, ``--infer_backend vllm`` -- only with ``--vllm`` (the ``swift`` of ``.venv-vllm``, scripts/setup_vllm.sh;
+  on a CPU that is vLLM's CPU build).
 
 Per setting: start-up time (spawn to first ``/v1/models`` answer), wall time of the request burst,
 requests/s, generated tokens/s (sum of ``usage.completion_tokens`` / wall), latency p50/p90/p99, errors.
@@ -20,6 +22,7 @@ Usage::
 
     .venv/bin/python bench/deploy_throughput.py
     .venv/bin/python bench/deploy_throughput.py --peer /work/peers/ms-swift-venv/bin/swift --json /tmp/d.json
+    .venv/bin/python bench/deploy_throughput.py --vllm .venv-vllm/bin/swift --skip-unbatched
 """
 import argparse
 import json
@@ -38,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 HERE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_EXTRA = '--model_type qwen2 --template qwen'  # --check_model is a training flag; deploy rejects it
+VLLM_EXTRA = '--vllm_enforce_eager true'  # CUDA graphs do not exist on a CPU; on a GPU, drop it for speed
 
 
 def ensure_model(workdir, seed=42):
@@ -127,11 +131,11 @@ def fire(url, model_id, prompts, concurrency, max_tokens, request_timeout, burst
     return results, time.time() - t0
 
 
-def bench_side(name, exe, model_dir, batch, extra, opts, prompts):
+def bench_side(name, exe, model_dir, batch, backend, extra, opts, prompts):
     port = free_port()
     url = f'http://127.0.0.1:{port}'
     argv = [exe, 'deploy', '--model', model_dir, '--host', '127.0.0.1', '--port', str(port),
-            '--max_batch_size', str(batch), '--temperature', '0', '--infer_backend', 'pt'] + shlex.split(extra)
+            '--max_batch_size', str(batch), '--temperature', '0', '--infer_backend', backend] + shlex.split(extra)
     log_path = os.path.join(opts.workdir, f'{name}.log')
     print(f'[{name}] {" ".join(shlex.quote(a) for a in argv)}', flush=True)
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
@@ -208,6 +212,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--ours', default=os.path.join(HERE_ROOT, '.venv', 'bin', 'swift'))
     ap.add_argument('--peer', default=None, help="ms-swift's swift executable (optional)")
+    ap.add_argument('--vllm', default=None, help='the swift executable of .venv-vllm, for --infer_backend vllm')
+    ap.add_argument('--vllm-extra', default=VLLM_EXTRA)
     ap.add_argument('--workdir', default='/tmp/swift-bench-deploy')
     ap.add_argument('--requests', type=int, default=32)
     ap.add_argument('--concurrency', type=int, default=32)
@@ -227,11 +233,14 @@ def main():
     prompts = make_prompts(opts.requests)
     runs = []
     if not opts.skip_unbatched:
-        runs.append(('ours-b1', opts.ours, 1, opts.ours_extra))
-    runs.append((f'ours-b{opts.batch}', opts.ours, opts.batch, opts.ours_extra))
+        runs.append(('ours-b1', opts.ours, 1, 'pt', opts.ours_extra))
+    runs.append((f'ours-b{opts.batch}', opts.ours, opts.batch, 'pt', opts.ours_extra))
     if opts.peer:
-        runs.append((f'peer-b{opts.batch}', opts.peer, opts.batch, opts.peer_extra))
-    rows = [bench_side(name, exe, model_dir, b, extra, opts, prompts) for name, exe, b, extra in runs]
+        runs.append((f'peer-b{opts.batch}', opts.peer, opts.batch, 'pt', opts.peer_extra))
+    if opts.vllm:
+        runs.append(('ours-vllm', opts.vllm, opts.batch, 'vllm', opts.vllm_extra))
+    rows = [bench_side(name, exe, model_dir, b, backend, extra, opts, prompts)
+            for name, exe, b, backend, extra in runs]
 
     print(f'\n{opts.requests} chat requests, {opts.concurrency} concurrent, max_tokens {opts.max_tokens}, '
           f'temperature 0, model {model_dir}')
@@ -239,6 +248,10 @@ def main():
     by = {r['name']: r for r in rows if 'error' not in r}
     ratios = {}
     b1, bb, peer = by.get('ours-b1'), by.get(f'ours-b{opts.batch}'), by.get(f'peer-b{opts.batch}')
+    vllm = by.get('ours-vllm')
+    if bb and vllm:
+        ratios['vllm_over_pt_tok_per_s'] = vllm['tok_per_s'] / bb['tok_per_s']
+        print(f"vllm / pt b{opts.batch}: {ratios['vllm_over_pt_tok_per_s']:.2f}x tok/s")
     if b1 and bb:
         ratios['batching_gain_req_per_s'] = bb['req_per_s'] / b1['req_per_s']
         ratios['batching_gain_tok_per_s'] = bb['tok_per_s'] / b1['tok_per_s']

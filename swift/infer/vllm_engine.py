@@ -89,7 +89,10 @@ class VllmEngine(InferEngine):
 
     @staticmethod
     async def _start(engine_args: AsyncEngineArgs) -> AsyncLLM:
-        return AsyncLLM.from_engine_args(engine_args)  # on the loop, where its output handler will run
+        try:
+            return AsyncLLM.from_engine_args(engine_args)  # on the loop, where its output handler will run
+        except ValueError as err:  # pydantic's ValidationError among them: a setting vLLM refuses for this model
+            raise SwiftError(f'vLLM refused the settings: {_reason(err)}') from None
 
     def _wait(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -193,6 +196,13 @@ class VllmEngine(InferEngine):
             choice.logprobs = ChoiceLogprobs(completion.entries)
             n_content = len(completion.entries)
         return choice, len(completion.token_ids), n_content
+
+
+def _reason(err: ValueError) -> str:
+    """The first reason of a (pydantic) ValueError, without pydantic's preamble."""
+    errors = getattr(err, 'errors', None)
+    message = errors()[0]['msg'] if callable(errors) else str(err)
+    return message.removeprefix('Value error, ').strip().splitlines()[0]
 
 
 def _lora_rank(name: str, path: str) -> int:

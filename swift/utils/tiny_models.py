@@ -104,7 +104,7 @@ def build_tokenizer(family: str, vocab_size: int = 1000, extra_texts: list[str] 
 
 def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64, num_layers: int = 2,
                      vocab_size: int = 1000, intermediate_size: int | None = None, seed: int = 0,
-                     extra_texts: list[str] | None = None) -> str:
+                     extra_texts: list[str] | None = None, max_position_embeddings: int = 4096) -> str:
     """Write a random-weight model of ``family`` with its tokenizer to ``out_dir``; returns ``out_dir``."""
     import torch
     torch.manual_seed(seed)
@@ -112,7 +112,7 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
     config = AutoConfig.for_model(
         FAMILIES[family][0], vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
         intermediate_size=intermediate_size or hidden_size * 4, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=hidden_size // 4, max_position_embeddings=4096, tie_word_embeddings=True,
+        head_dim=hidden_size // 4, max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = AutoModelForCausalLM.from_config(config)
     os.makedirs(out_dir, exist_ok=True)

@@ -10,7 +10,9 @@ HIDDEN_SIZE = 128
 @pytest.fixture(scope='session')
 def vllm_model_dir(tmp_path_factory) -> str:
     from swift.utils.tiny_models import build_tiny_model
-    return build_tiny_model(str(tmp_path_factory.mktemp('vllm-qwen2')), 'qwen2', hidden_size=HIDDEN_SIZE)
+    # The context of Qwen2.5-7B, so that the seeds' --vllm_max_model_len 8192 fits as it does there.
+    return build_tiny_model(str(tmp_path_factory.mktemp('vllm-qwen2')), 'qwen2', hidden_size=HIDDEN_SIZE,
+                            max_position_embeddings=32768)
 
 
 @pytest.fixture(scope='session')

@@ -4,6 +4,7 @@ Both compute in float32, so greedy answers agree token for token, with the base 
 """
 import json
 import os
+import shutil
 import threading
 
 import pytest
@@ -108,15 +109,19 @@ def test_a_cancelled_request_stops_generating(engine):
     assert 0 < response.usage.completion_tokens < 200
 
 
-def test_a_dora_adapter_is_refused_in_one_line(vllm_model_dir, tmp_path):
+def test_a_dora_adapter_is_refused_before_vllm_starts(vllm_model_dir, tmp_path):
     os.makedirs(tmp_path / 'dora')
     with open(tmp_path / 'dora' / 'adapter_config.json', 'w') as f:
         json.dump({'peft_type': 'LORA', 'use_dora': True, 'r': 8}, f)
-    result = run_swift('infer', '--model', vllm_model_dir, '--adapters', str(tmp_path / 'dora'), '--infer_backend',
-                       'vllm')
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1].endswith(
-        'is DoRA; vLLM serves plain LoRA: merge it first (swift export --merge_lora true) or use --infer_backend pt')
+    args = InferArguments(model=vllm_model_dir, adapters=[str(tmp_path / 'dora')], infer_backend='vllm')
+    with pytest.raises(SwiftError, match='is DoRA; vLLM serves plain LoRA: merge it first'):
+        build_engine(args)
+
+
+def test_settings_vllm_refuses_are_one_line(vllm_model_dir):
+    args = InferArguments(model=vllm_model_dir, infer_backend='vllm', vllm_max_model_len=65536)
+    with pytest.raises(SwiftError, match=r'^vLLM refused the settings: User-specified max_model_len \(65536\)'):
+        build_engine(args)
 
 
 def test_seed_deploy_with_vllm_serves_two_adapters(vllm_model_dir, vllm_adapters, engine, tmp_path):
@@ -144,3 +149,17 @@ def test_seed_deploy_with_vllm_serves_two_adapters(vllm_model_dir, vllm_adapters
                 model='lora1', messages=messages, max_tokens=12, temperature=0).choices[0].message.content,
                 range(16)))
         assert together == [alone.choices[0].message.content] * 16
+
+
+def test_seed_infer_command_merges_and_streams_with_vllm(vllm_model_dir, vllm_adapters, engine, tmp_path):
+    """Seed 003's command: merge the checkpoint, then chat with vLLM; the base and template come from args.json."""
+    ckpt = str(tmp_path / 'checkpoint-1')
+    shutil.copytree(vllm_adapters['lora1'], ckpt)
+    with open(os.path.join(ckpt, 'args.json'), 'w') as f:
+        json.dump({'model': vllm_model_dir, 'template': 'qwen'}, f)
+    result = run_swift('infer', '--adapters', ckpt, '--stream', 'true', '--merge_lora', 'true', '--infer_backend',
+                       'vllm', '--vllm_max_model_len', '8192', '--temperature', '0', '--max_new_tokens', '2048',
+                       input='who are you?\nexit\n')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.isfile(os.path.join(f'{ckpt}-merged', 'model.safetensors'))
+    assert _answers(engine, GREEDY, 'lora1')[0] in result.stdout
