@@ -70,9 +70,11 @@ def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferE
         max_model_len=args.vllm_max_model_len, enforce_eager=args.vllm_enforce_eager,
         max_lora_rank=args.vllm_max_lora_rank, enable_prefix_caching=args.vllm_enable_prefix_caching,
         trust_remote_code=args.trust_remote_code, seed=args.seed)
+    # vLLM batches whatever it holds, so requests reach it as they come, up to its own limit: --max_batch_size is
+    # for the pt backend (ms-swift's docs say the same).
     return VllmEngine(model_dir, template, settings, adapters=named_adapters,
                       default_adapter=args.adapters[0] if args.adapters else None,
-                      max_batch_size=args.max_batch_size)
+                      max_batch_size=args.vllm_max_num_seqs)
 
 
 def request_config(args: InferArguments) -> RequestConfig:

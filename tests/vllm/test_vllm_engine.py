@@ -12,7 +12,7 @@ import pytest
 from swift.arguments import InferArguments
 from swift.infer import PtEngine
 from swift.pipelines.common import load_model_and_template
-from swift.pipelines.infer import build_engine
+from swift.pipelines.infer import batch_infer, build_engine, request_config
 from swift.protocol import InferRequest, RequestConfig
 from swift.utils import SwiftError
 from tests.conftest import run_swift
@@ -107,6 +107,18 @@ def test_a_cancelled_request_stops_generating(engine):
     response = engine.generate([engine.encode(_requests('hi')[0])], RequestConfig(max_tokens=200, temperature=0),
                                on_text=lambda *_: started.set(), cancelled=lambda _: started.is_set())[0]
     assert 0 < response.usage.completion_tokens < 200
+
+
+def test_batch_inference_over_a_dataset_in_one_go(engine, vllm_model_dir, tmp_path):
+    data = tmp_path / 'val.jsonl'
+    data.write_text(''.join(json.dumps({'messages': [{'role': 'user', 'content': p}, {'role': 'assistant',
+                                                                                   'content': 'x'}]}) + '\n'
+                            for p in PROMPTS))
+    args = InferArguments(model=vllm_model_dir, infer_backend='vllm', val_dataset=[str(data)], temperature=0,
+                          max_new_tokens=12, result_path=str(tmp_path / 'out.jsonl'))
+    results = batch_infer(engine, args, request_config(args))
+    assert [r['response'].rstrip('\ufffd') for r in results] == _answers(engine, GREEDY)
+    assert len((tmp_path / 'out.jsonl').read_text().splitlines()) == len(PROMPTS)
 
 
 def test_a_dora_adapter_is_refused_before_vllm_starts(vllm_model_dir, tmp_path):
