@@ -58,6 +58,15 @@ class InferEngine(ABC):
     def max_model_len(self) -> int | None:
         """The context length, prompt and answer together; None where the model does not say."""
 
+    def close(self) -> None:
+        """Release what the engine runs besides this process (vLLM's engine processes); nothing by default."""
+
+    def __enter__(self) -> 'InferEngine':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     @property
     def is_scorer(self) -> bool:
         """A reward model: it scores conversations instead of continuing them."""

@@ -343,6 +343,9 @@ def create_app(engine: InferEngine, served_model_name: str, adapter_names: list[
         scheduler.start()
         yield
         scheduler.stop()
+        # Here rather than after uvicorn.run returns: on SIGTERM uvicorn re-raises the signal once it has shut
+        # down, which ends the process before any code after it, and vLLM's engine processes would outlive it.
+        engine.close()
 
     app = FastAPI(title='swift deploy', lifespan=lifespan)
     _add_error_handlers(app)

@@ -98,9 +98,10 @@ class VllmEngine(InferEngine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def close(self) -> None:
-        """Stop vLLM's engine process and the loop thread."""
-        self._wait(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        """Stop vLLM's engine process and the loop thread; once, however often it is called."""
+        if self._loop.is_running():
+            self._wait(self._shutdown())
+            self._loop.call_soon_threadsafe(self._loop.stop)
 
     async def _shutdown(self) -> None:
         self.engine.shutdown()

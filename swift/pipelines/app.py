@@ -30,16 +30,16 @@ TEXTS = {
 def app_main(args: AppArguments | list[str] | None = None) -> None:
     args = apply_checkpoint_args(to_arguments(AppArguments, args))
     gr = _import_gradio()  # before the model loads: a missing package should cost no waiting
-    engine = build_engine(args)
-    title = args.studio_title or os.path.basename(os.path.normpath(args.model))
-    demo = build_demo(gr, engine, request_config(args), title, TEXTS[args.lang])
-    logger.info(f'chat with {title} on http://{args.server_name}:{args.server_port}')
-    try:
-        demo.queue().launch(server_name=args.server_name, server_port=args.server_port, share=args.share)
-    except OSError as err:  # the port is taken, or the address is not this machine's
-        reason = str(err).split('. ')[0]  # gradio goes on about launch() arguments, which mean nothing here
-        raise SwiftError(f'cannot serve on {args.server_name}:{args.server_port} ({reason}); '
-                         'pick another --server_port or --server_name') from None
+    with build_engine(args) as engine:
+        title = args.studio_title or os.path.basename(os.path.normpath(args.model))
+        demo = build_demo(gr, engine, request_config(args), title, TEXTS[args.lang])
+        logger.info(f'chat with {title} on http://{args.server_name}:{args.server_port}')
+        try:
+            demo.queue().launch(server_name=args.server_name, server_port=args.server_port, share=args.share)
+        except OSError as err:  # the port is taken, or the address is not this machine's
+            reason = str(err).split('. ')[0]  # gradio goes on about launch() arguments, which mean nothing here
+            raise SwiftError(f'cannot serve on {args.server_name}:{args.server_port} ({reason}); '
+                             'pick another --server_port or --server_name') from None
 
 
 def _import_gradio():

@@ -23,8 +23,9 @@ logger = get_logger()
 def deploy_main(args: DeployArguments | list[str] | None = None) -> None:
     args = apply_checkpoint_args(to_arguments(DeployArguments, args))
     served_name = args.served_model_name or os.path.basename(os.path.normpath(args.model))
-    engine = build_engine(args, args.adapter_mapping)
-    app = create_app(engine, served_name, list(args.adapter_mapping), api_key=args.api_key,
-                     default_request_config=request_config(args), log_interval=args.log_interval)
-    logger.info(f"serving {', '.join([served_name, *args.adapter_mapping])} on http://{args.host}:{args.port}/v1")
-    uvicorn.run(app, host=args.host, port=args.port, log_level='info')
+    with build_engine(args, args.adapter_mapping) as engine:  # vLLM's processes end with the server
+        app = create_app(engine, served_name, list(args.adapter_mapping), api_key=args.api_key,
+                         default_request_config=request_config(args), log_interval=args.log_interval)
+        names = ', '.join([served_name, *args.adapter_mapping])
+        logger.info(f'serving {names} on http://{args.host}:{args.port}/v1')
+        uvicorn.run(app, host=args.host, port=args.port, log_level='info')

@@ -27,12 +27,12 @@ CLEAR_WORDS = {'clear'}
 
 def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | None:
     args = apply_checkpoint_args(to_arguments(InferArguments, args))
-    engine = build_engine(args)
-    config = request_config(args)
-    config.stream = config.stream and not engine.is_scorer  # a score comes whole
-    if args.val_dataset or args.load_data_args:
-        return batch_infer(engine, args, config)
-    chat(engine, config)
+    with build_engine(args) as engine:
+        config = request_config(args)
+        config.stream = config.stream and not engine.is_scorer  # a score comes whole
+        if args.val_dataset or args.load_data_args:
+            return batch_infer(engine, args, config)
+        chat(engine, config)
     return None
 
 
