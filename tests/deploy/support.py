@@ -32,14 +32,16 @@ def make_adapter(base_dir: str, out_dir: str, seed: int) -> str:
 
 
 @contextmanager
-def running_swift(argv: list[str], ready_url: str, log_path: str, env: dict | None = None) -> Iterator[None]:
-    """``swift <argv>`` in a subprocess, its output in ``log_path``, for the block once ``ready_url`` answers."""
+def running_swift(argv: list[str], ready_url: str, log_path: str,
+                  env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """``swift <argv>`` in a subprocess, its output in ``log_path``, for the block once ``ready_url`` answers;
+    stopped with SIGTERM, as a service manager stops it."""
     with open(log_path, 'w') as log:
         proc = subprocess.Popen([sys.executable, '-m', 'swift.cli.main', *argv], stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})})
     try:
         wait_until_up(ready_url, proc, log_path)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:

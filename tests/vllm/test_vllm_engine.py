@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 
+import psutil
 import pytest
 
 from swift.arguments import InferArguments
@@ -146,7 +147,8 @@ def test_seed_deploy_with_vllm_serves_two_adapters(vllm_model_dir, vllm_adapters
             '--infer_backend', 'vllm', '--temperature', '0', '--max_new_tokens', '12', '--host', '127.0.0.1',
             '--port', str(port), '--vllm_enforce_eager', 'true', '--vllm_max_model_len', str(MAX_MODEL_LEN),
             '--served_model_name', 'tiny']
-    with running_swift(argv, f'http://127.0.0.1:{port}/health', str(tmp_path / 'server.log')):
+    with running_swift(argv, f'http://127.0.0.1:{port}/health', str(tmp_path / 'server.log')) as server:
+        vllm_processes = psutil.Process(server.pid).children(recursive=True)
         client = OpenAI(api_key='EMPTY', base_url=f'http://127.0.0.1:{port}/v1')
         models = [model.id for model in client.models.list().data]
         assert models == ['tiny', 'lora1', 'lora2']
@@ -161,6 +163,8 @@ def test_seed_deploy_with_vllm_serves_two_adapters(vllm_model_dir, vllm_adapters
                 model='lora1', messages=messages, max_tokens=12, temperature=0).choices[0].message.content,
                 range(16)))
         assert together == [alone.choices[0].message.content] * 16
+    _, alive = psutil.wait_procs(vllm_processes, timeout=15)
+    assert vllm_processes and not alive  # vLLM's engine processes end with the server
 
 
 def test_seed_infer_command_merges_and_streams_with_vllm(vllm_model_dir, vllm_adapters, engine, tmp_path):
