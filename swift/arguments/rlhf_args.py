@@ -110,7 +110,7 @@ class RLHFArguments(TrainArguments):
     vllm_mode: Literal['colocate', 'server'] = field(default='colocate', metadata={'help': 'vLLM placement.'})
     vllm_gpu_memory_utilization: Optional[float] = field(
         default=None, metadata={'help': 'Share of the GPU colocated vLLM may use (default 0.9); on vLLM\'s CPU build, '
-                                        'share of host memory for its KV cache (default 0.1).'})
+                                        'share of host memory for its KV cache (default 0.2).'})
     vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'vLLM tensor parallelism.'})
     vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'vLLM context length.'})
     vllm_server_host: str = field(default='0.0.0.0', metadata={'help': 'swift rollout host (vllm_mode server).'})

@@ -15,7 +15,7 @@ class RolloutArguments(ModelArguments):
     vllm_data_parallel_size: int = field(default=1, metadata={'help': 'Model copies serving in parallel.'})
     vllm_gpu_memory_utilization: Optional[float] = field(
         default=None, metadata={'help': 'Share of each GPU vLLM may use (default 0.9); on vLLM\'s CPU build, share of '
-                                        'host memory for its KV cache (default 0.1).'})
+                                        'host memory for its KV cache (default 0.2).'})
     vllm_max_model_len: Optional[int] = field(default=None, metadata={'help': 'Longest context; default the model\'s.'})
     vllm_enable_prefix_caching: Optional[bool] = field(
         default=None, metadata={'help': "Reuse the KV cache of shared prompt prefixes (default: vLLM's choice)."})

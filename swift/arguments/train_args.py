@@ -172,7 +172,8 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
                                         'off on a CPU, where host memory is ample and recomputing costs ~30% speed.'})
     # transformers 5.20 renamed gradient_checkpointing to activation_checkpointing; declared here as well for the
     # transformers < 5.20 that vLLM pins (.venv-vllm), whose TrainingArguments lacks it.
-    activation_checkpointing: Optional[bool] = field(default=None, metadata={'help': 'Same as --gradient_checkpointing.'})
+    activation_checkpointing: Optional[bool] = field(
+        default=None, metadata={'help': 'Same as --gradient_checkpointing.'})
     lr_scheduler_type: str = 'cosine'
     weight_decay: float = 0.1
     adam_beta2: float = 0.95

@@ -39,7 +39,7 @@ class AlignmentSettings:
     reward_weights: list[float] = field(default_factory=list)
     use_vllm: bool = False
     vllm_mode: str = 'colocate'
-    vllm_gpu_memory_utilization: float | None = None  # None: 0.9 of a GPU, 0.1 of the host on vLLM's CPU build
+    vllm_gpu_memory_utilization: float | None = None  # None: 0.9 of a GPU, 0.2 of the host on vLLM's CPU build
     vllm_tensor_parallel_size: int = 1
     vllm_max_model_len: int | None = None
     vllm_server_host: str = '0.0.0.0'

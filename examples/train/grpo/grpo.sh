@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GRPO command of seed 000, unchanged but for the model and the dataset: a NuminaMath-TIR-style file here
-# (the hub id AI-MO/NuminaMath-TIR works where the hub is reachable). On a machine without vLLM or a GPU,
-# --use_vllm true generates with transformers instead (one warning) and the offload flags do nothing.
+# (the hub id AI-MO/NuminaMath-TIR works where the hub is reachable). Where vLLM cannot run, --use_vllm true
+# generates with transformers instead (one warning). In .venv-vllm on a CPU (vLLM's CPU build) vLLM generates;
+# --sleep_level and the offload flags are ignored there (one warning), and 0.5 of host memory is used when free.
 # MAX_COMPLETION_LENGTH (default 1024, as in the seed) shortens the run on a CPU.
 set -euo pipefail
 . "$(dirname "$0")/../../_model.sh"
