@@ -4,14 +4,17 @@ from typing import Literal, Optional
 
 from ..utils import SwiftError
 from .base_args import BaseArguments, GenerationArguments
+from .lmdeploy_args import LmdeployArguments
+from .sglang_args import SglangArguments
 from .vllm_args import VllmArguments
 
 
 @dataclass
-class InferArguments(BaseArguments, GenerationArguments, VllmArguments):
+class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangArguments, LmdeployArguments):
     infer_backend: Literal['pt', 'vllm', 'sglang', 'lmdeploy'] = field(
         default='pt', metadata={'help': 'Inference engine: pt (transformers) works everywhere; vllm needs vLLM '
-                                        '(scripts/setup_vllm.sh).'})
+                                        '(scripts/setup_vllm.sh); sglang and lmdeploy need their package and a '
+                                        'CUDA GPU.'})
     max_batch_size: int = field(default=1, metadata={'help': 'Rows generated together in batch inference.'})
     merge_lora: bool = field(default=False, metadata={'help': 'Merge the adapters into the base before inference.'})
     result_path: Optional[str] = field(default=None, metadata={'help': 'Where batch inference writes its jsonl.'})
@@ -21,6 +24,8 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments):
     def __post_init__(self):
         BaseArguments.__post_init__(self)
         VllmArguments.__post_init__(self)
+        SglangArguments.__post_init__(self)
+        LmdeployArguments.__post_init__(self)
         if self.max_batch_size < 1:
             raise SwiftError(f'--max_batch_size must be at least 1, got {self.max_batch_size}')
         if not self.model and not self.adapters:

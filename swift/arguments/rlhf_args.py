@@ -198,6 +198,11 @@ class RLHFArguments(TrainArguments):
             raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps x processes '
                              f'({local} x {env.world_size()}) must be a multiple of --num_generations '
                              f'({self.num_generations}): each batch holds whole groups')
+        evaluates = bool(self.val_dataset) or self.split_dataset_ratio > 0
+        if evaluates and self.per_device_eval_batch_size * env.world_size() % self.num_generations:
+            raise SwiftError(f'--per_device_eval_batch_size x processes ({self.per_device_eval_batch_size} x '
+                             f'{env.world_size()}) must be a multiple of --num_generations ({self.num_generations}) '
+                             'to evaluate on held-out prompts (or --split_dataset_ratio 0)')
         share = self.vllm_gpu_memory_utilization
         if share is not None and not 0 < share <= 1:
             raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {share}')

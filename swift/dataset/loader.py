@@ -14,6 +14,7 @@ from importlib import resources
 from ..hub import download_dataset
 from ..utils import SwiftError, get_logger
 from .preprocess import RowError, normalize_row, rename_columns
+from .split import split_rows
 
 logger = get_logger()
 DATA_SUFFIXES = ('.jsonl', '.json', '.csv', '.parquet')
@@ -181,3 +182,14 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
     if loaded.skipped:
         logger.warning(f'skipped {loaded.skipped} malformed rows (--strict false)')
     return loaded
+
+
+def load_dataset(datasets: list[str] | str, split_dataset_ratio: float = 0.0, seed: int = 42, *,
+                 columns: dict | None = None, strict: bool = True, use_hf: bool = False):
+    """ms-swift's ``load_dataset``: ``(train, val)`` as 🤗 datasets of normalised rows (``{'messages': ...}``, so
+    ``InferRequest(**row)`` works); ``val`` is None without a split."""
+    from datasets import Dataset
+    specs = [datasets] if isinstance(datasets, str) else datasets
+    rows = load_rows(specs, columns=columns, strict=strict, seed=seed, use_hf=use_hf).rows
+    train, val = split_rows(rows, split_dataset_ratio, seed, shuffle=split_dataset_ratio > 0)
+    return Dataset.from_list(train), Dataset.from_list(val) if val else None

@@ -11,6 +11,7 @@ from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, Ch
                         InferRequest, RequestConfig, UsageInfo)
 from ..template import Template
 from ..utils import SwiftError
+from .metrics import InferStats
 from .tokens import token_bytes
 
 DEFAULT_MAX_TOKENS = 2048
@@ -73,20 +74,28 @@ class InferEngine(ABC):
         return False
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
-              adapter: str | None = None
-              ) -> list[ChatCompletionResponse] | list[Iterator[ChatCompletionStreamResponse]]:
-        """One response per request; with ``request_config.stream`` one chunk iterator per request."""
+              metrics: list[InferStats] | None = None, *, adapter: str | None = None
+              ) -> list[ChatCompletionResponse] | Iterator[list[ChatCompletionStreamResponse | None]]:
+        """ms-swift's call. One response per request; with ``request_config.stream``, a generator of lists that hold
+        one entry per request: its next chunk, or None when it has nothing new. ``metrics`` (``InferStats``) see
+        each finished response. ``adapter`` names the adapter to answer with; None: the model as loaded."""
         config = request_config or RequestConfig()
         self.check_adapter(adapter)
         check_logprobs(config)
-        if config.stream:
-            return [self._stream(request, config, adapter) for request in infer_requests]
         prompts = [self.encode(request) for request in infer_requests]
-        per_batch = max(1, self.max_batch_size // config.n)  # each prompt takes n rows
-        responses = []
-        for start in range(0, len(prompts), per_batch):
-            responses += self.generate(prompts[start:start + per_batch], config, adapter)
+        if config.stream:
+            return self._stream(prompts, config, adapter, metrics or [])
+        responses = [response for batch in self._batches(prompts, config)
+                     for response in self.generate(batch, config, adapter)]
+        for metric in metrics or []:
+            for response in responses:
+                metric.update(response)
         return responses
+
+    def _batches(self, prompts: list[list[int]], config: RequestConfig) -> Iterator[list[list[int]]]:
+        per_batch = max(1, self.max_batch_size // config.n)  # each prompt takes n rows
+        for start in range(0, len(prompts), per_batch):
+            yield prompts[start:start + per_batch]
 
     def encode(self, request: InferRequest) -> list[int]:
         """Prompt ids of a conversation, rendered with the chat template."""
@@ -128,39 +137,52 @@ class InferEngine(ABC):
         usage = UsageInfo(len(prompt), n_completion, len(prompt) + n_completion)
         return ChatCompletionResponse(self.model_name, [choice for choice, _, _ in choices], usage)
 
-    # ---- streaming one request (infer(stream=True)) ----------------------------------------------------------
-    def _stream(self, request: InferRequest, config: RequestConfig,
-                adapter: str | None) -> Iterator[ChatCompletionStreamResponse]:
-        """Chunks of the same ``generate`` the whole answers use, run in a thread, ending with each finish reason.
-        A consumer that stops early (closes this iterator, or drops it, as gradio does for a closed tab) ends the
-        generation at its next step."""
-        prompt = self.encode(request)
+    # ---- streaming (infer(stream=True)) ---------------------------------------------------------------------
+    def _stream(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None,
+                metrics: list[InferStats]) -> Iterator[list[ChatCompletionStreamResponse | None]]:
+        """Chunks of the same ``generate`` calls the whole answers use, run in a thread, each request's ending with
+        its choices' finish reasons. A consumer that stops early (closes the generator, or drops it, as gradio
+        does for a closed tab) ends the generation at its next step."""
         events: queue.Queue = queue.Queue()
         abandoned = threading.Event()
 
         def run() -> None:
             try:
-                on_text = lambda _prompt, *delta: events.put(('text', delta))  # noqa: E731
-                events.put(('done', self.generate([prompt], config, adapter, on_text=on_text,
-                                                  cancelled=lambda _prompt: abandoned.is_set())[0]))
+                offset = 0
+                for batch in self._batches(prompts, config):
+                    on_text = lambda index, *delta: events.put(('text', offset + index, delta))  # noqa: E731
+                    for index, response in enumerate(self.generate(batch, config, adapter, on_text=on_text,
+                                                                   cancelled=lambda _: abandoned.is_set())):
+                        events.put(('done', offset + index, response))
+                    offset += len(batch)
+                events.put(('end', None, None))
             except Exception as err:  # re-raised in the consumer's thread, where the caller can see it
-                events.put(('error', err))
+                events.put(('error', None, err))
 
         threading.Thread(target=run, name=STREAM_THREAD, daemon=True).start()
         try:
             while True:
-                kind, value = events.get()
+                kind, index, value = events.get()
                 if kind == 'error':
                     raise value
+                if kind == 'end':
+                    return
                 if kind == 'text':
                     choice, text, entries = value
-                    yield self._chunk(choice, text, None, entries)
+                    yield self._one_of(len(prompts), index, self._chunk(choice, text, None, entries))
                     continue
+                for metric in metrics:
+                    metric.update(value)
                 for choice in value.choices:
-                    yield self._chunk(choice.index, '', choice.finish_reason)
-                return
+                    chunk = self._chunk(choice.index, '', choice.finish_reason)
+                    chunk.usage = value.usage
+                    yield self._one_of(len(prompts), index, chunk)
         finally:
             abandoned.set()
+
+    @staticmethod
+    def _one_of(n: int, index: int, chunk: ChatCompletionStreamResponse) -> list[ChatCompletionStreamResponse | None]:
+        return [chunk if i == index else None for i in range(n)]
 
     def _chunk(self, index: int, text: str, finish_reason: str | None,
                entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:

@@ -16,16 +16,26 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob, UsageInfo)
-from ..template import Template
+from ..model import get_model_tokenizer
+from ..template import Template, get_template
 from ..utils import SwiftError
 from .base import Choice, InferEngine, OnText, check_logprobs
+from .metrics import InferStats
 from .stopping import StopWordsCriteria, truncate_at_stop
 
 
 class PtEngine(InferEngine):
 
-    def __init__(self, model: PreTrainedModel, template: Template, max_batch_size: int = 1,
-                 model_name: str | None = None):
+    def __init__(self, model: PreTrainedModel | str, template: Template | None = None, max_batch_size: int = 1,
+                 model_name: str | None = None, *, torch_dtype: str | None = None, model_type: str | None = None,
+                 use_hf: bool = False):
+        """``model``: a loaded model, or (as in ms-swift's ``PtEngine(model_id_or_path)``) a folder or hub id to
+        load; ``template``: the model's detected template when None."""
+        if isinstance(model, str):
+            model, tokenizer = get_model_tokenizer(model, torch_dtype, model_type=model_type, use_hf=use_hf)
+            template = template or get_template(model.model_meta.template, tokenizer)
+        if template is None:
+            raise SwiftError('a loaded model needs its template: PtEngine.from_model_template(model, template)')
         super().__init__(template, max_batch_size, model_name or getattr(model, 'model_dir', None) or 'model')
         self.model = model.eval()
         # What adapter=None means: the adapter the model came with, or none at all.
@@ -77,11 +87,11 @@ class PtEngine(InferEngine):
         return type(model).__name__.endswith('ForSequenceClassification')
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
-              adapter: str | None = None):
+              metrics: list[InferStats] | None = None, *, adapter: str | None = None):
         if self.is_scorer:  # as ms-swift serves reward models: the score is the answer's content
             self.check_adapter(adapter)
             return [self._score_response(request, adapter) for request in infer_requests]
-        return super().infer(infer_requests, request_config, adapter)
+        return super().infer(infer_requests, request_config, metrics, adapter=adapter)
 
     def score(self, request: InferRequest, adapter: str | None = None) -> float:
         """A reward model's score of the whole conversation, the final answer included."""

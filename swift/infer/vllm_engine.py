@@ -24,8 +24,11 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, RequestConfig, TopLogprob)
-from ..template import Template
+from ..model import get_model_folder, resolve_torch_dtype
+from ..model.loader import read_config
+from ..template import Template, get_template
 from ..utils import SwiftError
+from ..utils.packages import vllm_memory_utilization
 from .base import Choice, InferEngine, OnText, check_logprobs
 
 CANCEL_POLL_SECONDS = 0.05
@@ -36,8 +39,8 @@ DEFAULT_ADAPTER = 'default'  # vLLM's name for the bare --adapters checkpoint
 @dataclass
 class VllmSettings:
     """The engine arguments swift passes on to vLLM (``--vllm_*`` flags)."""
-    dtype: str = 'auto'
-    gpu_memory_utilization: float = 0.9
+    dtype: str | None = None  # --torch_dtype; None: the model's own (float32 on a CPU, as swift loads models there)
+    gpu_memory_utilization: float | None = None  # 0.9 of a GPU; on vLLM's CPU build, 0.2 of host memory
     tensor_parallel_size: int = 1
     max_num_seqs: int = 256
     max_model_len: int | None = None
@@ -60,13 +63,18 @@ class _Completion:
 class VllmEngine(InferEngine):
     concurrent_batches = 16
 
-    def __init__(self, model_dir: str, template: Template, settings: VllmSettings | None = None, *,
+    def __init__(self, model: str, template: Template | None = None, settings: VllmSettings | None = None, *,
                  adapters: dict[str, str] | None = None, default_adapter: str | None = None,
-                 max_batch_size: int = 8, model_name: str | None = None):
-        """``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``: the checkpoint that
+                 max_batch_size: int = 256, model_name: str | None = None, **settings_fields):
+        """``model``: a model folder or hub id, with ``template`` its template (the detected one when None).
+        ``settings``, or its fields by name as in ms-swift's ``VllmEngine(model, max_model_len=8192)``.
+        ``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``: the checkpoint that
         ``adapter=None`` runs with. vLLM sizes its LoRA slots at start-up, so every adapter is named here."""
-        super().__init__(template, max_batch_size, model_name or model_dir)
-        settings = settings or VllmSettings()
+        if template is None:
+            model, tokenizer, meta = get_model_folder(model)
+            template = get_template(meta.template, tokenizer)
+        super().__init__(template, max_batch_size, model_name or model)
+        settings = settings or VllmSettings(**settings_fields)
         named = dict(adapters or {})
         if default_adapter is not None:
             named[DEFAULT_ADAPTER] = default_adapter
@@ -77,7 +85,8 @@ class VllmEngine(InferEngine):
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name='swift-vllm', daemon=True).start()
         engine_args = AsyncEngineArgs(
-            model=model_dir, dtype=settings.dtype, gpu_memory_utilization=settings.gpu_memory_utilization,
+            model=model, dtype=str(resolve_torch_dtype(settings.dtype, read_config(model))).removeprefix('torch.'),
+            gpu_memory_utilization=vllm_memory_utilization(settings.gpu_memory_utilization),
             tensor_parallel_size=settings.tensor_parallel_size, max_num_seqs=settings.max_num_seqs,
             max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
             enable_prefix_caching=settings.enable_prefix_caching, trust_remote_code=settings.trust_remote_code,

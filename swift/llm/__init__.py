@@ -9,6 +9,7 @@ _SOURCES = {
     'BaseArguments': 'swift.arguments', 'DeployArguments': 'swift.arguments', 'ExportArguments': 'swift.arguments',
     'InferArguments': 'swift.arguments', 'RLHFArguments': 'swift.arguments', 'TrainArguments': 'swift.arguments',
     'safe_snapshot_download': 'swift.hub', 'InferEngine': 'swift.infer', 'PtEngine': 'swift.infer',
+    'VllmEngine': 'swift.infer.vllm_engine', 'load_dataset': 'swift.dataset',
     'get_model_tokenizer': 'swift.model', 'deploy_main': 'swift.pipelines.deploy',
     'export_main': 'swift.pipelines.export', 'infer_main': 'swift.pipelines.infer', 'rlhf_main': 'swift.pipelines.rlhf',
     'pt_main': 'swift.pipelines.train', 'sft_main': 'swift.pipelines.train', 'InferRequest': 'swift.protocol',

@@ -87,8 +87,8 @@ def chat_turn(engine: InferEngine, config: RequestConfig, query: str, history: l
             yield '', history
             return
         # A closed tab makes gradio close this generator; closing the stream too ends the generation at once.
-        with closing(engine.infer([InferRequest(messages)], config)[0]) as stream:
-            for chunk in stream:
+        with closing(engine.infer([InferRequest(messages)], config)) as stream:
+            for chunk, in stream:
                 history[-1]['content'] += chunk.choices[0].delta.content or ''
                 yield '', history
     except SwiftError as err:  # said on the page; the app goes on

@@ -14,7 +14,7 @@ from ..model.loader import read_config
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
-from ..utils.packages import vllm_memory_utilization, vllm_missing
+from ..utils.packages import lmdeploy_missing, sglang_missing, vllm_missing
 from ..utils.io import write_jsonl
 from .common import (apply_checkpoint_args, load_dataset_rows, load_folder_and_template, load_model_and_template,
                      to_arguments)
@@ -42,10 +42,8 @@ def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = N
     named_adapters = named_adapters or {}
     if args.merge_lora and args.adapters:
         args.model, args.adapters = merge_lora(args), []
-    if args.infer_backend == 'vllm':
-        return _vllm_engine(args, named_adapters)
-    if args.infer_backend != 'pt':
-        raise SwiftError(f'--infer_backend {args.infer_backend} is not available in this build; use pt or vllm')
+    if args.infer_backend in FOLDER_ENGINES:
+        return FOLDER_ENGINES[args.infer_backend](args, named_adapters)
     model, _, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = Swift.from_pretrained(model, adapter)
@@ -55,26 +53,71 @@ def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = N
     return engine
 
 
-def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
-    if missing := vllm_missing():
-        raise SwiftError(f'--infer_backend vllm: {missing}')
+def _check_folder_engine(args: InferArguments, missing: str | None) -> None:
+    """SwiftError when the backend cannot run here, or for more than one bare --adapters checkpoint: an engine that
+    loads the model folder itself applies one to the base, the others are served by name."""
+    if missing:
+        raise SwiftError(f'--infer_backend {args.infer_backend}: {missing}')
     if len(args.adapters) > 1:
-        raise SwiftError('--infer_backend vllm applies one --adapters checkpoint to the model; merge the others '
-                         'first (swift export --merge_lora true), or serve them by name (name=path)')
+        raise SwiftError(f'--infer_backend {args.infer_backend} applies one --adapters checkpoint to the model; merge '
+                         'the others first (swift export --merge_lora true), or serve them by name (name=path)')
+
+
+def _dtype_name(args: InferArguments, model_dir: str) -> str:
+    return str(resolve_torch_dtype(args.torch_dtype, read_config(model_dir))).removeprefix('torch.')
+
+
+def _default_adapter(args: InferArguments) -> str | None:
+    return args.adapters[0] if args.adapters else None
+
+
+def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
+    _check_folder_engine(args, vllm_missing())
     from ..infer.vllm_engine import VllmEngine, VllmSettings  # imports vLLM, seconds of start-up
     model_dir, template = load_folder_and_template(args)
     settings = VllmSettings(
-        dtype=str(resolve_torch_dtype(args.torch_dtype, read_config(model_dir))).removeprefix('torch.'),
-        gpu_memory_utilization=vllm_memory_utilization(args.vllm_gpu_memory_utilization),
+        dtype=args.torch_dtype, gpu_memory_utilization=args.vllm_gpu_memory_utilization,
         tensor_parallel_size=args.vllm_tensor_parallel_size, max_num_seqs=args.vllm_max_num_seqs,
         max_model_len=args.vllm_max_model_len, enforce_eager=args.vllm_enforce_eager,
         max_lora_rank=args.vllm_max_lora_rank, enable_prefix_caching=args.vllm_enable_prefix_caching,
         trust_remote_code=args.trust_remote_code, seed=args.seed)
     # vLLM batches whatever it holds, so requests reach it as they come, up to its own limit: --max_batch_size is
     # for the pt backend (ms-swift's docs say the same).
-    return VllmEngine(model_dir, template, settings, adapters=named_adapters,
-                      default_adapter=args.adapters[0] if args.adapters else None,
+    return VllmEngine(model_dir, template, settings, adapters=named_adapters, default_adapter=_default_adapter(args),
                       max_batch_size=args.vllm_max_num_seqs)
+
+
+# SGLang and LMDeploy schedule requests themselves too: they get them as they come (ChoiceStreamEngine's
+# ROWS_AT_ONCE), not in --max_batch_size chunks.
+def _sglang_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
+    _check_folder_engine(args, sglang_missing())
+    from ..infer.sglang_engine import SglangEngine, SglangSettings  # imports SGLang
+    model_dir, template = load_folder_and_template(args)
+    settings = SglangSettings(
+        dtype=_dtype_name(args, model_dir), tp_size=args.sglang_tp_size, pp_size=args.sglang_pp_size,
+        dp_size=args.sglang_dp_size, ep_size=args.sglang_ep_size, mem_fraction_static=args.sglang_mem_fraction_static,
+        context_length=args.sglang_context_length, disable_cuda_graph=args.sglang_disable_cuda_graph,
+        quantization=args.sglang_quantization, kv_cache_dtype=args.sglang_kv_cache_dtype,
+        enable_dp_attention=args.sglang_enable_dp_attention,
+        disable_custom_all_reduce=args.sglang_disable_custom_all_reduce, trust_remote_code=args.trust_remote_code,
+        seed=args.seed)
+    return SglangEngine(model_dir, template, settings, adapters=named_adapters, default_adapter=_default_adapter(args))
+
+
+def _lmdeploy_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
+    _check_folder_engine(args, lmdeploy_missing())
+    from ..infer.lmdeploy_engine import LmdeployEngine, LmdeploySettings  # imports LMDeploy
+    model_dir, template = load_folder_and_template(args)
+    settings = LmdeploySettings(
+        tp=args.lmdeploy_tp, session_len=args.lmdeploy_session_len,
+        cache_max_entry_count=args.lmdeploy_cache_max_entry_count, quant_policy=args.lmdeploy_quant_policy,
+        trust_remote_code=args.trust_remote_code)
+    return LmdeployEngine(model_dir, template, settings, adapters=named_adapters,
+                          default_adapter=_default_adapter(args))
+
+
+# The engines that load the model folder themselves, by --infer_backend; pt loads the model in build_engine.
+FOLDER_ENGINES = {'vllm': _vllm_engine, 'sglang': _sglang_engine, 'lmdeploy': _lmdeploy_engine}
 
 
 def request_config(args: InferArguments) -> RequestConfig:
@@ -110,7 +153,7 @@ def _answer(engine: InferEngine, messages: list[dict], config: RequestConfig) ->
         print(response)
         return response
     pieces = []
-    for chunk in engine.infer([request], config)[0]:
+    for chunk, in engine.infer([request], config):
         piece = chunk.choices[0].delta.content or ''
         pieces.append(piece)
         print(piece, end='', flush=True)

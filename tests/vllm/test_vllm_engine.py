@@ -31,16 +31,16 @@ def _answers(engine, config: RequestConfig, adapter: str | None = None) -> list[
     # An answer cut by max_tokens inside a multi-byte character: transformers decodes the partial bytes to U+FFFD,
     # vLLM's incremental detokenizer holds them back. The random tiny models write such bytes often.
     return [r.choices[0].message.content.rstrip('\ufffd')
-            for r in engine.infer(_requests(*PROMPTS), config, adapter)]
+            for r in engine.infer(_requests(*PROMPTS), config, adapter=adapter)]
 
 
 @pytest.fixture(scope='module')
 def engine(vllm_model_dir, vllm_adapters):
-    args = InferArguments(model=vllm_model_dir, infer_backend='vllm', vllm_enforce_eager=True,
-                          vllm_max_model_len=MAX_MODEL_LEN, max_batch_size=4)
-    engine = build_engine(args, vllm_adapters)
-    yield engine
-    engine.close()
+    """Built as ms-swift's examples/infer/demo.py builds one (seed 002 points there); the CLI tests below build
+    theirs from the flags."""
+    from swift.llm import VllmEngine
+    with VllmEngine(vllm_model_dir, adapters=vllm_adapters, max_model_len=MAX_MODEL_LEN, enforce_eager=True) as engine:
+        yield engine
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +78,7 @@ def test_stream_adds_up_to_the_whole_answer(engine):
     config = RequestConfig(max_tokens=10, temperature=0.9, seed=3, n=2)
     whole = engine.infer(_requests(PROMPTS[1]), config)[0]
     texts, finishes = {0: '', 1: ''}, {}
-    for chunk in engine.infer(_requests(PROMPTS[1]), RequestConfig(**{**vars(config), 'stream': True}))[0]:
+    for chunk, in engine.infer(_requests(PROMPTS[1]), RequestConfig(**{**vars(config), 'stream': True})):
         choice = chunk.choices[0]
         texts[choice.index] += choice.delta.content
         if choice.finish_reason:
@@ -87,20 +87,33 @@ def test_stream_adds_up_to_the_whole_answer(engine):
     assert finishes == {0: 'length', 1: 'length'} and whole.usage.completion_tokens == 20
 
 
+def test_ms_swift_demo_stream_and_metrics(engine):
+    from swift.plugin import InferStats
+    metric = InferStats()
+    texts = [''] * len(PROMPTS)
+    for resp_list in engine.infer(_requests(*PROMPTS), RequestConfig(max_tokens=12, temperature=0, stream=True),
+                                  metrics=[metric]):
+        for i, resp in enumerate(resp_list):
+            texts[i] += resp.choices[0].delta.content if resp is not None else ''
+    assert [text.rstrip('\ufffd') for text in texts] == _answers(engine, GREEDY)
+    assert metric.compute()['num_generated_tokens'] == 12 * len(PROMPTS)
+
+
 def test_stop_words_and_length(engine, pt_engine):
     answer = _answers(engine, RequestConfig(max_tokens=12, temperature=0), 'lora1')[1]
     stop = answer[len(answer) // 2:][:2]  # a stop word from the middle of the answer
     config = RequestConfig(max_tokens=12, temperature=0, stop=[stop])
-    cut = engine.infer(_requests(PROMPTS[1]), config, 'lora1')[0].choices[0]
+    cut = engine.infer(_requests(PROMPTS[1]), config, adapter='lora1')[0].choices[0]
     assert cut.message.content == answer[:answer.index(stop)] and cut.finish_reason == 'stop'
-    assert cut.message.content == pt_engine.infer(_requests(PROMPTS[1]), config, 'lora1')[0].choices[0].message.content
+    assert cut.message.content == pt_engine.infer(_requests(PROMPTS[1]), config,
+                                                  adapter='lora1')[0].choices[0].message.content
 
 
 def test_context_longer_than_the_model_is_one_error(engine):
     with pytest.raises(SwiftError, match=f'maximum context length is {MAX_MODEL_LEN} tokens'):
         engine.infer(_requests('hi'), RequestConfig(max_tokens=MAX_MODEL_LEN))
     with pytest.raises(SwiftError, match="unknown adapter 'lora3'"):
-        engine.infer(_requests('hi'), GREEDY, 'lora3')
+        engine.infer(_requests('hi'), GREEDY, adapter='lora3')
 
 
 def test_a_cancelled_request_stops_generating(engine):
