@@ -8,10 +8,8 @@ step of the toy run below, with it 0.02 (vLLM computes in bfloat16 here), so 0.1
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -20,6 +18,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import run_swift
+from tests.deploy.support import free_port, wait_until_up
 
 ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
 NUMINA = os.path.join(ROOT, 'examples', 'train', 'grpo', 'data', 'numina_math.jsonl')
@@ -99,41 +98,22 @@ def test_colocated_vllm_generates_with_each_steps_weights(vllm_model_dir, tmp_pa
     _assert_synced_each_step(next(tmp_path.glob('v0-*')))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def rollout_server(vllm_model_dir, tmp_path):
     """``swift rollout`` in float32 (so its log-probabilities match transformers'), until it answers."""
-    port, log = _free_port(), open(tmp_path / 'rollout.log', 'w')
+    port, log = free_port(), open(tmp_path / 'rollout.log', 'w')
     server = subprocess.Popen(
         [sys.executable, '-m', 'swift.cli.main', 'rollout', '--model', vllm_model_dir, '--host', '127.0.0.1',
          '--port', str(port), '--torch_dtype', 'float32', '--vllm_enforce_eager', 'true'],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, 'OMP_NUM_THREADS': '2'})
     url = f'http://127.0.0.1:{port}'
     try:
-        _wait_until_up(url, server, tmp_path / 'rollout.log')
+        wait_until_up(f'{url}/health', server, str(tmp_path / 'rollout.log'), timeout=240)
         yield url, tmp_path / 'rollout.log'
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log_path, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert server.poll() is None, open(log_path).read()[-3000:]
-        try:
-            if requests.get(f'{url}/health', timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(2)
-    raise TimeoutError(f'swift rollout did not answer within {timeout} s')
 
 
 def test_grpo_against_swift_rollout(vllm_model_dir, rollout_server, tmp_path, plugin):
