@@ -155,12 +155,13 @@ class VllmEngine(InferEngine):
         """Run one prompt's ``n`` choices, passing their deltas to ``on_text``; aborted when ``cancelled``."""
         request_id = uuid.uuid4().hex
         completions = [_Completion(None if params.logprobs is None else []) for _ in range(params.n)]
+        # vLLM's renderer turns our ids into its engine input (vLLM deprecates handing it raw prompts)
+        engine_input, = await self.engine.renderer.render_cmpl_async([TokensPrompt(prompt_token_ids=prompt)])
         watcher = None
         if cancelled is not None:
             watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index), request_id))
         try:
-            async for output in self.engine.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id,
-                                                     lora_request=lora):
+            async for output in self.engine.generate(engine_input, params, request_id, lora_request=lora):
                 for delta in output.outputs:
                     entries = self._add(completions[delta.index], delta, params.logprobs)
                     if on_text is not None and (delta.text or entries):

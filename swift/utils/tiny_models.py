@@ -134,9 +134,12 @@ def main() -> None:
     parser.add_argument('--layers', type=int, default=2)
     parser.add_argument('--vocab', type=int, default=2000)
     parser.add_argument('--corpus', nargs='*', default=[], help='jsonl files whose strings train the tokenizer')
+    # Qwen2.5's context, so that the seeds' --vllm_max_model_len 8192 fits the demo model as it fits theirs
+    parser.add_argument('--max-position-embeddings', type=int, default=32768)
     args = parser.parse_args()
     build_tiny_model(args.out_dir, args.family, args.hidden, args.layers, args.vocab,
-                     extra_texts=[text for path in args.corpus for text in _strings_of_jsonl(path)])
+                     extra_texts=[text for path in args.corpus for text in _strings_of_jsonl(path)],
+                     max_position_embeddings=args.max_position_embeddings)
     print(args.out_dir)
 
 
