@@ -9,6 +9,13 @@ from typing import Any, Literal
 
 
 @dataclass
+class AdapterRequest:
+    """ms-swift's per-request LoRA: answer with the adapter at ``path``, loaded the first time under ``name``."""
+    name: str
+    path: str
+
+
+@dataclass
 class InferRequest:
     """One conversation to answer. ``messages`` use the OpenAI shape: ``{'role': ..., 'content': ...}``."""
     messages: list[dict[str, Any]]

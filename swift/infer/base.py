@@ -6,9 +6,9 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Callable, Iterator
 
-from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionStreamResponse,
-                        ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob, ChoiceLogprobs, DeltaMessage,
-                        InferRequest, RequestConfig, UsageInfo)
+from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionResponseChoice,
+                        ChatCompletionStreamResponse, ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob,
+                        ChoiceLogprobs, DeltaMessage, InferRequest, RequestConfig, UsageInfo)
 from ..template import Template
 from ..utils import SwiftError
 from .metrics import InferStats
@@ -74,15 +74,20 @@ class InferEngine(ABC):
         return False
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
-              metrics: list[InferStats] | None = None, *, adapter: str | None = None
+              metrics: list[InferStats] | None = None, *, adapter: str | None = None,
+              adapter_request: AdapterRequest | None = None, template: Template | None = None
               ) -> list[ChatCompletionResponse] | Iterator[list[ChatCompletionStreamResponse | None]]:
         """ms-swift's call. One response per request; with ``request_config.stream``, a generator of lists that hold
         one entry per request: its next chunk, or None when it has nothing new. ``metrics`` (``InferStats``) see
-        each finished response. ``adapter`` names the adapter to answer with; None: the model as loaded."""
+        each finished response. ``adapter`` names a loaded adapter to answer with (None: the model as loaded), or
+        ``adapter_request`` names one and where to load it from the first time. ``template`` renders the prompts
+        instead of the engine's (e.g. with a checkpoint's system prompt)."""
         config = request_config or RequestConfig()
+        if adapter_request is not None:
+            adapter = self._loaded(adapter_request)
         self.check_adapter(adapter)
         check_logprobs(config)
-        prompts = [self.encode(request) for request in infer_requests]
+        prompts = [self.encode(request, template) for request in infer_requests]
         if config.stream:
             return self._stream(prompts, config, adapter, metrics or [])
         responses = [response for batch in self._batches(prompts, config)
@@ -97,9 +102,23 @@ class InferEngine(ABC):
         for start in range(0, len(prompts), per_batch):
             yield prompts[start:start + per_batch]
 
-    def encode(self, request: InferRequest) -> list[int]:
-        """Prompt ids of a conversation, rendered with the chat template."""
-        return self.template.encode_prompt(request.messages)
+    def encode(self, request: InferRequest, template: Template | None = None) -> list[int]:
+        """Prompt ids of a conversation, rendered with the chat template (the engine's, or ``template``)."""
+        return (template or self.template).encode_prompt(request.messages)
+
+    @property
+    def processor(self):
+        """ms-swift's name for the tokenizer, e.g. for ``get_template(name, engine.processor)``."""
+        return self.tokenizer
+
+    def add_adapter(self, path: str, name: str | None = None) -> None:
+        """Load the LoRA checkpoint at ``path`` as ``name``; by default, engines serve only what they started with."""
+        raise SwiftError(f'{type(self).__name__} serves the adapters it was started with; name them at start-up')
+
+    def _loaded(self, request: AdapterRequest) -> str:
+        if request.name not in self.adapter_names:
+            self.add_adapter(request.path, request.name)
+        return request.name
 
     def encode_text(self, text: str) -> list[int]:
         """Prompt ids of raw text (text completion): no chat template, only the tokenizer's own special tokens."""

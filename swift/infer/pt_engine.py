@@ -5,6 +5,7 @@ One base model can carry several LoRA adapters (``add_adapter``); each call name
 base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter``. One ``generate`` runs at a time,
 so threads may share an engine.
 """
+import itertools
 import threading
 from contextlib import contextmanager
 from typing import Callable
@@ -14,7 +15,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
+from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob, UsageInfo)
 from ..model import get_model_tokenizer
 from ..template import Template, get_template
@@ -52,9 +53,13 @@ class PtEngine(InferEngine):
     def adapter_names(self) -> list[str]:
         return list(self.model.peft_config) if isinstance(self.model, PeftModel) else []
 
-    def add_adapter(self, name: str, path: str) -> None:
-        """Load the LoRA checkpoint at ``path`` next to the others, selectable as ``adapter=name``."""
-        if name in self.adapter_names:
+    def add_adapter(self, path: str, name: str | None = None) -> None:
+        """Load the LoRA checkpoint at ``path`` next to the others, selectable as ``adapter=name``; without a name
+        (ms-swift's ``engine.add_adapter(path)``), it becomes what ``adapter=None`` answers with."""
+        own = name is None
+        if own:
+            name = next(f'adapter{i}' for i in itertools.count() if f'adapter{i}' not in self.adapter_names)
+        elif name in self.adapter_names:
             raise SwiftError(f'adapter name {name!r} is used twice')
         try:
             if isinstance(self.model, PeftModel):
@@ -64,6 +69,8 @@ class PtEngine(InferEngine):
         except (OSError, ValueError) as err:
             raise SwiftError(f'cannot load adapter {name!r} from {path}: {str(err).strip().splitlines()[0]}') from None
         self.model.eval()
+        if own:
+            self._own_adapter = name
 
     @contextmanager
     def _adapter(self, adapter: str | None):
@@ -87,11 +94,15 @@ class PtEngine(InferEngine):
         return type(model).__name__.endswith('ForSequenceClassification')
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
-              metrics: list[InferStats] | None = None, *, adapter: str | None = None):
-        if self.is_scorer:  # as ms-swift serves reward models: the score is the answer's content
-            self.check_adapter(adapter)
-            return [self._score_response(request, adapter) for request in infer_requests]
-        return super().infer(infer_requests, request_config, metrics, adapter=adapter)
+              metrics: list[InferStats] | None = None, *, adapter: str | None = None,
+              adapter_request: AdapterRequest | None = None, template: Template | None = None):
+        if not self.is_scorer:
+            return super().infer(infer_requests, request_config, metrics, adapter=adapter,
+                                 adapter_request=adapter_request, template=template)
+        # as ms-swift serves reward models: the score is the answer's content
+        adapter = self._loaded(adapter_request) if adapter_request is not None else adapter
+        self.check_adapter(adapter)
+        return [self._score_response(request, adapter) for request in infer_requests]
 
     def score(self, request: InferRequest, adapter: str | None = None) -> float:
         """A reward model's score of the whole conversation, the final answer included."""

@@ -46,6 +46,8 @@ class VllmSettings:
     max_model_len: int | None = None
     enforce_eager: bool = False
     max_lora_rank: int = 16
+    enable_lora: bool = False  # room for adapters added later (add_adapter, adapter_request) besides those named
+    max_loras: int = 1  # adapters in one batch
     enable_prefix_caching: bool = False
     trust_remote_code: bool = False
     seed: int = 0
@@ -79,9 +81,10 @@ class VllmEngine(InferEngine):
         if default_adapter is not None:
             named[DEFAULT_ADAPTER] = default_adapter
         ranks = [_lora_rank(name, path) for name, path in named.items()]
-        ids = itertools.count(1)
-        self._loras = {name: LoRARequest(name, next(ids), path) for name, path in named.items()}
-        self._default = self._loras.get(DEFAULT_ADAPTER)
+        self._ids = itertools.count(1)
+        self._loras = {name: LoRARequest(name, next(self._ids), path) for name, path in named.items()}
+        self._lora_enabled = bool(named) or settings.enable_lora
+        self._lora_rank = _slot_rank(max([settings.max_lora_rank, *ranks]))
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name='swift-vllm', daemon=True).start()
         engine_args = AsyncEngineArgs(
@@ -90,8 +93,8 @@ class VllmEngine(InferEngine):
             tensor_parallel_size=settings.tensor_parallel_size, max_num_seqs=settings.max_num_seqs,
             max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
             enable_prefix_caching=settings.enable_prefix_caching, trust_remote_code=settings.trust_remote_code,
-            seed=settings.seed, enable_lora=bool(named), max_loras=max(1, len(named)),
-            max_lora_rank=_slot_rank(max([settings.max_lora_rank, *ranks])),
+            seed=settings.seed, enable_lora=self._lora_enabled, max_loras=max(settings.max_loras, len(named)),
+            max_lora_rank=self._lora_rank,
             # OpenAI's logprobs are those of the distribution sampled from, as PtEngine reports them.
             logprobs_mode='processed_logprobs')
         self.engine = self._wait(self._start(engine_args))
@@ -120,6 +123,19 @@ class VllmEngine(InferEngine):
     def adapter_names(self) -> list[str]:
         return [name for name in self._loras if name != DEFAULT_ADAPTER]
 
+    def add_adapter(self, path: str, name: str | None = None) -> None:
+        """Serve the LoRA checkpoint at ``path`` as ``name`` (None: what ``adapter=None`` answers with). vLLM loads
+        it on its first request, into the LoRA room the engine started with."""
+        name = name or DEFAULT_ADAPTER
+        if not self._lora_enabled:
+            raise SwiftError('this VllmEngine started without LoRA: start it with enable_lora=True to add adapters')
+        if name in self._loras:
+            raise SwiftError(f'adapter name {name!r} is used twice')
+        if (rank := _lora_rank(name, path)) > self._lora_rank:
+            raise SwiftError(f'adapter {name!r} has rank {rank}, above the {self._lora_rank} this engine started '
+                             'with (max_lora_rank)')
+        self._loras[name] = LoRARequest(name, next(self._ids), path)
+
     @property
     def max_model_len(self) -> int | None:
         return self.engine.model_config.max_model_len
@@ -129,7 +145,7 @@ class VllmEngine(InferEngine):
                  ) -> list[ChatCompletionResponse]:
         self.check_adapter(adapter)
         check_logprobs(config)
-        lora = self._loras[adapter] if adapter is not None else self._default
+        lora = self._loras.get(adapter or DEFAULT_ADAPTER)
         params = [self._sampling_params(config, len(prompt)) for prompt in prompts]  # context errors before any run
 
         async def run_all() -> list[list[_Completion]]:

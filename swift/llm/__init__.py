@@ -13,7 +13,7 @@ _SOURCES = {
     'get_model_tokenizer': 'swift.model', 'deploy_main': 'swift.pipelines.deploy',
     'export_main': 'swift.pipelines.export', 'infer_main': 'swift.pipelines.infer', 'rlhf_main': 'swift.pipelines.rlhf',
     'pt_main': 'swift.pipelines.train', 'sft_main': 'swift.pipelines.train', 'InferRequest': 'swift.protocol',
-    'RequestConfig': 'swift.protocol', 'get_template': 'swift.template',
+    'RequestConfig': 'swift.protocol', 'AdapterRequest': 'swift.protocol', 'get_template': 'swift.template',
 }
 __all__ = list(_SOURCES)
 

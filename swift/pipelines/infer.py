@@ -49,7 +49,7 @@ def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = N
         model = Swift.from_pretrained(model, adapter)
     engine = PtEngine(model, template, max_batch_size=args.max_batch_size)
     for name, path in named_adapters.items():
-        engine.add_adapter(name, path)
+        engine.add_adapter(path, name)
     return engine
 
 

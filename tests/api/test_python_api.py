@@ -105,3 +105,26 @@ def test_closing_a_stream_early_stops_its_generation(qwen2_dir):
 def test_hub_id_offline_is_one_clear_error():
     with pytest.raises(SwiftError, match="Qwen/Qwen2.5-7B-Instruct.*HF_HUB_OFFLINE"):
         safe_snapshot_download('Qwen/Qwen2.5-7B-Instruct')
+
+
+def test_ms_swift_demo_lora_adapter_request_and_add_adapter(qwen2_dir, tmp_path):
+    """ms-swift's examples/infer/demo_lora.py (seed 002's multi-LoRA pointer): a LoRA per request, the base model
+    in between, a template with the checkpoint's system prompt, and add_adapter(path) for every later request."""
+    from swift.llm import AdapterRequest
+    from tests.deploy.support import make_adapter
+    lora_path = make_adapter(qwen2_dir, str(tmp_path / 'lora1'), seed=1)
+    engine = PtEngine(qwen2_dir)
+    request = InferRequest(messages=[{'role': 'user', 'content': 'who are you?'}])
+    config = RequestConfig(max_tokens=8, temperature=0)
+    template = get_template('qwen', engine.processor, 'You are swift-robot, made by swift.')
+
+    def answer(**kwargs):
+        return engine.infer([request], config, **kwargs)[0]
+
+    lora = answer(template=template, adapter_request=AdapterRequest('lora1', lora_path))
+    base = answer(template=template)
+    assert lora.choices[0].message.content != base.choices[0].message.content
+    assert answer(template=template, adapter_request=AdapterRequest('lora1', lora_path)).choices == lora.choices
+    assert answer().usage.prompt_tokens != base.usage.prompt_tokens  # the engine's own template: another system
+    engine.add_adapter(lora_path)
+    assert answer(template=template).choices == lora.choices

@@ -48,7 +48,7 @@ def pt_engine(vllm_model_dir, vllm_adapters):
     model, _, template = load_model_and_template(InferArguments(model=vllm_model_dir))
     engine = PtEngine(model, template, max_batch_size=4)
     for name, path in vllm_adapters.items():
-        engine.add_adapter(name, path)
+        engine.add_adapter(path, name)
     return engine
 
 
@@ -97,6 +97,15 @@ def test_ms_swift_demo_stream_and_metrics(engine):
             texts[i] += resp.choices[0].delta.content if resp is not None else ''
     assert [text.rstrip('\ufffd') for text in texts] == _answers(engine, GREEDY)
     assert metric.compute()['num_generated_tokens'] == 12 * len(PROMPTS)
+
+
+def test_an_adapter_added_later_answers_as_at_start_up(engine, vllm_adapters):
+    """ms-swift's adapter_request: a LoRA named per request, loaded by vLLM on first use."""
+    from swift.llm import AdapterRequest
+    request = AdapterRequest('lora1-again', vllm_adapters['lora1'])
+    answers = [r.choices[0].message.content.rstrip('\ufffd')
+               for r in engine.infer(_requests(*PROMPTS), GREEDY, adapter_request=request)]
+    assert answers == _answers(engine, GREEDY, 'lora1') and 'lora1-again' in engine.adapter_names
 
 
 def test_stop_words_and_length(engine, pt_engine):
