@@ -141,8 +141,8 @@ class InferEngine(ABC):
         return wanted
 
     def stop_words(self, config: RequestConfig) -> list[str]:
-        """The template's stop words, then the request's own."""
-        return [*self.template.stop_words, *config.stop]
+        """The template's stop words, then the request's own; an empty one stops nothing (vLLM refuses it)."""
+        return [word for word in [*self.template.stop_words, *config.stop] if word]
 
     def token_entry(self, token_id: int, logprob: float) -> tuple[str, float, list[int]]:
         """``(token, logprob, bytes)`` as OpenAI writes them: the token's text is its UTF-8 bytes, decoded."""
@@ -169,6 +169,8 @@ class InferEngine(ABC):
             try:
                 offset = 0
                 for batch in self._batches(prompts, config):
+                    if abandoned.is_set():
+                        break
                     on_text = lambda index, *delta: events.put(('text', offset + index, delta))  # noqa: E731
                     for index, response in enumerate(self.generate(batch, config, adapter, on_text=on_text,
                                                                    cancelled=lambda _: abandoned.is_set())):

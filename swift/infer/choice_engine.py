@@ -98,7 +98,7 @@ class ChoiceStreamEngine(InferEngine):
         # built up front, so that a prompt too long for the context fails before any request runs
         rows = [[ChoiceRequest(prompt, choice, self.max_new_tokens(len(prompt), config.max_tokens), adapter)
                  for choice in range(config.n)] for prompt in prompts]
-        stop_words = [word for word in self.stop_words(config) if word]
+        stop_words = self.stop_words(config)
 
         async def run_all() -> list[_Completion]:
             return await asyncio.gather(*[self._run(index, request, config, stop_words, on_text, cancelled)

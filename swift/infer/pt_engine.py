@@ -269,7 +269,7 @@ class _RowTexts(BaseStreamer):
                  emit: Callable[[int, str, list[ChatCompletionTokenLogprob] | None], None]):
         self.decode = engine.template.decode
         self.stop_ids = set(engine.stop_token_ids)
-        self.stop_words = [w for w in stop_words if w]
+        self.stop_words = stop_words
         self.logprobs = logprobs
         self.emit = emit
         self.tokens: list[list[int]] = [[] for _ in range(n_rows)]

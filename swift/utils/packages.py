@@ -2,7 +2,13 @@
 import importlib.metadata
 import importlib.util
 
+import psutil
 import torch
+
+from .errors import SwiftError
+from .logger import get_logger
+
+logger = get_logger()
 
 
 def vllm_missing() -> str | None:
@@ -48,7 +54,23 @@ CPU_MEMORY_UTILIZATION = 0.2
 
 
 def vllm_memory_utilization(requested: float | None) -> float:
-    """--vllm_gpu_memory_utilization, or the default that suits this machine when it was left unset."""
-    if requested is not None:
+    """The --vllm_gpu_memory_utilization to give vLLM: ``requested``, or the default that suits this machine. On a
+    CPU, an explicit share larger than the free memory (vLLM would refuse to start) becomes the CPU default, with a
+    warning: the seeds' shares are written for GPUs, and a share that fits serves any model small enough to run on
+    a CPU."""
+    if not vllm_is_cpu_build():
+        return GPU_MEMORY_UTILIZATION if requested is None else requested
+    if requested is None:
+        logger.info(f'vLLM runs on the CPU: {CPU_MEMORY_UTILIZATION} of host memory goes to its KV cache '
+                    '(--vllm_gpu_memory_utilization)')
+        return CPU_MEMORY_UTILIZATION
+    memory = psutil.virtual_memory()
+    free_share = memory.available / memory.total
+    if requested <= free_share:
         return requested
-    return GPU_MEMORY_UTILIZATION if torch.cuda.is_available() else CPU_MEMORY_UTILIZATION
+    if CPU_MEMORY_UTILIZATION > free_share:
+        raise SwiftError(f'vLLM runs on the CPU and needs {CPU_MEMORY_UTILIZATION} of host memory for its KV cache, '
+                         f'but only {free_share:.2f} is free')
+    logger.warning(f'--vllm_gpu_memory_utilization {requested}: vLLM runs on the CPU, where this is a share of host '
+                   f'memory and only {free_share:.2f} is free; using {CPU_MEMORY_UTILIZATION}')
+    return CPU_MEMORY_UTILIZATION

@@ -126,10 +126,19 @@ def test_context_longer_than_the_model_is_one_error(engine):
 
 
 def test_a_cancelled_request_stops_generating(engine):
+    prompt, config = engine.encode(_requests('hi')[0]), RequestConfig(max_tokens=200, temperature=0)
+    assert engine.generate([prompt], config)[0].usage.completion_tokens == 200  # left alone, it runs to the limit
     started = threading.Event()
-    response = engine.generate([engine.encode(_requests('hi')[0])], RequestConfig(max_tokens=200, temperature=0),
-                               on_text=lambda *_: started.set(), cancelled=lambda _: started.is_set())[0]
+    response = engine.generate([prompt], config, on_text=lambda *_: started.set(),
+                               cancelled=lambda _: started.is_set())[0]
     assert 0 < response.usage.completion_tokens < 200
+    gone = engine.generate([prompt], config, cancelled=lambda _: True)[0]  # left before its first token
+    assert gone.usage.completion_tokens < 200
+
+
+def test_an_empty_stop_word_stops_nothing(engine, pt_engine):
+    config = RequestConfig(max_tokens=12, temperature=0, stop=[''])
+    assert engine.infer(_requests('hi'), config)[0].choices == pt_engine.infer(_requests('hi'), config)[0].choices
 
 
 def test_batch_inference_over_a_dataset_in_one_go(engine, vllm_model_dir, tmp_path):
