@@ -1,7 +1,6 @@
-"""What the engines on another package's asyncio engine share (``SglangEngine``, ``LmdeployEngine``).
+"""What SGLang's and LMDeploy's engines share (``SglangEngine``, ``LmdeployEngine``), beyond ``LoopEngine``.
 
-Each choice of each prompt is one backend request, streamed as ``Delta``s on an asyncio loop in a thread of its own
-(``generate`` is called from any thread and waits there). Neither backend takes ``n`` choices per request the way
+Each choice of each prompt is one backend request, streamed as ``Delta``s. Neither backend takes ``n`` choices per request the way
 OpenAI means them, so ``n`` requests are sent, the i-th with seed ``seed + i`` so that seeded choices still differ.
 Stop words are matched here, not by the backends: LMDeploy knows stop tokens only (its ``stop_words`` stop on any
 token that merely contains the word), and SGLang streams the start of a stop word before it trims the word from its
@@ -9,7 +8,6 @@ last output. Text that could start a stop word is held back until the next delta
 request's stream (``_open``) and aborts it (``_abort``).
 """
 import asyncio
-import threading
 import uuid
 from abc import abstractmethod
 from contextlib import aclosing
@@ -19,10 +17,10 @@ from typing import AsyncIterator, Callable
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, RequestConfig)
 from ..template import Template
-from .base import Choice, InferEngine, OnText, check_logprobs
+from .base import Choice, OnText, check_logprobs
+from .loop_engine import LoopEngine
 from .stopping import truncate_at_stop
 
-CANCEL_POLL_SECONDS = 0.05
 # Rows handed over at once: the backend schedules requests itself, so they reach it as they come, not in
 # --max_batch_size chunks (for the pt backend, as with vLLM).
 ROWS_AT_ONCE = 256
@@ -58,29 +56,10 @@ class _Completion:
     finish_reason: str | None = None
 
 
-class ChoiceStreamEngine(InferEngine):
-    concurrent_batches = 16  # the backend batches requests itself, as vLLM does
+class ChoiceStreamEngine(LoopEngine):
 
     def __init__(self, template: Template, model_name: str, thread_name: str):
-        super().__init__(template, ROWS_AT_ONCE, model_name)
-        self._closed = False
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, name=thread_name, daemon=True).start()
-
-    def _wait(self, coroutine):
-        """Run ``coroutine`` on the engine's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def close(self) -> None:
-        """Stop the backend's processes and the loop thread; once, however often it is called."""
-        if not self._closed:
-            self._closed = True
-            self._shutdown()
-            self._loop.call_soon_threadsafe(self._loop.stop)
-
-    @abstractmethod
-    def _shutdown(self) -> None:
-        """Stop the backend."""
+        super().__init__(template, ROWS_AT_ONCE, model_name, thread_name)
 
     @abstractmethod
     def _open(self, request: ChoiceRequest, config: RequestConfig) -> AsyncIterator[Delta]:
@@ -100,11 +79,8 @@ class ChoiceStreamEngine(InferEngine):
                  for choice in range(config.n)] for prompt in prompts]
         stop_words = self.stop_words(config)
 
-        async def run_all() -> list[_Completion]:
-            return await asyncio.gather(*[self._run(index, request, config, stop_words, on_text, cancelled)
-                                          for index, row in enumerate(rows) for request in row])
-
-        completions = self._wait(run_all())
+        completions = self._wait(self._all_or_none([self._run(index, request, config, stop_words, on_text, cancelled)
+                                                    for index, row in enumerate(rows) for request in row]))
         n = config.n
         return [self.response(prompt, [_choice(c, completion) for c, completion in
                                        enumerate(completions[i * n:(i + 1) * n])])
@@ -117,7 +93,7 @@ class ChoiceStreamEngine(InferEngine):
         emit = (lambda text, entries: on_text(index, request.choice, text, entries)) if on_text else None
         watcher = None
         if cancelled is not None:
-            watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index), request))
+            watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index), lambda: self._abort(request)))
         try:
             async with aclosing(self._open(request, config)) as deltas:
                 async for delta in deltas:
@@ -133,11 +109,6 @@ class ChoiceStreamEngine(InferEngine):
                 watcher.cancel()
         _send(completion, 0, None, emit)  # whatever was held back, now that nothing can follow it
         return completion
-
-    async def _abort_when(self, is_cancelled: Callable[[], bool], request: ChoiceRequest) -> None:
-        while not is_cancelled():
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
-        await self._abort(request)
 
 
 def _add(completion: _Completion, delta: Delta, stop_words: list[str]) -> bool:

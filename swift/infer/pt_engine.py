@@ -15,8 +15,9 @@ from peft import PeftModel
 from transformers import PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
-                        ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob, UsageInfo)
+from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionResponseChoice,
+                        ChatCompletionTokenLogprob, ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob,
+                        UsageInfo)
 from ..model import get_model_tokenizer
 from ..template import Template, get_template
 from ..utils import SwiftError

@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import json
 import os
-import threading
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from ..model.loader import read_config
 from ..template import Template, get_template
 from ..utils import SwiftError
 from ..utils.packages import vllm_memory_utilization
-from .base import Choice, InferEngine, OnText, check_logprobs
+from .base import Choice, OnText, check_logprobs
+from .loop_engine import LoopEngine
 
-CANCEL_POLL_SECONDS = 0.05
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
 DEFAULT_ADAPTER = 'default'  # vLLM's name for the bare --adapters checkpoint
 
@@ -63,8 +62,7 @@ class _Completion:
     finish_reason: str | None = None
 
 
-class VllmEngine(InferEngine):
-    concurrent_batches = 16
+class VllmEngine(LoopEngine):
 
     def __init__(self, model: str, template: Template | None = None, settings: VllmSettings | None = None, *,
                  adapters: dict[str, str] | None = None, default_adapter: str | None = None,
@@ -76,30 +74,26 @@ class VllmEngine(InferEngine):
         if template is None:
             model, tokenizer, meta = get_model_folder(model)
             template = get_template(meta.template, tokenizer)
-        super().__init__(template, max_batch_size, model_name or model)
         settings = settings or VllmSettings(**settings_fields)
         named = dict(adapters or {})
         if default_adapter is not None:
             named[DEFAULT_ADAPTER] = default_adapter
-        ranks = [_lora_rank(name, path) for name, path in named.items()]
-        self._ids = itertools.count(1)
-        self._loras = {name: LoRARequest(name, next(self._ids), path) for name, path in named.items()}
-        self._lora_enabled = bool(named) or settings.enable_lora
-        self._lora_rank = _slot_rank(max([settings.max_lora_rank, *ranks]))
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name='swift-vllm', daemon=True)
-        self._loop_thread.start()
-        self._close_lock = threading.Lock()
+        lora_rank = _slot_rank(max([settings.max_lora_rank, *(_lora_rank(name, path) for name, path in named.items())]))
+        lora_enabled = bool(named) or settings.enable_lora
         engine_args = AsyncEngineArgs(
             model=model, dtype=str(resolve_torch_dtype(settings.dtype, read_config(model))).removeprefix('torch.'),
             gpu_memory_utilization=vllm_memory_utilization(settings.gpu_memory_utilization),
             tensor_parallel_size=settings.tensor_parallel_size, max_num_seqs=settings.max_num_seqs,
             max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
             enable_prefix_caching=settings.enable_prefix_caching, trust_remote_code=settings.trust_remote_code,
-            seed=settings.seed, enable_lora=self._lora_enabled, max_loras=max(settings.max_loras, len(named)),
-            max_lora_rank=self._lora_rank,
+            seed=settings.seed, enable_lora=lora_enabled, max_loras=max(settings.max_loras, len(named)),
+            max_lora_rank=lora_rank,
             # OpenAI's logprobs are those of the distribution sampled from, as PtEngine reports them.
             logprobs_mode='processed_logprobs')
+        super().__init__(template, max_batch_size, model_name or model, 'swift-vllm')  # starts the loop thread
+        self._ids = itertools.count(1)
+        self._loras = {name: LoRARequest(name, next(self._ids), path) for name, path in named.items()}
+        self._lora_enabled, self._lora_rank = lora_enabled, lora_rank
         try:
             self.engine = self._wait(self._start(engine_args))
         except BaseException:
@@ -115,27 +109,12 @@ class VllmEngine(InferEngine):
         except RuntimeError as err:  # its engine process failed; that process logged why just above
             raise SwiftError(f'vLLM could not start: {str(err).splitlines()[0]} (its log above says why)') from None
 
-    def _wait(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+    def _shutdown(self) -> None:
+        self._wait(self._shutdown_on_loop())
 
-    def close(self) -> None:
-        """Stop vLLM's engine process and the loop thread; once, from whichever thread calls first (swift deploy's
-        server on shutdown, then its ``with`` block)."""
-        with self._close_lock:
-            if not self._loop_thread.is_alive():
-                return
-            try:
-                self._wait(self._shutdown())
-            finally:
-                self._stop_loop()
-
-    async def _shutdown(self) -> None:
+    async def _shutdown_on_loop(self) -> None:
         self.engine.shutdown()
         del self.engine  # AsyncLLM.__del__ shuts down again: now, rather than at interpreter exit, when it fails
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join()
 
     @property
     def adapter_names(self) -> list[str]:
@@ -166,17 +145,9 @@ class VllmEngine(InferEngine):
         lora = self._loras.get(adapter or DEFAULT_ADAPTER)
         params = [self._sampling_params(config, len(prompt)) for prompt in prompts]  # context errors before any run
 
-        async def run_all() -> list[list[_Completion]]:
-            tasks = [asyncio.ensure_future(self._request(index, prompt, params[index], lora, on_text, cancelled))
-                     for index, prompt in enumerate(prompts)]
-            try:
-                return await asyncio.gather(*tasks)
-            except BaseException:  # one failed: the others' answers are not wanted any more (cancelling aborts them)
-                for task in tasks:
-                    task.cancel()
-                raise
-
-        completions = self._wait(run_all())
+        completions = self._wait(self._all_or_none([
+            self._request(index, prompt, params[index], lora, on_text, cancelled)
+            for index, prompt in enumerate(prompts)]))
         return [self.response(prompt, [self._choice(i, c) for i, c in enumerate(choices)])
                 for prompt, choices in zip(prompts, completions)]
 
@@ -199,7 +170,8 @@ class VllmEngine(InferEngine):
         engine_input, = await self.engine.renderer.render_cmpl_async([TokensPrompt(prompt_token_ids=prompt)])
         watcher = None
         if cancelled is not None:
-            watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index), request_id))
+            watcher = asyncio.create_task(self._abort_when(lambda: cancelled(index),
+                                                           lambda: self.engine.abort(request_id)))
         try:
             # closing vLLM's generator aborts its request: for a requester that left before the watcher's first look
             async with aclosing(self.engine.generate(engine_input, params, request_id, lora_request=lora)) as outputs:
@@ -214,11 +186,6 @@ class VllmEngine(InferEngine):
             if watcher is not None:
                 watcher.cancel()
         return completions
-
-    async def _abort_when(self, is_cancelled: Callable[[], bool], request_id: str) -> None:
-        while not is_cancelled():
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
-        await self.engine.abort(request_id)
 
     def _add(self, completion: _Completion, delta, top: int | None) -> list[ChatCompletionTokenLogprob] | None:
         """Add one delta to its choice; returns the logprob entries of its content tokens (None without logprobs).

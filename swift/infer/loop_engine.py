@@ -1,0 +1,65 @@
+"""What the engines on another package's asyncio engine share (vLLM's, SGLang's, LMDeploy's): that engine lives on
+an asyncio loop in a thread of its own, ``generate`` is called from any thread and waits there, and the backend
+schedules requests itself, so the server hands it several batches at once."""
+import asyncio
+import threading
+from abc import abstractmethod
+from typing import Awaitable, Callable, Coroutine
+
+from ..template import Template
+from .base import InferEngine
+
+CANCEL_POLL_SECONDS = 0.05
+
+
+class LoopEngine(InferEngine):
+    concurrent_batches = 16
+
+    def __init__(self, template: Template, max_batch_size: int, model_name: str, thread_name: str):
+        super().__init__(template, max_batch_size, model_name)
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name=thread_name, daemon=True)
+        self._loop_thread.start()
+        self._close_lock = threading.Lock()
+
+    def _wait(self, coroutine: Coroutine):
+        """Run ``coroutine`` on the engine's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def close(self) -> None:
+        """Stop the backend and the loop thread; once, from whichever thread calls first (swift deploy's server on
+        shutdown, then its ``with`` block)."""
+        with self._close_lock:
+            if not self._loop_thread.is_alive():
+                return
+            try:
+                self._shutdown()
+            finally:
+                self._stop_loop()
+
+    @abstractmethod
+    def _shutdown(self) -> None:
+        """Stop the backend."""
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join()
+
+    @staticmethod
+    async def _all_or_none(coroutines: list[Coroutine]) -> list:
+        """Every result, in order; when one fails, the others are cancelled (their answers are not wanted any more,
+        and cancelling a backend's request aborts it)."""
+        tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+        try:
+            return await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    @staticmethod
+    async def _abort_when(is_cancelled: Callable[[], bool], abort: Callable[[], Awaitable]) -> None:
+        """Watch a running request: abort it once its requester is gone."""
+        while not is_cancelled():
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+        await abort()
