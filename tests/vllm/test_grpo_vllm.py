@@ -19,10 +19,7 @@ from transformers import AutoModelForCausalLM
 
 from tests.conftest import run_swift
 from tests.deploy.support import free_port, wait_until_up
-
-ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
-NUMINA = os.path.join(ROOT, 'examples', 'train', 'grpo', 'data', 'numina_math.jsonl')
-PROMPT_TXT = os.path.join(ROOT, 'examples', 'train', 'grpo', 'prompt.txt')
+from tests.rlhf.seed import NUMINA, seed_grpo_argv
 SYNCED = 0.1  # most mean log-prob gap of a synced vLLM (see above)
 LOW_IDS = '''
 from swift.rlhf.rewards import register_reward
@@ -66,18 +63,8 @@ def plugin(tmp_path):
 def test_the_seed_command_runs_with_colocated_vllm(vllm_model_dir, tmp_path):
     """Seed 000's command as the issue gives it (8 rows and 32 tokens, for time): vLLM generates in the trainer's
     process; the GPU-only memory flags are ignored in one warning line; 0.5 of host memory is honoured when free."""
-    proc = run_swift(
-        'rlhf', '--rlhf_type', 'grpo', '--model', vllm_model_dir, '--reward_funcs', 'accuracy', 'format',
-        '--train_type', 'lora', '--lora_rank', '8', '--lora_alpha', '32', '--target_modules', 'all-linear',
-        '--torch_dtype', 'bfloat16', '--dataset', f'{NUMINA}#8', '--max_completion_length', '32',
-        '--num_train_epochs', '1', '--per_device_train_batch_size', '4', '--per_device_eval_batch_size', '4',
-        '--learning_rate', '1e-5', '--gradient_accumulation_steps', '1', '--eval_steps', '100', '--save_steps', '100',
-        '--save_total_limit', '2', '--logging_steps', '5', '--max_length', '2048', '--output_dir', str(tmp_path),
-        '--warmup_ratio', '0.05', '--dataloader_num_workers', '4', '--dataset_num_proc', '4', '--num_generations',
-        '4', '--temperature', '0.9', '--system', PROMPT_TXT, '--log_completions', 'true', '--use_vllm', 'true',
-        '--vllm_gpu_memory_utilization', '0.5', '--sleep_level', '1', '--offload_model', 'true',
-        '--offload_optimizer', 'true', '--gc_collect_after_offload', 'true', env={'OMP_NUM_THREADS': '2'},
-        timeout=300)
+    proc = run_swift(*seed_grpo_argv(vllm_model_dir, str(tmp_path), max_completion_length=32),
+                     env={'OMP_NUM_THREADS': '2'}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'generated with transformers' not in proc.stderr
     ignored = [line for line in proc.stderr.splitlines() if 'nothing to put to sleep or offload' in line]
