@@ -23,6 +23,12 @@ def json_object(flag: str, value: str | dict | None, what: str) -> dict | None:
     return value
 
 
+def check_fraction(flag: str, value: float | None) -> None:
+    """SwiftError unless ``value`` (a share of memory, say) is unset or in (0, 1]."""
+    if value is not None and not 0 < value <= 1:
+        raise SwiftError(f'--{flag} must be in (0, 1], got {value}')
+
+
 @dataclass
 class ModelArguments:
     model: Optional[str] = field(default=None, metadata={'help': 'Local model folder or hub id.'})

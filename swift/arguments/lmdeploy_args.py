@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..utils import SwiftError
+from .base_args import check_fraction
 
 
 @dataclass
@@ -18,8 +19,6 @@ class LmdeployArguments:
     def __post_init__(self):
         if self.lmdeploy_tp < 1:
             raise SwiftError(f'--lmdeploy_tp must be at least 1, got {self.lmdeploy_tp}')
-        if not 0 < self.lmdeploy_cache_max_entry_count <= 1:
-            raise SwiftError('--lmdeploy_cache_max_entry_count must be in (0, 1], got '
-                             f'{self.lmdeploy_cache_max_entry_count}')
+        check_fraction('lmdeploy_cache_max_entry_count', self.lmdeploy_cache_max_entry_count)
         if self.lmdeploy_quant_policy not in (0, 4, 8):
             raise SwiftError(f'--lmdeploy_quant_policy must be 0, 4 or 8, got {self.lmdeploy_quant_policy}')

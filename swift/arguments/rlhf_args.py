@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..utils import SwiftError, env
+from .base_args import check_fraction
 from .train_args import TrainArguments
 
 RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo', 'gkd', 'ppo')
@@ -203,9 +204,7 @@ class RLHFArguments(TrainArguments):
             raise SwiftError(f'--per_device_eval_batch_size x processes ({self.per_device_eval_batch_size} x '
                              f'{env.world_size()}) must be a multiple of --num_generations ({self.num_generations}) '
                              'to evaluate on held-out prompts (or --split_dataset_ratio 0)')
-        share = self.vllm_gpu_memory_utilization
-        if share is not None and not 0 < share <= 1:
-            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {share}')
+        check_fraction('vllm_gpu_memory_utilization', self.vllm_gpu_memory_utilization)
         if self.dynamic_sample and local % self.num_generations:
             raise SwiftError(f'--dynamic_sample true: --per_device_train_batch_size x --gradient_accumulation_steps '
                              f'({local}) must be a multiple of --num_generations ({self.num_generations})')

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..utils import SwiftError
-from .base_args import ModelArguments
+from .base_args import ModelArguments, check_fraction
 from .deploy_args import check_port
 
 
@@ -28,6 +28,4 @@ class RolloutArguments(ModelArguments):
         for name in ('vllm_tensor_parallel_size', 'vllm_data_parallel_size'):
             if getattr(self, name) < 1:
                 raise SwiftError(f'--{name} must be at least 1, got {getattr(self, name)}')
-        share = self.vllm_gpu_memory_utilization
-        if share is not None and not 0 < share <= 1:
-            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {share}')
+        check_fraction('vllm_gpu_memory_utilization', self.vllm_gpu_memory_utilization)

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..utils import SwiftError
+from .base_args import check_fraction
 
 
 @dataclass
@@ -24,9 +25,7 @@ class SglangArguments:
         default=True, metadata={'help': "Use NCCL instead of SGLang's custom all-reduce kernel."})
 
     def __post_init__(self):
-        fraction = self.sglang_mem_fraction_static
-        if fraction is not None and not 0 < fraction <= 1:
-            raise SwiftError(f'--sglang_mem_fraction_static must be in (0, 1], got {fraction}')
+        check_fraction('sglang_mem_fraction_static', self.sglang_mem_fraction_static)
         for flag in ('sglang_tp_size', 'sglang_pp_size', 'sglang_dp_size', 'sglang_ep_size'):
             if getattr(self, flag) < 1:
                 raise SwiftError(f'--{flag} must be at least 1, got {getattr(self, flag)}')

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..utils import SwiftError
+from .base_args import check_fraction
 
 
 @dataclass
@@ -20,9 +21,7 @@ class VllmArguments:
     vllm_enable_prefix_caching: bool = field(default=False, metadata={'help': 'Reuse the KV cache of shared prefixes.'})
 
     def __post_init__(self):
-        utilization = self.vllm_gpu_memory_utilization
-        if utilization is not None and not 0 < utilization <= 1:
-            raise SwiftError(f'--vllm_gpu_memory_utilization must be in (0, 1], got {utilization}')
+        check_fraction('vllm_gpu_memory_utilization', self.vllm_gpu_memory_utilization)
         for flag in ('vllm_tensor_parallel_size', 'vllm_max_num_seqs', 'vllm_max_lora_rank'):
             if getattr(self, flag) < 1:
                 raise SwiftError(f'--{flag} must be at least 1, got {getattr(self, flag)}')

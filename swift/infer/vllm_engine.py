@@ -24,8 +24,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, RequestConfig, TopLogprob)
-from ..model import get_model_folder, resolve_torch_dtype
-from ..model.loader import read_config
+from ..model import dtype_name, get_model_folder
 from ..template import Template, get_template
 from ..utils import SwiftError
 from ..utils.packages import vllm_memory_utilization
@@ -81,7 +80,7 @@ class VllmEngine(LoopEngine):
         lora_rank = _slot_rank(max([settings.max_lora_rank, *(_lora_rank(name, path) for name, path in named.items())]))
         lora_enabled = bool(named) or settings.enable_lora
         engine_args = AsyncEngineArgs(
-            model=model, dtype=str(resolve_torch_dtype(settings.dtype, read_config(model))).removeprefix('torch.'),
+            model=model, dtype=dtype_name(settings.dtype, model),
             gpu_memory_utilization=vllm_memory_utilization(settings.gpu_memory_utilization),
             tensor_parallel_size=settings.tensor_parallel_size, max_num_seqs=settings.max_num_seqs,
             max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,

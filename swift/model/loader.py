@@ -34,6 +34,11 @@ def resolve_torch_dtype(requested: str | None, config: dict) -> torch.dtype:
     return dtype
 
 
+def dtype_name(requested: str | None, model_dir: str) -> str:
+    """``resolve_torch_dtype`` for the model at ``model_dir``, by name, for engines that load it themselves."""
+    return str(resolve_torch_dtype(requested, read_config(model_dir))).removeprefix('torch.')
+
+
 def resolve_attn_impl(requested: str | None) -> str | None:
     if requested in ('flash_attn', 'flash_attention_2'):
         if importlib.util.find_spec('flash_attn') is None or not torch.cuda.is_available():

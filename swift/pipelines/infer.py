@@ -9,8 +9,7 @@ import os
 from ..arguments import InferArguments
 from ..dataset import split_rows
 from ..infer import InferEngine, PtEngine
-from ..model import resolve_torch_dtype
-from ..model.loader import read_config
+from ..model import dtype_name
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
@@ -63,10 +62,6 @@ def _check_folder_engine(args: InferArguments, missing: str | None) -> None:
                          'the others first (swift export --merge_lora true), or serve them by name (name=path)')
 
 
-def _dtype_name(args: InferArguments, model_dir: str) -> str:
-    return str(resolve_torch_dtype(args.torch_dtype, read_config(model_dir))).removeprefix('torch.')
-
-
 def _default_adapter(args: InferArguments) -> str | None:
     return args.adapters[0] if args.adapters else None
 
@@ -94,7 +89,7 @@ def _sglang_engine(args: InferArguments, named_adapters: dict[str, str]) -> Infe
     from ..infer.sglang_engine import SglangEngine, SglangSettings  # imports SGLang
     model_dir, template = load_folder_and_template(args)
     settings = SglangSettings(
-        dtype=_dtype_name(args, model_dir), tp_size=args.sglang_tp_size, pp_size=args.sglang_pp_size,
+        dtype=dtype_name(args.torch_dtype, model_dir), tp_size=args.sglang_tp_size, pp_size=args.sglang_pp_size,
         dp_size=args.sglang_dp_size, ep_size=args.sglang_ep_size, mem_fraction_static=args.sglang_mem_fraction_static,
         context_length=args.sglang_context_length, disable_cuda_graph=args.sglang_disable_cuda_graph,
         quantization=args.sglang_quantization, kv_cache_dtype=args.sglang_kv_cache_dtype,
