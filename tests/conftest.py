@@ -1,4 +1,5 @@
 """Shared fixtures: tiny models built offline once per session, and helpers to run the real CLI."""
+import hashlib
 import importlib.util
 import os
 import subprocess
@@ -15,6 +16,12 @@ collect_ignore = [] if importlib.util.find_spec('vllm') else ['vllm']
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFORMANCE = os.path.join(os.path.dirname(REPO), 'shared', 'conformance', 'ms-swift-test-data')
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_scratch_folder(tmp_path_factory, monkeypatch):
+    """Commands write some results under the current folder (``result/``, as ms-swift): never into the repo."""
+    monkeypatch.chdir(tmp_path_factory.mktemp('cwd'))
 
 
 def _build(tmp_path_factory, family: str) -> str:
@@ -62,3 +69,15 @@ def run_swift(*argv: str, env: dict | None = None, input: str | None = None, cwd
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, '-m', 'swift.cli.main', *argv], capture_output=True, text=True,
                           env=full_env, input=input, cwd=cwd, timeout=timeout)
+
+
+def folder_hashes(folder) -> dict[str, str]:
+    """Every file under ``folder`` by relative path, with its SHA-256: equal before and after a command means the
+    command added, changed and removed nothing there."""
+    hashes = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                hashes[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return hashes

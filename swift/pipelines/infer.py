@@ -211,6 +211,13 @@ def _prompt_messages(messages: list[dict]) -> list[dict]:
 
 
 def _default_result_path(args: InferArguments) -> str:
-    base = args.adapters[0] if args.adapters else (args.model if os.path.isdir(args.model) else '.')
+    """``result/<name>/infer_result/<time>.jsonl`` under the current folder, as ms-swift names it; never inside the
+    model or checkpoint folder being read. The name is the model's last path part, or the adapter's run and
+    checkpoint (``v0-20260101-120000-checkpoint-8``)."""
+    if args.adapters:
+        checkpoint = os.path.abspath(args.adapters[0])
+        name = f'{os.path.basename(os.path.dirname(checkpoint))}-{os.path.basename(checkpoint)}'
+    else:
+        name = os.path.basename(os.path.normpath(args.model))
     stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
-    return os.path.join(base, 'infer_result', f'{stamp}.jsonl')
+    return os.path.join('result', name, 'infer_result', f'{stamp}.jsonl')

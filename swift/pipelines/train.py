@@ -45,6 +45,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
                  make_trainer: TrainerFactory | None = None) -> dict:
     """The life of a training run. ``swift rlhf`` passes its own data loading and trainer; the rest is shared."""
     # ---- setup ----
+    if args.resume_from_checkpoint and not os.path.isdir(args.resume_from_checkpoint):
+        raise SwiftError(f'--resume_from_checkpoint {args.resume_from_checkpoint}: no such folder')
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = (load_data or _load_datasets)(args, template)
@@ -80,13 +82,9 @@ def _sft_trainer(args: TrainArguments, template: Template, **kwargs) -> SwiftTra
 
 
 def _choose_run_dir(args: TrainArguments) -> str:
-    """A new ``vN-date-time`` folder, or the folder of the checkpoint being resumed."""
-    if args.resume_from_checkpoint:
-        if not os.path.isdir(args.resume_from_checkpoint):
-            raise SwiftError(f'--resume_from_checkpoint {args.resume_from_checkpoint}: no such folder')
-        run_dir = os.path.dirname(os.path.abspath(args.resume_from_checkpoint))
-    else:
-        run_dir = broadcast_from_main(next_run_dir(args.output_dir) if args.should_save else None)
+    """A new ``vN-date-time`` folder under --output_dir, also when resuming: the resumed run only reads the
+    checkpoint it starts from, so the source run keeps every file as it was (ms-swift does the same)."""
+    run_dir = broadcast_from_main(next_run_dir(args.output_dir) if args.should_save else None)
     args.output_dir = run_dir
     os.makedirs(run_dir, exist_ok=True)
     logger.info(f'run folder: {run_dir}')
@@ -182,7 +180,8 @@ def _checkpoint_args(args: TrainArguments, model, template: Template) -> dict:
     saved = args.to_dict()
     saved.update(model=os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
                  model_type=model.model_meta.model_type, template=template.template_type,
-                 system=template.default_system, hub_token=None)
+                 system=template.default_system, hub_token=None,
+                 resume_from_checkpoint=args.resume_from_checkpoint and os.path.abspath(args.resume_from_checkpoint))
     return saved
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ..conftest import run_swift
+from ..conftest import folder_hashes, run_swift
 
 
 def _records(run_dir: str) -> list[dict]:
@@ -81,11 +81,17 @@ def test_resume_after_kill_9_gives_the_same_losses(qwen2_dir, tmp_path):
     assert checkpoints, 'the run was killed before its first checkpoint'
     for ckpt in checkpoints:  # a checkpoint that exists is complete
         assert os.path.isfile(os.path.join(ckpt, 'trainer_state.json')), ckpt
+    before = folder_hashes(run_dir)
     resumed = run_swift(*_sft_argv(qwen2_dir, data, killed_out), '--resume_from_checkpoint', checkpoints[-1])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got = _losses(run_dir)
-    assert max(got) == 30
-    for step in range(int(checkpoints[-1].rsplit('-', 1)[1]) + 1, 31):
+    assert folder_hashes(run_dir) == before  # the source run keeps every file as it was
+    (resumed_dir,) = set(glob.glob(str(killed_out / 'v*-*'))) - {run_dir}
+    saved = json.load(open(os.path.join(resumed_dir, 'args.json')))
+    assert saved['resume_from_checkpoint'] == os.path.abspath(checkpoints[-1])
+    got = _losses(resumed_dir)
+    start = int(checkpoints[-1].rsplit('-', 1)[1]) + 1
+    assert sorted(got) == list(range(start, 31))
+    for step in got:
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from swift.llm import export_main, infer_main, rlhf_main
 from swift.utils import SwiftError
-from tests.conftest import run_swift
+from tests.conftest import folder_hashes, run_swift
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'train', 'rlhf', 'data')
 PAIRS, KTO = os.path.join(DATA, 'pairs.jsonl'), os.path.join(DATA, 'kto.jsonl')
@@ -139,8 +139,12 @@ def test_resuming_a_dpo_run_repeats_its_losses(qwen2_dir, tmp_path):
              '--split_dataset_ratio', '0']
     whole = _train(qwen2_dir, tmp_path / 'whole', 'dpo', *flags)
     checkpoint = os.path.join(whole['run_dir'], 'checkpoint-2')
+    before = folder_hashes(whole['run_dir'])
     resumed = _train(qwen2_dir, tmp_path / 'whole', 'dpo', *flags, '--resume_from_checkpoint', checkpoint)
     losses = lambda result: {r['step']: r['loss'] for r in result['log_history'] if 'loss' in r}  # noqa: E731
-    assert resumed['run_dir'] == whole['run_dir']
+    # a new run folder beside the source run, which keeps every file as it was
+    assert os.path.dirname(resumed['run_dir']) == os.path.dirname(whole['run_dir']) != resumed['run_dir']
+    assert folder_hashes(whole['run_dir']) == before
+    assert os.path.isdir(os.path.join(resumed['run_dir'], 'checkpoint-4'))
     for step in (3, 4):
         assert losses(resumed)[step] == pytest.approx(losses(whole)[step], rel=1e-4)

@@ -1,5 +1,6 @@
 """LLaMA-Pro and bottleneck adapters (written here), AdaLoRA's schedule, LoRA initialisations, LISA and GaLore."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from swift.tuners import Swift, TunerSettings, prepare_model
 from swift.tuners.callbacks import LisaCallback
 from swift.utils import SwiftError
 
+from ..conftest import folder_hashes
 from .test_peft_tuners import _train_a_few_steps
 
 IDS = torch.tensor([[3, 14, 15, 92, 65, 35, 89]])
@@ -68,13 +70,15 @@ def _sft(tmp_path, model_dir: str, *flags: str) -> str:
 
 def _assert_resume_repeats_step_3(tmp_path, model_dir: str, ckpt: str, *flags: str) -> None:
     """Resuming from step 2 (the run saved with --save_steps 2) reloads the tuner: step 3 gives the same loss as the
-    uninterrupted run."""
-    log = next((tmp_path / 'out').glob('v*/logging.jsonl'))
-    step3 = [loss for step, loss in _logged_losses(log) if step == 3]
-    sft_main([*_sft_argv(tmp_path, model_dir, *flags), '--resume_from_checkpoint',
-              ckpt.replace('checkpoint-3', 'checkpoint-2')])
-    again = [loss for step, loss in _logged_losses(log) if step == 3]
-    assert len(again) == 2 and again[1] == pytest.approx(step3[0], rel=1e-5)
+    uninterrupted run, in a new run folder that leaves the source run untouched."""
+    source = Path(ckpt).parent
+    step3 = [loss for step, loss in _logged_losses(source / 'logging.jsonl') if step == 3]
+    before = folder_hashes(source)
+    result = sft_main([*_sft_argv(tmp_path, model_dir, *flags), '--resume_from_checkpoint',
+                       ckpt.replace('checkpoint-3', 'checkpoint-2')])
+    again = [loss for step, loss in _logged_losses(Path(result['run_dir'], 'logging.jsonl')) if step == 3]
+    assert Path(result['run_dir']) != source and folder_hashes(source) == before
+    assert len(again) == 1 and again[0] == pytest.approx(step3[0], rel=1e-5)
 
 
 def _answer(tmp_path, ckpt: str) -> str:
