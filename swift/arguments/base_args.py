@@ -41,7 +41,7 @@ class ModelArguments:
         default=None, metadata={'help': 'Attention kernel; flash_attn falls back to sdpa when not installed.'})
     use_hf: bool = field(default=False, metadata={'help': 'Download from Hugging Face instead of ModelScope.'})
     hub_token: Optional[str] = field(default=None, metadata={'help': 'Token for private hub repositories.'})
-    trust_remote_code: bool = field(default=False, metadata={'help': 'Run code shipped with the model. Off by default.'})
+    trust_remote_code: bool = field(default=False, metadata={'help': 'Run code shipped with the model.'})
     check_model: bool = field(default=True, metadata={'help': 'Check the hub for a newer model (ignored offline).'})
     local_repo_path: Optional[str] = field(default=None, metadata={'help': 'Local clone of a repo the model needs.'})
     device_map: Optional[str] = field(default=None, metadata={'help': "Device placement, e.g. 'auto' or 'cpu'."})
@@ -52,9 +52,13 @@ class ModelArguments:
         default=None, metadata={'help': 'Load the base model quantized (QLoRA): bnb = bitsandbytes.'})
     quant_bits: Optional[int] = field(
         default=None, metadata={'help': '4 or 8 with --quant_method bnb; 0 loads unquantized.'})
-    bnb_4bit_quant_type: Literal['nf4', 'fp4'] = 'nf4'
-    bnb_4bit_use_double_quant: bool = True
-    bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = None
+    bnb_4bit_quant_type: Literal['nf4', 'fp4'] = field(
+        default='nf4', metadata={'help': 'bitsandbytes 4-bit data type: NormalFloat4 or plain FP4.'})
+    bnb_4bit_use_double_quant: bool = field(
+        default=True, metadata={'help': 'Quantize the 4-bit quantization constants as well (saves memory).'})
+    bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = field(
+        default=None, metadata={'help': 'dtype the 4-bit layers compute in; default --torch_dtype (float32 on a '
+                                        'CPU).'})
 
     @property
     def quantized(self) -> bool:
@@ -110,9 +114,11 @@ class TemplateArguments:
 class GenerationArguments:
     max_new_tokens: Optional[int] = field(default=None, metadata={'help': 'Most tokens to generate.'})
     temperature: Optional[float] = field(default=None, metadata={'help': '0 is greedy.'})
-    top_k: Optional[int] = None
-    top_p: Optional[float] = None
-    repetition_penalty: Optional[float] = None
+    top_k: Optional[int] = field(default=None, metadata={'help': 'Sample among the k most likely tokens.'})
+    top_p: Optional[float] = field(
+        default=None, metadata={'help': 'Sample among the most likely tokens whose probabilities add up to p.'})
+    repetition_penalty: Optional[float] = field(
+        default=None, metadata={'help': 'Above 1 makes tokens already in the text less likely.'})
     stop_words: list[str] = field(default_factory=list, metadata={'help': 'Strings that end generation.'})
     stream: bool = field(default=False, metadata={'help': 'Print tokens as they are generated.'})
 
@@ -132,7 +138,7 @@ class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
         default_factory=list, metadata={'help': "LoRA checkpoints; for deploy also 'name=path'."})
     load_args: bool = field(default=True, metadata={'help': "Read model, template and system from args.json."})
     load_data_args: bool = field(default=False, metadata={'help': 'Also read the data arguments from args.json.'})
-    seed: int = 42
+    seed: int = field(default=42, metadata={'help': 'Random seed: sampling, initialisation, data order.'})
 
     def __post_init__(self):
         DataArguments.__post_init__(self)

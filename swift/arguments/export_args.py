@@ -27,8 +27,8 @@ class ExportArguments(BaseArguments):
                                      'shortest.'})
     push_to_hub: bool = field(default=False, metadata={'help': 'Upload the checkpoint to a hub.'})
     hub_model_id: Optional[str] = field(default=None, metadata={'help': "'<namespace>/<name>' on the hub."})
-    hub_private_repo: bool = False
-    commit_message: str = 'update files'
+    hub_private_repo: bool = field(default=False, metadata={'help': 'Create the hub repository as private.'})
+    commit_message: str = field(default='update files', metadata={'help': 'Commit message of the upload.'})
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)

@@ -125,15 +125,24 @@ class RLHFArguments(TrainArguments):
     vllm_device: str = field(default='auto', metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
     num_infer_workers: int = field(default=1, metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
     # settings of the built-in rewards (docs/rewards.md)
-    cosine_min_len_value_wrong: float = -0.5
-    cosine_max_len_value_wrong: float = 0.0
-    cosine_min_len_value_correct: float = 1.0
-    cosine_max_len_value_correct: float = 0.5
-    cosine_max_len: Optional[int] = None
-    repetition_n_grams: int = 3
-    repetition_max_penalty: float = -1.0
-    soft_max_length: Optional[int] = None
-    soft_cache_length: Optional[int] = None
+    cosine_min_len_value_wrong: float = field(
+        default=-0.5, metadata={'help': 'cosine reward: reward of a wrong answer of length 0.'})
+    cosine_max_len_value_wrong: float = field(
+        default=0.0, metadata={'help': 'cosine reward: reward of a wrong answer at --cosine_max_len.'})
+    cosine_min_len_value_correct: float = field(
+        default=1.0, metadata={'help': 'cosine reward: reward of a correct answer of length 0.'})
+    cosine_max_len_value_correct: float = field(
+        default=0.5, metadata={'help': 'cosine reward: reward of a correct answer at --cosine_max_len.'})
+    cosine_max_len: Optional[int] = field(
+        default=None, metadata={'help': 'cosine reward: length L_max in tokens; default --max_completion_length.'})
+    repetition_n_grams: int = field(default=3, metadata={'help': 'repetition reward: n-gram size, in words.'})
+    repetition_max_penalty: float = field(
+        default=-1.0, metadata={'help': 'repetition reward: the penalty of an answer that only repeats (<= 0).'})
+    soft_max_length: Optional[int] = field(
+        default=None, metadata={'help': 'soft_overlong reward: the length limit L; default --max_completion_length.'})
+    soft_cache_length: Optional[int] = field(
+        default=None, metadata={'help': 'soft_overlong reward: penalty ramps from 0 to -1 over the last C tokens '
+                                        'before L (0 < C < L).'})
 
     def __post_init__(self):
         if self.rlhf_type == 'rm':

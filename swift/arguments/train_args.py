@@ -184,7 +184,7 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
     report_to: Optional[str] = field(default='tensorboard', metadata={'help': 'Logging integrations.'})
     remove_unused_columns: bool = False
     logging_first_step: bool = True
-    save_safetensors: bool = True
+    save_safetensors: bool = field(default=True, metadata={'help': 'Save weights as safetensors.'})
     group_by_length: bool = field(
         default=False, metadata={'help': 'Batch rows of similar length together: less padding, faster steps.'})
 

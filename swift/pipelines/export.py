@@ -1,6 +1,6 @@
 """``swift export``: merge LoRA adapters into the base model, quantize, write an Ollama Modelfile, push to a hub.
 
-    swift export --adapters output/vx-xxx/checkpoint-xxx --merge_lora true
+    swift export --adapters output/vx-xxx/checkpoint-xxx --merge_lora true     (or: swift merge-lora --adapters ...)
     swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method bnb --quant_bits 4 --output_dir qwen-bnb-int4
     swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method gptq --quant_bits 4 --dataset calib.jsonl \
         --output_dir qwen-gptq-int4
@@ -25,6 +25,8 @@ logger = get_logger()
 
 def export_main(args: ExportArguments | list[str] | None = None) -> dict:
     args = apply_checkpoint_args(to_arguments(ExportArguments, args))
+    if args.model is None:
+        _missing_base_model(args.adapters[0])
     result = {}
     if args.merge_lora:
         result['merged_dir'] = merge_lora(args)
@@ -39,6 +41,18 @@ def export_main(args: ExportArguments | list[str] | None = None) -> dict:
                           private=args.hub_private_repo, commit_message=args.commit_message)
         logger.info(f'pushed {folder} to {hub} as {args.hub_model_id}')
     return result
+
+
+def merge_lora_main(argv: list[str]) -> dict:
+    """``swift merge-lora``: ms-swift's name for ``swift export --merge_lora true``, with the same flags."""
+    return export_main([*argv, '--merge_lora', 'true'])
+
+
+def _missing_base_model(adapter: str) -> None:
+    """Only --adapters was given, and the first has no args.json naming its base model."""
+    if not os.path.isdir(adapter):
+        raise SwiftError(f'--adapters {adapter}: no such folder')
+    raise SwiftError(f'--adapters {adapter} has no args.json naming its base model: give --model too')
 
 
 def merge_lora(args) -> str:

@@ -22,6 +22,8 @@ def _assert_clean_error(result, *needles: str) -> None:
     (['sft', '--model', 'M', '--dataset', 'd.jsonl', '--columns', '{bad json'], ['--columns']),
     (['sft', '--model', 'M'], ['--dataset']),
     (['infer'], ['--model']),
+    (['merge-lora', '--model', 'M'], ['--adapters']),
+    (['merge-lora', '--adapters', '/nonexistent/ckpt'], ['--adapters /nonexistent/ckpt', 'no such folder']),
     (['frobnicate'], ["'frobnicate'", 'sft']),
 ])
 def test_bad_flags(argv, needles):
