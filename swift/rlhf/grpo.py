@@ -1,7 +1,8 @@
 """GRPO on trl's GRPOTrainer: groups of sampled completions per prompt, scored by reward functions, each completion
-weighted by its reward's advantage over its group; with its loss types (grpo, bnpo, dr_grpo, dapo), clip-higher
-(--epsilon_high), GSPO (--importance_sampling_level sequence), a KL penalty to the reference (--beta), and the RLOO
-and REINFORCE++ advantages (--advantage_estimator), and DAPO's dynamic sampling (--dynamic_sample).
+weighted by its reward's advantage over its group; with its loss types (grpo, bnpo, dr_grpo, dapo, and SAPO's
+soft gate and CISPO's clipped weights, all trl's), clip-higher (--epsilon_high), GSPO (--importance_sampling_level
+sequence), a KL penalty to the reference (--beta), the RLOO and REINFORCE++ advantages (--advantage_estimator),
+DAPO's dynamic sampling (--dynamic_sample), and CHORD's SFT loss on expert rows mixed in (--chord_sft_dataset).
 
 Prompts are encoded by our template (system prompt, thinking blocks) rather than the tokenizer's chat template.
 Dataset columns other than the conversation reach the reward functions by name (e.g. ``solution``).
@@ -9,33 +10,66 @@ Dataset columns other than the conversation reach the reward functions by name (
 import os
 import random
 import tempfile
+from dataclasses import dataclass, field, fields
+from typing import Iterator
 
 import requests
+import torch
 import trl
 from safetensors.torch import save_file
+from torch.utils.data import DataLoader
 from trl.generation.vllm_client import VLLMClient
 from trl.generation.vllm_generation import VLLMGeneration
 
-from ..template import Template
-from ..trainers import SwiftTrainerMixin
+from ..pipelines.common import load_dataset_rows
+from ..template import DataCollator, Template
+from ..trainers import SwiftTrainerMixin, encode_rows
 from ..utils import SwiftError, get_logger
 from ..utils.io import append_jsonl
 from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
 from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .dynamic_sampling import flat_groups, replace_groups
+from .grpo_losses import chord_mu, chord_sft_loss
 from .offload import OffloadSettings, offloaded
 
 logger = get_logger()
+
+
+@dataclass
+class GRPOVariants:
+    """The GRPO flags AlignmentSettings does not carry: SAPO's temperatures and CHORD's mix of an SFT loss on expert
+    rows (RLHFArguments' names; None as there: see its checks)."""
+    tau_pos: float = 1.0
+    tau_neg: float = 1.05
+    chord_sft_dataset: list[str] = field(default_factory=list)
+    chord_sft_per_device_train_batch_size: int | None = None
+    chord_enable_phi_function: bool = False
+    chord_mu_warmup_steps: int | None = None
+    chord_mu_decay_steps: int | None = None
+    chord_mu_peak: float | None = None
+    chord_mu_valley: float | None = None
+
+    @classmethod
+    def of(cls, args) -> 'GRPOVariants':
+        """Read from RLHFArguments; a bare TrainingArguments (the Python API) has none of them: the defaults."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+    def chord_mu(self, step: int) -> float:
+        return chord_mu(step, self.chord_mu_warmup_steps or 0, self.chord_mu_decay_steps or 0, self.chord_mu_peak,
+                        self.chord_mu_valley)
 
 
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
                  max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
-                 rollout_on_cpu: bool = False, **kwargs):
+                 rollout_on_cpu: bool = False, variants: GRPOVariants = GRPOVariants(),
+                 chord_rows: list[dict] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if rollout_on_cpu:
             self._generate_with_cpu_rollout()
+        self.variants = variants
+        self.chord_batches = self._expert_batches(chord_rows) if chord_rows else None
         self.template = template
         self.completions_path = completions_path
         self.advantage_scale = advantage_scale
@@ -67,6 +101,38 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
             server_timeout=self.args.vllm_server_timeout, repetition_penalty=self.repetition_penalty,
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
             max_completion_length=self.max_completion_length, logprobs=0, generation_kwargs=self.args.generation_kwargs)
+
+    def _expert_batches(self, rows: list[dict]) -> Iterator[dict]:
+        """CHORD's expert rows in shuffled batches, endlessly; each process draws from its own share."""
+        loader = DataLoader(rows, batch_size=self.variants.chord_sft_per_device_train_batch_size
+                            or self.args.per_device_train_batch_size, shuffle=True,
+                            collate_fn=DataCollator(self.processing_class.pad_token_id),
+                            generator=torch.Generator().manual_seed(self.args.seed))
+        loader = self.accelerator.prepare(loader)
+        while True:
+            yield from loader
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.chord_batches is None or not self.model.training:  # CHORD mixes its SFT loss into training only
+            return loss
+        return self._with_chord_sft(model, loss)
+
+    def _with_chord_sft(self, model, grpo_loss):
+        """CHORD: (1 - mu) * GRPO + mu * SFT on a batch of expert rows. trl's loss is already this micro-batch's share
+        of the accumulated step, so the SFT loss is divided by the accumulation steps alike."""
+        mu = self.variants.chord_mu(self.state.global_step)
+        self._metrics['train']['chord/mu'].append(mu)
+        if mu == 0:  # nothing to mix: spare the expert forward pass
+            return grpo_loss
+        batch = dict(next(self.chord_batches))
+        labels = batch.pop('labels')
+        sft_loss = chord_sft_loss(model(**batch, use_cache=False).logits, labels,
+                                  self.variants.chord_enable_phi_function)
+        steps = self.current_gradient_accumulation_steps
+        for name, part in (('grpo_loss', grpo_loss * steps), ('sft_loss', sft_loss)):  # both per micro-batch
+            self._metrics['train'][f'chord/{name}'].append(self.accelerator.gather(part.detach()).mean().item())
+        return (1 - mu) * grpo_loss + mu * sft_loss / steps
 
     def _tokenize_prompts(self, prompts: list):
         return [self.template.encode_prompt(messages) for messages in prompts], None, {}
@@ -172,7 +238,8 @@ def advantage_settings(estimator: str, scale_rewards: str, num_generations: int)
 
 
 def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, template: Template,
-                 completions_path: str | None, **kwargs) -> GRPOTrainer:
+                 completions_path: str | None, variants: GRPOVariants | None = None, **kwargs) -> GRPOTrainer:
+    variants = variants or GRPOVariants.of(args)
     use_vllm = settings.use_vllm and _vllm_usable()
     scale_rewards, advantage_scale = advantage_settings(settings.advantage_estimator, settings.scale_rewards,
                                                         settings.num_generations)
@@ -188,11 +255,24 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         epsilon_high=settings.epsilon_high, scale_rewards=scale_rewards,
         num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
         reward_weights=settings.reward_weights or None, log_completions=False,
+        sapo_temperature_pos=variants.tau_pos, sapo_temperature_neg=variants.tau_neg,
         use_vllm=use_vllm and not rollout_on_cpu, **(_vllm_config(settings) if use_vllm else {}))
+    chord_rows = _expert_rows(args, variants.chord_sft_dataset, template) if variants.chord_sft_dataset else None
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
                        advantage_scale=advantage_scale,
                        max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0,
-                       offload=offload, rollout_on_cpu=rollout_on_cpu, **kwargs)
+                       offload=offload, rollout_on_cpu=rollout_on_cpu, variants=variants, chord_rows=chord_rows,
+                       **kwargs)
+
+
+def _expert_rows(args, specs: list[str], template: Template) -> list[dict]:
+    """--chord_sft_dataset, loaded with the run's data flags and encoded by the template as swift sft encodes."""
+    encoded, stats = encode_rows(template, load_dataset_rows(args, specs), args.dataset_num_proc)
+    stats.report('chord_sft_dataset')
+    if not encoded:
+        raise SwiftError(f'--chord_sft_dataset: no row is left to train on: all are longer than --max_length '
+                         f'{args.max_length} or carry no loss')
+    return encoded
 
 
 def _vllm_usable() -> bool:

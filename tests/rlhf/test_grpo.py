@@ -1,5 +1,6 @@
 """GRPO: the seed's command on a tiny model, a toy task it learns, and trl's loss pieces against a hand computation."""
 import json
+import math
 import os
 
 import pytest
@@ -12,7 +13,7 @@ from swift.arguments import RLHFArguments, parse_args
 from swift.llm import rlhf_main
 from swift.rlhf import AlignmentSettings
 from swift.rlhf.dynamic_sampling import flat_groups, replace_groups
-from swift.rlhf.grpo import advantage_settings, make_trainer
+from swift.rlhf.grpo import GRPOVariants, advantage_settings, make_trainer
 from swift.template import get_template
 from swift.utils import SwiftError, env
 from tests.conftest import run_swift
@@ -104,7 +105,11 @@ def _completion_logps(model) -> torch.Tensor:
     return log_probs[:, positions].gather(-1, ids[:, len(PROMPT):, None]).squeeze(-1)
 
 
-@pytest.mark.parametrize('loss_type, epsilon_high', [('grpo', None), ('bnpo', 0.28), ('dr_grpo', None)])
+TAU_POS, TAU_NEG = 1.0, 2.0  # SAPO's temperatures, tau_neg off its default so that the flag is seen to reach trl
+
+
+@pytest.mark.parametrize('loss_type, epsilon_high', [('grpo', None), ('bnpo', 0.28), ('dr_grpo', None),
+                                                     ('sapo', None), ('cispo', 1.1)])
 def test_grpo_loss_by_hand(qwen2_dir, tmp_path, loss_type, epsilon_high):
     tokenizer = AutoTokenizer.from_pretrained(qwen2_dir)
     torch.manual_seed(0)
@@ -117,6 +122,7 @@ def test_grpo_loss_by_hand(qwen2_dir, tmp_path, loss_type, epsilon_high):
                              remove_unused_columns=False)
     trainer = make_trainer(args, settings, model=model, processing_class=tokenizer, reward_funcs=[_zero_reward],
                            template=get_template('qwen', tokenizer), completions_path=None,
+                           variants=GRPOVariants(tau_pos=TAU_POS, tau_neg=TAU_NEG),
                            train_dataset=Dataset.from_list([{'prompt': [{'role': 'user', 'content': 'hi'}]}] * 2))
     model.eval()  # evaluation mode: no dropout and no gradient-accumulation scaling
     logps = _completion_logps(model)
@@ -128,18 +134,27 @@ def test_grpo_loss_by_hand(qwen2_dir, tmp_path, loss_type, epsilon_high):
         loss = trainer.compute_loss(model, inputs).item()
 
     ratio = torch.exp(OLD_SHIFT)
-    clipped = ratio.clamp(1 - epsilon, 1 + (epsilon_high or epsilon))
-    advantages = ADVANTAGES[:, None]
-    per_token = -torch.minimum(ratio * advantages, clipped * advantages)
+    per_token = _policy_term(loss_type, ratio, ADVANTAGES[:, None], logps, epsilon, epsilon_high or epsilon)
     # k3 estimate of KL(policy || reference), weighted by the ratio (trl's default bias correction for old samples)
     per_token += beta * (torch.exp(REF_SHIFT) - REF_SHIFT - 1) * ratio
-    if loss_type == 'grpo':  # each sequence's token mean, then the mean over sequences
+    if loss_type in ('grpo', 'sapo'):  # each sequence's token mean, then the mean over sequences
         expected = ((per_token * MASK).sum(-1) / MASK.sum(-1)).mean()
-    elif loss_type == 'bnpo':  # the mean over every token of the batch
+    elif loss_type in ('bnpo', 'cispo'):  # the mean over every token of the batch
         expected = (per_token * MASK).sum() / MASK.sum()
     else:  # dr_grpo: a constant normaliser, sequences x max completion length
         expected = (per_token * MASK).sum() / (2 * max_len)
     assert loss == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
+
+
+def _policy_term(loss_type: str, ratio, advantages, logps, epsilon: float, epsilon_high: float):
+    """Each token's policy loss, from its ratio to the old policy, its advantage and its log-probability."""
+    if loss_type == 'sapo':  # a sigmoid gate in place of the clip, 4/tau * sigmoid(tau (r - 1)), tau by the sign of A
+        tau = torch.where(advantages > 0, TAU_POS, TAU_NEG)
+        return -torch.sigmoid(tau * (ratio - 1)) * 4 / tau * advantages
+    if loss_type == 'cispo':  # the weight min(r, epsilon_high) times the log-probability: a REINFORCE term
+        return -ratio.clamp(max=epsilon_high) * advantages * logps
+    clipped = ratio.clamp(1 - epsilon, 1 + epsilon_high)
+    return -torch.minimum(ratio * advantages, clipped * advantages)
 
 
 @pytest.mark.parametrize('estimator', ['grpo', 'rloo', 'reinforce_plus_plus'])
@@ -226,3 +241,73 @@ def test_an_eval_batch_that_splits_groups_is_one_error(qwen2_dir):
     with pytest.raises(SwiftError, match=r'--per_device_eval_batch_size x processes \(1 x 1\) must be a multiple'):
         parse_args(RLHFArguments, argv)
     assert parse_args(RLHFArguments, [*argv, '--split_dataset_ratio', '0']).num_generations == 4
+
+
+# ---- SAPO, CISPO and CHORD in short runs ----------------------------------------------------------------------
+def _short_run(qwen2_dir, tmp_path, *extra: str, steps: int = 2) -> list[dict]:
+    """A few GRPO steps on the toy reward (it varies within groups, so the advantages are not all 0): the training
+    log records."""
+    plugin = tmp_path / 'my_rewards.py'
+    plugin.write_text(PLUGIN)
+    result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
+                        '--reward_funcs', 'low_ids', '--dataset', NUMINA, '--split_dataset_ratio', '0',
+                        '--max_completion_length', '4', '--per_device_train_batch_size', '4', '--num_generations', '4',
+                        '--max_steps', str(steps), '--logging_steps', '1', '--save_strategy', 'no',
+                        '--report_to', 'none', '--output_dir', str(tmp_path / 'out'), *extra])
+    records = [r for r in result['log_history'] if 'loss' in r]
+    assert len(records) == steps and all(math.isfinite(r['loss']) for r in records), records
+    return records
+
+
+def test_sapo_trains_with_its_soft_gate(qwen2_dir, tmp_path):
+    records = _short_run(qwen2_dir, tmp_path, '--loss_type', 'sapo', '--tau_pos', '1.0', '--tau_neg', '1.05')
+    assert not any('clip_ratio/region_mean' in r for r in records)  # no hard clip: trl's SAPO branch ran
+
+
+def test_cispo_trains_with_its_clipped_weights(qwen2_dir, tmp_path):
+    records = _short_run(qwen2_dir, tmp_path, '--loss_type', 'cispo', '--epsilon_high', '5.0')
+    assert all(r['cispo_clip_ratio'] == 0 for r in records)  # one update per batch: every ratio is 1 < 5
+
+
+def test_chord_mixes_the_expert_sft_loss_in_on_its_schedule(qwen2_dir, tmp_path):
+    """Two accumulation steps: the logged loss, summed over them, is the mix of the parts' means only if the SFT
+    loss is scaled for accumulation as trl scales its own."""
+    records = _short_run(qwen2_dir, tmp_path, '--chord_sft_dataset', NUMINA, '--chord_sft_per_device_train_batch_size',
+                         '2', '--chord_mu_warmup_steps', '1', '--chord_mu_decay_steps', '2', '--chord_mu_peak', '0.8',
+                         '--chord_mu_valley', '0.2', '--chord_enable_phi_function', 'true',
+                         '--per_device_train_batch_size', '2', '--gradient_accumulation_steps', '2', steps=3)
+    # mu at steps 0, 1, 2: warm-up from 0, the peak, half-way down the cosine to the valley
+    assert [r['chord/mu'] for r in records] == pytest.approx([0.0, 0.8, 0.5])
+    assert 'chord/sft_loss' not in records[0]  # mu = 0: no expert batch
+    for record in records[1:]:
+        mu, grpo, sft = record['chord/mu'], record['chord/grpo_loss'], record['chord/sft_loss']
+        # phi: p(1 - p)(-log p) never exceeds 0.26, while a random model's plain NLL is about ln(vocabulary size)
+        assert math.isfinite(sft) and 0 < sft < 0.26
+        assert record['loss'] == pytest.approx((1 - mu) * grpo + mu * sft, rel=1e-4, abs=1e-8)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--loss_type', 'gspo'], r'--loss_type gspo: GRPO takes one of grpo, bnpo, dr_grpo, dapo, sapo, cispo'),
+    (['--loss_type', 'sapo', '--tau_neg', '0'], r'--tau_neg must be positive'),
+    (['--chord_mu_peak', '0.5'], r"--chord_mu_peak: CHORD's flags need --chord_sft_dataset"),
+    (['--chord_sft_dataset', NUMINA, '--chord_mu_peak', '0.5'], r'needs --chord_mu_valley in \[0, 1\], got None'),
+    (['--chord_sft_dataset', NUMINA, '--chord_mu_peak', '1.5', '--chord_mu_valley', '0.1'], r'--chord_mu_peak in'),
+    (['--chord_sft_dataset', NUMINA, '--chord_mu_peak', '0.5', '--chord_mu_valley', '0.1',
+      '--chord_sft_per_device_train_batch_size', '0'], r'--chord_sft_per_device_train_batch_size must be at least 1'),
+])
+def test_bad_loss_variant_flags_are_one_error(qwen2_dir, extra, message):
+    argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format', '--dataset', NUMINA,
+            '--split_dataset_ratio', '0', '--per_device_train_batch_size', '4', '--num_generations', '4']
+    with pytest.raises(SwiftError, match=message):
+        parse_args(RLHFArguments, [*argv, *extra])
+
+
+def test_chord_belongs_to_grpo_and_cispo_warns_without_epsilon_high(qwen2_dir, caplog):
+    with pytest.raises(SwiftError, match='CHORD mixes an SFT loss into --rlhf_type grpo, not dpo'):
+        parse_args(RLHFArguments, ['--rlhf_type', 'dpo', '--model', qwen2_dir, '--dataset', NUMINA,
+                                   '--chord_sft_dataset', NUMINA, '--chord_mu_peak', '0.5', '--chord_mu_valley', '0.5'])
+    args = parse_args(RLHFArguments, ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format',
+                                      '--dataset', NUMINA, '--split_dataset_ratio', '0', '--num_generations', '1',
+                                      '--loss_type', 'cispo'])
+    assert args.tau_pos == 1.0 and args.tau_neg == 1.05 and args.chord_mu_peak is None  # ms-swift's defaults
+    assert '--epsilon_high, unset so --epsilon 0.2' in caplog.text

@@ -1,6 +1,6 @@
 """Each alignment loss against a hand computation on fixed log-probabilities.
 
-CPO, SimPO and ORPO are our own functions: checked on fixed numbers. DPO, KTO and RM run trl's trainers on a tiny
+CPO, SimPO, ORPO and CHORD's pieces are our own functions: checked on fixed numbers. DPO, KTO and RM run trl's trainers on a tiny
 model whose adapter has been moved off zero, so the policy and the reference differ; the expected loss is worked
 out here from log-probabilities of a plain forward pass.
 """
@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from swift.rlhf import AlignmentSettings
 from swift.rlhf.cpo import cpo_loss
 from swift.rlhf.dpo import make_trainer as make_dpo_trainer
+from swift.rlhf.grpo_losses import chord_mu, chord_sft_loss
 from swift.rlhf.kto import make_trainer as make_kto_trainer
 from swift.rlhf.orpo import orpo_loss
 from swift.rlhf.preference import AnswerLogps, answer_logps
@@ -68,6 +69,37 @@ def test_answer_logps_sum_only_the_answer_tokens():
     assert logps.chosen.item() == pytest.approx((log_probs[0, 1, 3] + log_probs[0, 2, 4]).item(), rel=1e-5)
     assert logps.rejected.item() == pytest.approx((log_probs[1, 0, 2] + log_probs[1, 1, 0]).item(), rel=1e-5)
     assert logps.chosen_tokens.item() == 2 and logps.rejected_tokens.item() == 2
+
+
+def test_chord_mu_warms_up_linearly_then_decays_along_a_cosine():
+    schedule = dict(warmup_steps=2, decay_steps=4, peak=0.8, valley=0.2)
+    # warm-up: 0, 0.4; peak at step 2; half-way through the decay cos(pi/2) = 0: the mid-point 0.5; then the valley
+    assert [chord_mu(step, **schedule) for step in (0, 1, 2, 4, 6, 50)] == pytest.approx([0, 0.4, 0.8, 0.5, 0.2, 0.2])
+    assert chord_mu(3, **schedule) == pytest.approx(0.2 + 0.6 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert chord_mu(0, warmup_steps=0, decay_steps=0, peak=0.3, valley=0.3) == 0.3  # a constant mu
+
+
+# Two logits per position: [0, ln 3] gives token 1 probability 3/4, [0, 0] gives 1/2. Row 0 predicts labels 1, 0, 1
+# (probabilities 3/4, 1/4, 1/2); row 1 has no expert token, so it adds nothing and counts for nothing.
+SFT_LOGITS = torch.tensor([[[0.0, math.log(3)], [0.0, math.log(3)], [0.0, 0.0], [5.0, -5.0]],
+                           [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]])
+SFT_LABELS = torch.tensor([[-100, 1, 0, 1], [-100, -100, -100, -100]])
+
+
+def test_chord_sft_loss_is_the_mean_nll_of_the_expert_tokens():
+    expected = (math.log(4 / 3) + math.log(4) + math.log(2)) / 3
+    assert chord_sft_loss(SFT_LOGITS, SFT_LABELS, phi=False).item() == pytest.approx(expected)
+
+
+def test_chord_phi_weights_each_token_by_p_times_1_minus_p_held_constant():
+    expected = (3 / 16 * math.log(4 / 3) + 3 / 16 * math.log(4) + 1 / 4 * math.log(2)) / 3
+    assert chord_sft_loss(SFT_LOGITS, SFT_LABELS, phi=True).item() == pytest.approx(expected)
+    # One token, logits [0, z], label 1: d(-log p)/dz = -(1 - p). The weight p(1 - p) is a constant factor, so the
+    # gradient is -p(1 - p)^2 (if the weight were differentiated too, it would not be).
+    logits = torch.tensor([[[0.0, 0.5], [0.0, 0.0]]], requires_grad=True)
+    chord_sft_loss(logits, torch.tensor([[-100, 1]]), phi=True).backward()
+    p = 1 / (1 + math.exp(-0.5))
+    assert logits.grad[0, 0, 1].item() == pytest.approx(-p * (1 - p) ** 2)
 
 
 # ---- trl's trainers on a tiny model --------------------------------------------------------------------------
