@@ -25,6 +25,8 @@ from .base import Choice, InferEngine, OnText, check_logprobs
 from .metrics import InferStats
 from .stopping import StopWordsCriteria, truncate_at_stop
 
+GREEDY_BELOW_TEMPERATURE = 1e-5
+
 
 class PtEngine(InferEngine):
 
@@ -113,6 +115,10 @@ class PtEngine(InferEngine):
         encoded = self.template.encode({'messages': request.messages})
         if encoded is None:
             raise SwiftError(f'the conversation is longer than --max_length {self.template.max_length} tokens')
+        limit = self.max_model_len  # past it, the position embeddings run out mid-forward
+        if limit is not None and len(encoded['input_ids']) > limit:
+            raise SwiftError(f"this model's maximum context length is {limit} tokens, but the conversation has "
+                             f"{len(encoded['input_ids'])}")
         return encoded['input_ids']
 
     def _score_ids(self, ids: list[int], adapter: str | None) -> float:
@@ -174,7 +180,8 @@ class PtEngine(InferEngine):
         return {'input_ids': input_ids.to(self.model.device), 'attention_mask': attention_mask.to(self.model.device)}
 
     def _generate_kwargs(self, config: RequestConfig, prompt_length: int) -> dict:
-        greedy = not config.temperature
+        # As vLLM does: a temperature this close to 0 is greedy; dividing the logits by it would overflow them
+        greedy = not config.temperature or config.temperature < GREEDY_BELOW_TEMPERATURE
         kwargs = {'max_new_tokens': self.max_new_tokens(prompt_length, config.max_tokens), 'do_sample': not greedy,
                   'pad_token_id': self.tokenizer.pad_token_id, 'eos_token_id': self.stop_token_ids}
         if not greedy:

@@ -30,12 +30,21 @@ from .scheduler import BatchScheduler, Job
 
 logger = get_logger()
 DISCONNECT_POLL_S = 0.5  # how often a stream waiting for its batch checks that its client is still there
+# What a body may be sent as: JSON, or no type or curl -d's form type, as bodies are parsed by hand anyway
+JSON_TYPES = ('', 'application/json', 'application/x-www-form-urlencoded')
+SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.manual_seed accepts
 
 
 # ---- request bodies ----------------------------------------------------------------------------------------------
+class ContentPart(BaseModel, extra='allow'):
+    """One part of a message's content; only text parts are served, the others are refused by type."""
+    type: str | None = None
+    text: str | None = None
+
+
 class Message(BaseModel):
     role: Literal['system', 'user', 'assistant', 'tool']
-    content: str | list[dict] | None = None
+    content: str | list[ContentPart] | None = None
 
 
 class StreamOptions(BaseModel):
@@ -50,9 +59,10 @@ class _GenerationFields(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float | None = Field(None, gt=0)
+    # Not below 0.01: it divides the logits, and a tinier one overflows them to inf, which cannot be sampled
+    repetition_penalty: float | None = Field(None, ge=0.01)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -95,11 +105,19 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> BaseModel:
-    """The JSON body as ``model``. Read by hand, so a body sent without a JSON content type (curl -d) still works."""
+    """The JSON body as ``model``. Read by hand, so a body sent without a JSON content type (curl -d) still works;
+    one declared as something else (text/plain, a form upload) is refused with 415."""
+    content_type = request.headers.get('content-type', '').partition(';')[0].strip().lower()
+    if content_type not in JSON_TYPES and not content_type.endswith('+json'):
+        raise APIError(415, f'Content-Type {content_type!r} is not supported; send the body as application/json')
     try:
         payload = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested thousands deep
         raise APIError(400, f'the request body is not valid JSON: {err}') from None
+    try:  # JSON may spell lone UTF-16 surrogates (\ud800), which no tokenizer or response can encode
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise APIError(400, 'the request body holds an unpaired UTF-16 surrogate; send valid Unicode text') from None
     try:
         return model.model_validate(payload)
     except ValidationError as err:
@@ -126,9 +144,11 @@ def _message_text(message: Message) -> str:
         return message.content or ''
     texts = []
     for part in message.content:
-        if part.get('type') != 'text':
-            raise APIError(400, f"content parts of type {part.get('type')!r} are not supported; send text")
-        texts.append(part.get('text', ''))
+        if part.type != 'text':
+            raise APIError(400, f'content parts of type {part.type!r} are not supported; send text')
+        if part.text is None:
+            raise APIError(400, 'a content part of type text needs its text')
+        texts.append(part.text)
     return ''.join(texts)
 
 
@@ -179,6 +199,8 @@ class _Server:
             prompt = encode()
         except SwiftError as err:
             raise APIError(400, str(err)) from None
+        if not prompt:  # generate needs a token to start from
+            raise APIError(400, 'the prompt is empty')
         try:
             max_tokens = self.engine.max_new_tokens(len(prompt), body.max_tokens or body.max_completion_tokens,
                                                     default=self.defaults.max_tokens)
@@ -187,6 +209,23 @@ class _Server:
         job = Job(prompt, _request_config(body, self.defaults, max_tokens), adapter, asyncio.get_running_loop())
         self.scheduler.submit(job)
         return job
+
+    def scorer_error(self, what: str) -> APIError:
+        return APIError(400, f'{self.served} is a reward model (--task_type seq_cls): it scores conversations and '
+                        f'cannot {what}. POST /v1/chat/completions with the conversation, its answer last, and '
+                        "without stream, n or logprobs: the answer's content is the score",
+                        code='reward_model')
+
+    async def score(self, body: ChatCompletionRequest, messages: list[dict]) -> dict:
+        """A reward model's answer, as ms-swift serves it: the conversation's score as the content."""
+        adapter = self.adapter_for(body.model)
+        if body.stream or body.n > 1 or body.logprobs:
+            raise self.scorer_error('stream, give several choices or logprobs')
+        try:  # in a thread: the forward pass would hold up the event loop
+            response, = await asyncio.to_thread(self.engine.infer, [InferRequest(messages=messages)], adapter=adapter)
+        except SwiftError as err:
+            raise APIError(400, str(err)) from None
+        return dataclasses.replace(response, model=body.model).to_dict()
 
 
 async def _result(job: Job) -> ChatCompletionResponse:
@@ -235,6 +274,8 @@ def _chat_routes(router: APIRouter, server: _Server) -> None:
     async def chat_completions(request: Request):
         body = await _parse(request, ChatCompletionRequest)
         messages = [{'role': m.role, 'content': _message_text(m)} for m in body.messages]
+        if server.engine.is_scorer:
+            return await server.score(body, messages)
         job = server.submit(body, lambda: server.engine.encode(InferRequest(messages=messages)))
         if body.stream:
             return StreamingResponse(_chat_stream(job, body, request), media_type='text/event-stream')
@@ -269,6 +310,8 @@ def _completion_routes(router: APIRouter, server: _Server) -> None:
     @router.post('/v1/completions')
     async def completions(request: Request):
         body = await _parse(request, CompletionRequest)
+        if server.engine.is_scorer:
+            raise server.scorer_error('complete raw text')
         prompt = body.prompt if isinstance(body.prompt, str) else _single_prompt(body.prompt)
         job = server.submit(body, lambda: server.engine.encode_text(prompt))
         if body.stream:

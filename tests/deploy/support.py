@@ -64,3 +64,13 @@ def wait_until_up(url: str, proc: subprocess.Popen, log_path: str, timeout: floa
         except OSError:
             time.sleep(0.3)
     pytest.fail(f'the server did not come up:\n{open(log_path).read()[-3000:]}')
+
+
+def make_reward_model(base_dir: str, out_dir: str, seed: int = 0) -> str:
+    """A reward model saved with its scoring head, so that every load of it gives the same scores."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    torch.manual_seed(seed)
+    AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1).save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
+    return out_dir

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from .support import free_port, make_adapter, running_swift
+from .support import free_port, make_adapter, make_reward_model, running_swift
 
 SEED_STREAM_MAX_TOKENS = 16  # the server's --max_new_tokens: the seed's streaming call sends no max_tokens
 
@@ -174,6 +174,17 @@ def test_a_seed_makes_sampling_repeatable(server):
                               'top_logprobs': 2}, 400, 'needs logprobs'),
     ('/v1/completions', {'model': 'lora1', 'prompt': 'hi', 'logprobs': 21}, 400, 'logprobs'),
     ('/v1/nowhere', {'model': 'lora1'}, 404, 'Not Found'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user',
+                                                               'content': [{'type': 'text', 'text': 5}]}]},
+     400, 'valid string'),
+    ('/v1/chat/completions', b'[' * 200_000, 400, 'not valid JSON'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi \ud800'}]}, 400,
+     'surrogate'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'seed': 2**70}, 400,
+     'seed'),
+    ('/v1/chat/completions', {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'temperature': 1,
+                              'repetition_penalty': 1e-300}, 400, 'repetition_penalty'),
+    ('/v1/completions', {'model': 'lora1', 'prompt': ''}, 400, 'prompt is empty'),
 ])
 def test_bad_requests_get_openai_errors_and_the_server_stays_up(server, path, body, status, needle):
     got, raw = _request(server['url'], path, body)
@@ -181,6 +192,21 @@ def test_bad_requests_get_openai_errors_and_the_server_stays_up(server, path, bo
     error = json.loads(raw)['error']
     assert needle in error['message'] and set(error) == {'message', 'type', 'code'}
     assert _chat(server['url'], 'lora1', 'still there?', max_tokens=2)['choices']
+
+
+def test_a_body_sent_as_another_content_type_is_a_415(server):
+    body = {'model': 'lora1', 'messages': [{'role': 'user', 'content': 'hi'}], 'max_tokens': 2}
+    status, raw = _request(server['url'], '/v1/chat/completions', body, {'Content-Type': 'text/plain'})
+    assert status == 415 and 'application/json' in json.loads(raw)['error']['message']
+    for content_type in ('application/json; charset=utf-8', 'application/x-www-form-urlencoded'):  # curl -d's
+        assert _request(server['url'], '/v1/chat/completions', body, {'Content-Type': content_type})[0] == 200
+
+
+def test_a_temperature_near_zero_answers_greedily(server):
+    # dividing the logits by 1e-30 would overflow them to inf, which cannot be sampled from
+    answers = [_chat(server['url'], 'lora1', 'who are you?', max_tokens=6, temperature=t)['choices'][0]['message']
+               ['content'] for t in (0, 1e-30)]
+    assert answers[0] == answers[1]
 
 
 def test_logprobs_with_the_openai_client(server):
@@ -319,3 +345,46 @@ def test_api_key_is_required_when_set(keyed_server):
     resp = client.chat.completions.create(model='my-model', messages=[{'role': 'user', 'content': 'hi'}],
                                           max_tokens=3, temperature=0)
     assert resp.usage.completion_tokens <= 3
+
+
+# ---- a reward model (issue 12) ------------------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def reward_server(qwen2_dir, tmp_path_factory):
+    """``swift deploy`` of a reward model: a classification head, ``--task_type seq_cls``."""
+    root = tmp_path_factory.mktemp('reward')
+    model_dir = make_reward_model(qwen2_dir, str(root / 'rm'))
+    port = free_port()
+    argv = ['deploy', '--model', model_dir, '--task_type', 'seq_cls', '--num_labels', '1', '--served_model_name',
+            'rm', '--infer_backend', 'pt', '--host', '127.0.0.1', '--port', str(port)]
+    with running_swift(argv, f'http://127.0.0.1:{port}/health', str(root / 'server.log')):
+        yield {'url': f'http://127.0.0.1:{port}', 'model_dir': model_dir}
+
+
+def test_a_reward_model_answers_a_chat_with_its_score(reward_server):
+    from swift.infer import PtEngine
+    from swift.protocol import InferRequest
+    conversations = [[{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': answer}]
+                     for answer in ('hello there', 'go away')]
+    engine = PtEngine(reward_server['model_dir'])
+    for conversation in conversations:
+        status, raw = _request(reward_server['url'], '/v1/chat/completions', {'model': 'rm', 'messages': conversation})
+        assert status == 200, raw
+        body = json.loads(raw)
+        # as ms-swift serves a reward model: the score of the whole conversation is the answer's content
+        assert body['choices'][0]['message']['content'] == f'{engine.score(InferRequest(messages=conversation)):.6g}'
+        assert body['model'] == 'rm' and body['usage']['completion_tokens'] == 0
+
+
+@pytest.mark.parametrize('path, fields', [
+    ('/v1/chat/completions', {'stream': True}),
+    ('/v1/chat/completions', {'n': 2}),
+    ('/v1/chat/completions', {'logprobs': True}),
+    ('/v1/completions', {'prompt': 'hello'}),
+])
+def test_a_reward_model_refuses_what_it_cannot_answer_with_a_400_that_says_why(reward_server, path, fields):
+    body = {'model': 'rm', **({} if 'prompt' in fields else {'messages': [{'role': 'user', 'content': 'hi'}]}),
+            **fields}
+    status, raw = _request(reward_server['url'], path, body)
+    error = json.loads(raw)['error']
+    assert status == 400 and set(error) == {'message', 'type', 'code'}, raw
+    assert 'rm is a reward model' in error['message'] and 'POST /v1/chat/completions' in error['message']
