@@ -9,6 +9,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
+from ..utils.packages import require_extra
 from .base_args import BaseArguments, json_object
 from .deepspeed import SHORTHANDS, deepspeed_config
 
@@ -150,8 +151,7 @@ class TunerArguments:
 
     def _use_galore(self) -> None:
         """GaLore through transformers' galore_adamw optimizer."""
-        if importlib.util.find_spec('galore_torch') is None:
-            raise SwiftError('--use_galore true needs the galore-torch package: pip install galore-torch')
+        require_extra('galore_torch', 'galore', '--use_galore true')
         self.optim = 'galore_adamw'
         targets = self.galore_target_modules
         self.optim_target_modules = 'all-linear' if targets == ['all-linear'] else targets

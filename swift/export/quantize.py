@@ -13,7 +13,7 @@ from ..utils import SwiftError
 # llmcompressor 0.14 pins transformers<=5.17 and compressed-tensors==0.19, but swift's training arguments need a
 # newer transformers; the library runs with transformers 5.23 and compressed-tensors 0.20 (tests/export), so it
 # is installed on top of them without its pins.
-INSTALL = ('pip install compressed-tensors==0.20.0 loguru nvidia-ml-py requests && pip install --no-deps '
+INSTALL = ("pip install 'swift[quant]' && pip install --no-deps "
            'llmcompressor==0.14.0.1 (without --no-deps pip downgrades transformers to 5.17, on which swift sft does '
            'not run; see docs/export.md)')
 

@@ -1,10 +1,10 @@
 """Quantized loading for QLoRA: bitsandbytes 4-bit NF4 (or 8-bit) through transformers' BitsAndBytesConfig."""
-import importlib.util
 
 import torch
 from transformers import BitsAndBytesConfig
 
 from ..utils import SwiftError
+from ..utils.packages import require_extra
 
 _COMPUTE_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
@@ -12,8 +12,7 @@ _COMPUTE_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16
 def bnb_config(quant_bits: int, quant_type: str = 'nf4', double_quant: bool = True,
                compute_dtype: str | None = None) -> BitsAndBytesConfig:
     """The config that loads a model in ``quant_bits`` with bitsandbytes; compute defaults to float32 on a CPU."""
-    if importlib.util.find_spec('bitsandbytes') is None:
-        raise SwiftError('--quant_method bnb needs bitsandbytes: pip install bitsandbytes')
+    require_extra('bitsandbytes', 'qlora', '--quant_method bnb (QLoRA)')
     if quant_bits not in (4, 8):
         raise SwiftError(f'--quant_bits must be 4 or 8 for bnb, got {quant_bits}')
     if quant_bits == 8:

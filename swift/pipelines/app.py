@@ -15,6 +15,7 @@ from ..arguments import AppArguments
 from ..infer import InferEngine
 from ..protocol import InferRequest, RequestConfig
 from ..utils import SwiftError, get_logger
+from ..utils.packages import require_extra
 from .common import apply_checkpoint_args, to_arguments
 from .infer import build_engine, request_config
 
@@ -43,10 +44,8 @@ def app_main(args: AppArguments | list[str] | None = None) -> None:
 
 
 def _import_gradio():
-    try:
-        import gradio
-    except ImportError:
-        raise SwiftError('swift app needs gradio: pip install gradio') from None
+    require_extra('gradio', 'app', 'swift app')
+    import gradio
     return gradio
 
 

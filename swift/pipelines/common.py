@@ -9,6 +9,7 @@ from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
 from ..dataset import load_rows
 from ..model import bnb_config, get_model_folder, get_model_tokenizer
 from ..template import Template, get_template
+from ..utils import SwiftError
 from ..utils.io import read_json
 
 A = TypeVar('A', bound=BaseArguments)
@@ -31,6 +32,8 @@ def read_system(system: str | None) -> str | None:
 def apply_checkpoint_args(args: A) -> A:
     """Fill what the user left unset from the checkpoint's args.json (``--load_args false`` turns this off)."""
     ckpt = args.checkpoint_dir
+    if args.model is None and ckpt is None:
+        _missing_base_model(args.adapter_paths[0])
     if ckpt is None or not args.load_args:
         return args
     saved = read_json(os.path.join(ckpt, 'args.json'))
@@ -43,6 +46,13 @@ def apply_checkpoint_args(args: A) -> A:
     if args.adapters and args.model == ckpt:
         args.model = saved['model']  # --model pointed at the adapter folder; the base is in args.json
     return args
+
+
+def _missing_base_model(adapter: str) -> None:
+    """Only --adapters was given, and the first has no args.json naming its base model."""
+    if not os.path.isdir(adapter):
+        raise SwiftError(f'--adapters {adapter}: no such folder')
+    raise SwiftError(f'--adapters {adapter} has no args.json naming its base model: give --model too')
 
 
 def load_model(args: BaseArguments, model_id: str | None = None, **model_kwargs):

@@ -25,8 +25,6 @@ logger = get_logger()
 
 def export_main(args: ExportArguments | list[str] | None = None) -> dict:
     args = apply_checkpoint_args(to_arguments(ExportArguments, args))
-    if args.model is None:
-        _missing_base_model(args.adapters[0])
     result = {}
     if args.merge_lora:
         result['merged_dir'] = merge_lora(args)
@@ -46,13 +44,6 @@ def export_main(args: ExportArguments | list[str] | None = None) -> dict:
 def merge_lora_main(argv: list[str]) -> dict:
     """``swift merge-lora``: ms-swift's name for ``swift export --merge_lora true``, with the same flags."""
     return export_main([*argv, '--merge_lora', 'true'])
-
-
-def _missing_base_model(adapter: str) -> None:
-    """Only --adapters was given, and the first has no args.json naming its base model."""
-    if not os.path.isdir(adapter):
-        raise SwiftError(f'--adapters {adapter}: no such folder')
-    raise SwiftError(f'--adapters {adapter} has no args.json naming its base model: give --model too')
 
 
 def merge_lora(args) -> str:

@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from typing import Iterator
 
-import requests
 import torch
 import trl
 from safetensors.torch import save_file
@@ -213,6 +212,7 @@ class CPURolloutGeneration(VLLMGeneration):
         if not self.accelerator.is_main_process:
             return
         save_file(weights, os.path.join(self.weights_dir.name, 'model.safetensors'))
+        import requests  # comes with vLLM, which server mode needs; a plain install has neither
         response = requests.post(f'{self.vllm_client.base_url}/collective_rpc', timeout=self.server_timeout,
                                  json={'method': 'reload_weights', 'kwargs': {'weights_path': self.weights_dir.name}})
         response.raise_for_status()

