@@ -15,6 +15,9 @@ LAYERS = {
 }
 # Packages of layer 2 are peers that must not know each other (a ModelMeta names its template by string).
 PEERS = {'model', 'template', 'dataset', 'tuners'}
+# A consumer's own flags, declared beside the code that reads them: data-only modules that the argument groups
+# of layer 1 compose into each command's arguments.
+SETTINGS = {'tuners.arguments': 1, 'infer.arguments': 1}
 
 
 def _swift_imports(path: pathlib.Path) -> set[str]:
@@ -29,10 +32,16 @@ def _swift_imports(path: pathlib.Path) -> set[str]:
                 names = [parts] if node.module or len(base) > 1 else [[*base, a.name] for a in node.names]
             else:
                 names = [node.module.split('.')] if node.module else []
-            found |= {p[1] for p in names if len(p) > 1 and p[0] == 'swift'}
+            found |= {_package(p) for p in names if len(p) > 1 and p[0] == 'swift'}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split('.')[1] for a in node.names if a.name.startswith('swift.')}
+            found |= {_package(a.name.split('.')) for a in node.names if a.name.startswith('swift.')}
     return found
+
+
+def _package(parts: list[str]) -> str:
+    """The package an import names: its top-level package, or a settings module of SETTINGS."""
+    settings = '.'.join(parts[1:3])
+    return settings if settings in SETTINGS else parts[1]
 
 
 def _modules():
@@ -44,6 +53,11 @@ def test_imports_respect_the_layers(path):
     own = path.relative_to(PACKAGE).parts[0]
     own = own[:-3] if own.endswith('.py') else own
     for imported in _swift_imports(path) - {own}:
+        if imported in SETTINGS:
+            settings_module = PACKAGE / (imported.replace('.', '/') + '.py')
+            assert SETTINGS[imported] <= LAYERS[own], f'{path}: layer {LAYERS[own]} imports swift.{imported}'
+            assert _swift_imports(settings_module) <= {'utils', imported.split('.')[0]}, settings_module
+            continue
         assert imported != 'llm', f'{path}: imports the facade swift.llm'
         assert imported in LAYERS, f'{path}: imports unknown package swift.{imported}'
         assert LAYERS[imported] <= LAYERS[own], f'{path}: layer {LAYERS[own]} imports swift.{imported}'

@@ -1,5 +1,6 @@
 from .app_args import AppArguments
-from .base_args import BaseArguments, DataArguments, GenerationArguments, ModelArguments, TemplateArguments
+from .base_args import (BaseArguments, DataArguments, GenerationArguments, ModelArguments, TemplateArguments,
+                        group)
 from .deploy_args import DeployArguments
 from .export_args import ExportArguments
 from .infer_args import InferArguments

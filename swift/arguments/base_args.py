@@ -2,12 +2,13 @@
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Literal, Optional
+from typing import Literal, Optional, TypeVar
 
 from ..utils import SwiftError
 from ..utils.io import read_json
 
 TorchDtype = Literal['auto', 'float32', 'float16', 'bfloat16', 'fp32', 'fp16', 'bf16']
+G = TypeVar('G')
 AttnImpl = Literal['flash_attn', 'flash_attention_2', 'sdpa', 'eager']
 
 
@@ -21,6 +22,12 @@ def json_object(flag: str, value: str | dict | None, what: str) -> dict | None:
     if value is not None and not isinstance(value, dict):
         raise SwiftError(f'{flag} must be a JSON object {what}')
     return value
+
+
+def group(args, cls: type[G]) -> G:
+    """The ``cls`` part of a command's arguments, as its own object: what a consumer such as the tuners or an engine
+    receives instead of the whole command line."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.init})
 
 
 def check_fraction(flag: str, value: float | None) -> None:

@@ -3,160 +3,18 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
 from ..utils.packages import require_extra
+from ..tuners.arguments import INIT_WEIGHTS, TunerArguments
 from .base_args import BaseArguments, json_object
 from .deepspeed import SHORTHANDS, deepspeed_config
 
 logger = get_logger()
-# --init_weights: peft's init_lora_weights ('true'/'false' or a named initialisation; also pissa_niter_N).
-INIT_WEIGHTS = ('true', 'false', 'gaussian', 'pissa', 'olora', 'loftq', 'lora-ga')
-
-
-@dataclass
-class TunerArguments:
-    train_type: Literal['lora', 'dora', 'qlora', 'full', 'adalora', 'vera', 'boft', 'fourierft', 'bone', 'llamapro',
-                        'adapter', 'reft', 'longlora'] = field(
-        default='lora', metadata={'help': 'lora, dora (lora with --use_dora true), qlora (LoRA on a 4-bit base), '
-                                          'full, the peft adapters adalora, '
-                                          'vera, boft, fourierft, bone, or llamapro (new blocks) and adapter '
-                                          '(bottleneck adapters), reft (representation finetuning), longlora '
-                                          '(LoRA + embeddings and norms, shifted sparse attention in training). '
-                                          'Also --tuner_type.'})
-    lora_rank: int = field(default=8, metadata={'help': 'LoRA rank r.'})
-    lora_alpha: int = field(default=32, metadata={'help': 'LoRA scaling alpha.'})
-    lora_dropout: float = field(default=0.05, metadata={'help': 'Dropout on the LoRA input.'})
-    lora_bias: Literal['none', 'all'] = field(default='none', metadata={'help': 'Which biases LoRA trains.'})
-    target_modules: list[str] = field(
-        default_factory=lambda: ['all-linear'], metadata={'help': "Modules to adapt; 'all-linear' picks every Linear."})
-    modules_to_save: list[str] = field(default_factory=list, metadata={'help': 'Modules trained fully beside LoRA.'})
-    use_dora: bool = field(default=False, metadata={'help': 'Weight-decomposed LoRA (DoRA).'})
-    use_rslora: bool = field(default=False, metadata={'help': 'Rank-stabilised LoRA scaling.'})
-    vera_rank: int = field(default=256, metadata={'help': 'Rank of the shared random VeRA matrices.'})
-    boft_block_size: int = field(default=4, metadata={'help': 'BOFT block size; must divide the layer widths.'})
-    boft_n_butterfly_factor: int = field(default=1, metadata={'help': 'BOFT butterfly factors.'})
-    fourier_n_frequency: int = field(default=2000, metadata={'help': 'FourierFT: spectral coefficients per layer.'})
-    fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
-    init_weights: str = field(
-        default='true', metadata={'help': 'LoRA initialisation: true, false, gaussian, pissa, pissa_niter_N, olora, '
-                                          'loftq (GPU), lora-ga (from gradients of a few training batches).'})
-    lora_ga_batch_size: int = field(default=2, metadata={'help': 'LoRA-GA: rows per gradient-estimation batch.'})
-    lora_ga_iters: int = field(default=2, metadata={'help': 'LoRA-GA: batches whose gradients are averaged.'})
-    lora_ga_max_length: int = field(
-        default=1024, metadata={'help': 'LoRA-GA: rows are cut to this many tokens for the estimate.'})
-    lora_ga_direction: Literal['ArBr', 'A2rBr', 'ArB2r', 'random'] = field(
-        default='ArB2r', metadata={'help': 'LoRA-GA: which singular vectors of the gradient start A and B.'})
-    lora_ga_scale: Literal['stable', 'unit', 'gd', 'weightS'] = field(
-        default='stable', metadata={'help': "LoRA-GA: scaling of the initial adapter (peft's stable, unit, gd_scale, "
-                                            'weight_svd).'})
-    lora_ga_stable_gamma: int = field(default=16, metadata={'help': 'LoRA-GA: gamma of the stable scaling.'})
-    adalora_target_r: int = field(default=8, metadata={'help': 'AdaLoRA: average rank left after pruning.'})
-    adalora_init_r: int = field(default=12, metadata={'help': 'AdaLoRA: rank of every layer at the start.'})
-    adalora_tinit: int = field(default=0, metadata={'help': 'AdaLoRA: steps before pruning starts.'})
-    adalora_tfinal: int = field(default=0, metadata={'help': 'AdaLoRA: steps at the end with the ranks fixed.'})
-    adalora_deltaT: int = field(default=1, metadata={'help': 'AdaLoRA: steps between budget allocations.'})
-    adalora_beta1: float = field(default=0.85, metadata={'help': 'AdaLoRA: EMA of the importance scores.'})
-    adalora_beta2: float = field(default=0.85, metadata={'help': 'AdaLoRA: EMA of their uncertainty.'})
-    adalora_orth_reg_weight: float = field(default=0.5, metadata={'help': 'AdaLoRA: orthogonality penalty.'})
-    llamapro_num_new_blocks: int = field(default=4, metadata={'help': 'LLaMA-Pro: decoder blocks to add.'})
-    llamapro_num_groups: Optional[int] = field(
-        default=None, metadata={'help': 'LLaMA-Pro: groups of layers, each followed by its share of new blocks; '
-                                        'default one group per new block.'})
-    adapter_length: int = field(default=128, metadata={'help': 'Bottleneck adapter width.'})
-    adapter_act: str = field(default='gelu', metadata={'help': 'Bottleneck adapter activation.'})
-    reft_layers: Optional[list[int]] = field(
-        default=None, metadata={'help': 'ReFT: indices of the decoder layers whose output is edited; default all.'})
-    reft_rank: int = field(default=4, metadata={'help': 'ReFT: rank of the intervention (rows of R).'})
-    reft_intervention_type: Literal['LoreftIntervention', 'NoreftIntervention'] = field(
-        default='LoreftIntervention', metadata={'help': 'ReFT: LoreftIntervention (R with orthonormal rows) or '
-                                                        'NoreftIntervention (R a plain linear projection).'})
-    reft_layer_key: Optional[str] = field(
-        default=None, metadata={'help': 'ReFT: dotted name of the list of decoder layers (e.g. model.layers); '
-                                        'found when unset.'})
-    reft_args: Optional[str] = field(
-        default=None, metadata={'help': 'ReFT: a JSON object of intervention options: dropout (0.0), act_fn '
-                                        '(linear), add_bias (false; NoreftIntervention only).'})
-    lisa_activated_layers: int = field(
-        default=0, metadata={'help': 'LISA (full training): decoder layers trained at a time; 0 is off.'})
-    lisa_step_interval: int = field(default=20, metadata={'help': 'LISA: steps between resampling the layers.'})
-    use_galore: bool = field(default=False, metadata={'help': 'GaLore low-rank gradient projection (full training; '
-                                                              'needs galore-torch).'})
-    galore_target_modules: list[str] = field(
-        default_factory=lambda: ['all-linear'], metadata={'help': 'GaLore: modules whose gradients are projected.'})
-    galore_rank: int = field(default=128, metadata={'help': 'GaLore projection rank.'})
-    galore_update_proj_gap: int = field(default=50, metadata={'help': 'GaLore: steps between projection updates.'})
-    galore_scale: float = field(default=1.0, metadata={'help': 'GaLore: scale of the projected update.'})
-    tuner_backend: Literal['peft', 'unsloth'] = field(
-        default='peft', metadata={'help': 'peft; unsloth falls back to peft when it is not installed.'})
-    lorap_lr_ratio: Optional[float] = field(
-        default=None, metadata={'help': 'LoRA+: the B matrices learn this many times faster (e.g. 16).'})
-    freeze_parameters: list[str] = field(
-        default_factory=list, metadata={'help': 'Full training: parameter name prefixes to freeze.'})
-    freeze_parameters_ratio: float = field(
-        default=0.0, metadata={'help': 'Full training: freeze this fraction of the parameters, from the bottom.'})
-    trainable_parameters: list[str] = field(
-        default_factory=list, metadata={'help': 'Full training: prefixes or regexes trained even when frozen above.'})
-    freeze_llm: bool = field(
-        default=False, metadata={'help': 'Multimodal models: full training freezes the language model; with '
-                                         '--target_modules all-linear a tuner leaves it out.'})
-    freeze_vit: bool = field(
-        default=True, metadata={'help': 'Multimodal models: the same for the vision (or audio) tower.'})
-    freeze_aligner: bool = field(
-        default=True, metadata={'help': 'Multimodal models: the same for the aligner (projector, merger).'})
-
-    @property
-    def tuner_type(self) -> str:
-        return self.train_type
-
-    def _check_tuner_flags(self) -> None:
-        """Validate the tuner flags; optional accelerations that cannot run here fall back with one warning."""
-        self.init_weights = str(self.init_weights).lower()  # ms-swift's examples write True and False
-        if self.init_weights not in INIT_WEIGHTS and not re.fullmatch(r'pissa_niter_\d+', self.init_weights):
-            raise SwiftError(f"--init_weights {self.init_weights}: choose one of {', '.join(INIT_WEIGHTS)} "
-                             'or pissa_niter_N')
-        if self.init_weights != 'true' and self.train_type not in ('lora', 'qlora'):
-            raise SwiftError('--init_weights applies to --train_type lora')
-        if self.init_weights == 'lora-ga':
-            self._check_lora_ga()
-        if self.init_weights.startswith(('pissa', 'olora', 'lora-ga')) and self.resume_from_checkpoint:
-            raise SwiftError(f'--init_weights {self.init_weights} checkpoints hold the converted adapter and '
-                             'cannot be resumed')
-        if self.quant_bits and self.train_type == 'llamapro':
-            raise SwiftError('--train_type llamapro trains whole new blocks: it cannot run over a quantized base')
-        if (self.lisa_activated_layers or self.use_galore) and self.train_type != 'full':
-            raise SwiftError('LISA and GaLore are full-training methods: use --train_type full')
-        if self.lisa_step_interval <= 0:
-            raise SwiftError(f'--lisa_step_interval must be positive, got {self.lisa_step_interval}')
-        if self.use_galore:
-            self._use_galore()
-        self.reft_args = json_object('--reft_args', self.reft_args, 'of intervention options, e.g. {"dropout": 0.05}')
-        if self.use_liger_kernel and not (importlib.util.find_spec('liger_kernel') and torch.cuda.is_available()):
-            logger.warning('--use_liger_kernel true needs the liger-kernel package and a GPU: training without it')
-            self.use_liger_kernel = False
-        if self.tuner_backend == 'unsloth' and importlib.util.find_spec('unsloth') is None:
-            logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
-            self.tuner_backend = 'peft'
-
-    def _check_lora_ga(self) -> None:
-        if self.quant_bits:
-            raise SwiftError('--init_weights lora-ga needs full-precision gradients: no quantized base')
-        for name in ('lora_ga_batch_size', 'lora_ga_iters', 'lora_ga_max_length'):
-            if getattr(self, name) <= 0:
-                raise SwiftError(f'--{name} must be positive, got {getattr(self, name)}')
-
-    def _use_galore(self) -> None:
-        """GaLore through transformers' galore_adamw optimizer."""
-        require_extra('galore_torch', 'galore', '--use_galore true')
-        self.optim = 'galore_adamw'
-        targets = self.galore_target_modules
-        self.optim_target_modules = 'all-linear' if targets == ['all-linear'] else targets
-        self.optim_args = (f'rank={self.galore_rank},update_proj_gap={self.galore_update_proj_gap},'
-                           f'scale={self.galore_scale}')
 
 
 @dataclass
@@ -265,3 +123,48 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             self.torch_dtype = dtype = 'float16'
         self.bf16 = self.bf16 or dtype == 'bfloat16'
         self.fp16 = self.fp16 or dtype == 'float16'
+
+    def _check_tuner_flags(self) -> None:
+        """Validate the tuner flags; optional accelerations that cannot run here fall back with one warning."""
+        self.init_weights = str(self.init_weights).lower()  # ms-swift's examples write True and False
+        if self.init_weights not in INIT_WEIGHTS and not re.fullmatch(r'pissa_niter_\d+', self.init_weights):
+            raise SwiftError(f"--init_weights {self.init_weights}: choose one of {', '.join(INIT_WEIGHTS)} "
+                             'or pissa_niter_N')
+        if self.init_weights != 'true' and self.train_type not in ('lora', 'qlora'):
+            raise SwiftError('--init_weights applies to --train_type lora')
+        if self.init_weights == 'lora-ga':
+            self._check_lora_ga()
+        if self.init_weights.startswith(('pissa', 'olora', 'lora-ga')) and self.resume_from_checkpoint:
+            raise SwiftError(f'--init_weights {self.init_weights} checkpoints hold the converted adapter and '
+                             'cannot be resumed')
+        if self.quant_bits and self.train_type == 'llamapro':
+            raise SwiftError('--train_type llamapro trains whole new blocks: it cannot run over a quantized base')
+        if (self.lisa_activated_layers or self.use_galore) and self.train_type != 'full':
+            raise SwiftError('LISA and GaLore are full-training methods: use --train_type full')
+        if self.lisa_step_interval <= 0:
+            raise SwiftError(f'--lisa_step_interval must be positive, got {self.lisa_step_interval}')
+        if self.use_galore:
+            self._use_galore()
+        self.reft_args = json_object('--reft_args', self.reft_args, 'of intervention options, e.g. {"dropout": 0.05}')
+        if self.use_liger_kernel and not (importlib.util.find_spec('liger_kernel') and torch.cuda.is_available()):
+            logger.warning('--use_liger_kernel true needs the liger-kernel package and a GPU: training without it')
+            self.use_liger_kernel = False
+        if self.tuner_backend == 'unsloth' and importlib.util.find_spec('unsloth') is None:
+            logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
+            self.tuner_backend = 'peft'
+
+    def _check_lora_ga(self) -> None:
+        if self.quant_bits:
+            raise SwiftError('--init_weights lora-ga needs full-precision gradients: no quantized base')
+        for name in ('lora_ga_batch_size', 'lora_ga_iters', 'lora_ga_max_length'):
+            if getattr(self, name) <= 0:
+                raise SwiftError(f'--{name} must be positive, got {getattr(self, name)}')
+
+    def _use_galore(self) -> None:
+        """GaLore through transformers' galore_adamw optimizer."""
+        require_extra('galore_torch', 'galore', '--use_galore true')
+        self.optim = 'galore_adamw'
+        targets = self.galore_target_modules
+        self.optim_target_modules = 'all-linear' if targets == ['all-linear'] else targets
+        self.optim_args = (f'rank={self.galore_rank},update_proj_gap={self.galore_update_proj_gap},'
+                           f'scale={self.galore_scale}')

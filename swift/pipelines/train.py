@@ -10,13 +10,13 @@ from typing import Callable
 from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
-from ..arguments import TrainArguments
+from ..arguments import TrainArguments, group
 from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..template.base import IGNORE_INDEX
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
                         SwiftTrainer, encode_rows, plot_logging)
-from ..tuners import TunerSettings, loraplus_optimizer, prepare_model, tuner_callbacks
+from ..tuners import TunerArguments, loraplus_optimizer, prepare_model, tuner_callbacks
 from ..tuners.longlora import GROUPS as LONGLORA_GROUPS
 from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
@@ -50,9 +50,9 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     train_data, val_data = (load_data or _load_datasets)(args, template)
-    tuner_settings = _tuner_settings(args)
-    model = prepare_model(model, args.train_type, tuner_settings, bool(args.activation_checkpointing),
-                          _lora_ga_step(args, train_data, tokenizer.pad_token_id))
+    tuner = group(args, TunerArguments)
+    model = prepare_model(model, args.train_type, tuner, bool(args.activation_checkpointing),
+                          _lora_ga_step(args, train_data, tokenizer.pad_token_id), args.task_type)
     run_dir = _choose_run_dir(args)  # after the inputs load and the tuner fits, so an error leaves no empty folder
     checkpoint_args = _checkpoint_args(args, model, template)
     if args.should_save:
@@ -64,7 +64,7 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         processing_class=tokenizer,
         optimizers=(_optimizer(args, model), None),
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
-                   *tuner_callbacks(model, args.train_type, tuner_settings, args.seed)],
+                   *tuner_callbacks(model, args.train_type, tuner, args.seed)],
         checkpoint_args=checkpoint_args)
     _use_own_progress_bar(trainer)
 
@@ -142,29 +142,6 @@ def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callab
         for batch in batches:
             model(**{key: value.to(model.device) for key, value in batch.items()}).loss.backward()
     return step
-
-
-def _tuner_settings(args: TrainArguments) -> TunerSettings:
-    return TunerSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout, bias=args.lora_bias,
-                         target_modules=args.target_modules, modules_to_save=args.modules_to_save,
-                         use_dora=args.use_dora, use_rslora=args.use_rslora, vera_rank=args.vera_rank,
-                         boft_block_size=args.boft_block_size, boft_n_butterfly_factor=args.boft_n_butterfly_factor,
-                         fourier_n_frequency=args.fourier_n_frequency, fourier_scaling=args.fourier_scaling,
-                         freeze_parameters=args.freeze_parameters,
-                         freeze_parameters_ratio=args.freeze_parameters_ratio,
-                         trainable_parameters=args.trainable_parameters, init_weights=args.init_weights,
-                         task_type='SEQ_CLS' if args.task_type == 'seq_cls' else 'CAUSAL_LM',
-                         **{name: getattr(args, name) for name in _TUNER_PASSTHROUGH})
-
-
-# Flags that TunerSettings takes under the same name.
-_TUNER_PASSTHROUGH = ('adalora_target_r', 'adalora_init_r', 'adalora_tinit', 'adalora_tfinal', 'adalora_deltaT',
-                      'adalora_beta1', 'adalora_beta2', 'adalora_orth_reg_weight', 'llamapro_num_new_blocks',
-                      'llamapro_num_groups', 'adapter_length', 'adapter_act', 'lisa_activated_layers',
-                      'lisa_step_interval', 'lora_ga_direction', 'lora_ga_scale', 'lora_ga_stable_gamma',
-                      'freeze_llm', 'freeze_vit', 'freeze_aligner',
-                      'reft_layers', 'reft_rank', 'reft_intervention_type', 'reft_layer_key',
-                      'reft_args')
 
 
 def _optimizer(args: TrainArguments, model):

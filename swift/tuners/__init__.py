@@ -1,5 +1,6 @@
 from .callbacks import tuner_callbacks
 from .loraplus import loraplus_optimizer
-from .peft_tuners import PEFT_TUNERS, TunerSettings
+from .arguments import TunerArguments
+from .peft_tuners import PEFT_TUNERS
 from .prepare import prepare_model
 from .swift import Swift

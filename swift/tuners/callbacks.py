@@ -4,8 +4,8 @@ import random
 from transformers import PreTrainedModel, TrainerCallback
 
 from ..utils import SwiftError, get_logger
+from .arguments import TunerArguments
 from .layers import decoder_layers
-from .peft_tuners import TunerSettings
 
 logger = get_logger()
 
@@ -51,7 +51,7 @@ class LisaCallback(TrainerCallback):
             logger.debug(f'LISA: training layers {self.active}')
 
 
-def tuner_callbacks(model, train_type: str, settings: TunerSettings, seed: int = 42) -> list[TrainerCallback]:
+def tuner_callbacks(model, train_type: str, settings: TunerArguments, seed: int = 42) -> list[TrainerCallback]:
     """The callbacks ``train_type`` and ``settings`` need; add them to the Trainer's."""
     callbacks = []
     if train_type == 'adalora':

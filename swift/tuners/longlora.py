@@ -14,8 +14,9 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from .arguments import TunerArguments
 from .multimodal import frozen_parts
-from .peft_tuners import PEFT_TUNERS, TunerSettings
+from .peft_tuners import PEFT_TUNERS
 
 # ms-swift and the paper: groups of a quarter of the sequence (training batches are padded to a multiple of it).
 GROUPS = 4
@@ -23,10 +24,10 @@ GROUPS = 4
 S2_ATTENTION = 'longlora_s2_sdpa'
 
 
-def prepare_longlora(model: PreTrainedModel, settings: TunerSettings) -> PeftModel:
+def prepare_longlora(model: PreTrainedModel, settings: TunerArguments) -> PeftModel:
     """LoRA on ``settings``' targets, the embeddings and every norm trained fully, S²-Attn while training."""
     trained = sorted(set(settings.modules_to_save) | _embedding_and_norm_names(model, frozen_parts(model, settings)))
-    config = PEFT_TUNERS['lora'](replace(settings, modules_to_save=trained))
+    config = PEFT_TUNERS['lora'](replace(settings, modules_to_save=trained), 'causal_lm')
     # With tied embeddings the output head must follow the trained embedding copy, or a merged model (which ties
     # them again on load) would differ from the trained one.
     head = model.get_output_embeddings()

@@ -8,7 +8,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from ..utils import SwiftError
-from .peft_tuners import TunerSettings
+from .arguments import TunerArguments
 
 # The module names (last name part) that start each part. The innermost one decides, so a projector that sits inside
 # the vision tower (Qwen2-VL's visual.merger) is the aligner; modules under none of them belong to the language model.
@@ -17,13 +17,13 @@ PART_MODULES = {
     'aligner': ('merger', 'multi_modal_projector', 'mm_projector', 'connector'),
     'llm': ('language_model', 'lm_head'),
 }
-DEFAULTS = TunerSettings()
+DEFAULTS = TunerArguments()
 FLAGS = ('freeze_llm', 'freeze_vit', 'freeze_aligner')
 # swift's own tuners, which hook into the language model's decoder layers whatever the flags say.
 LANGUAGE_MODEL_TUNERS = ('llamapro', 'adapter', 'reft')
 
 
-def apply_freeze_flags(model: PreTrainedModel, train_type: str, settings: TunerSettings) -> TunerSettings:
+def apply_freeze_flags(model: PreTrainedModel, train_type: str, settings: TunerArguments) -> TunerArguments:
     """``settings`` with the frozen parts added: to ``freeze_parameters`` for full training, as the exact
     ``target_modules`` for a tuner on 'all-linear'. A text-only model accepts only the defaults."""
     parts = _part_prefixes(model)
@@ -52,7 +52,7 @@ def apply_freeze_flags(model: PreTrainedModel, train_type: str, settings: TunerS
     return replace(settings, target_modules=targets)
 
 
-def frozen_parts(model: PreTrainedModel, settings: TunerSettings) -> Callable[[str], bool]:
+def frozen_parts(model: PreTrainedModel, settings: TunerArguments) -> Callable[[str], bool]:
     """Whether a module or parameter name lies in a part the flags keep frozen; nothing is, in a text model."""
     parts = _part_prefixes(model)
     frozen = {part for part in PART_MODULES if getattr(settings, f'freeze_{part}')}

@@ -1,6 +1,5 @@
 """The adapter families peft implements, by ``--train_type``: each maps the shared settings to a peft config."""
 import importlib.util
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -8,74 +7,26 @@ from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, LoftQConfig, LoraC
                   PeftConfig, VeraConfig)
 
 from ..utils import SwiftError
+from .arguments import TunerArguments
 
 
-@dataclass
-class TunerSettings:
-    """What the adapter tuners read from the command line."""
-    rank: int = 8
-    alpha: int = 32
-    dropout: float = 0.05
-    bias: str = 'none'
-    target_modules: list[str] = field(default_factory=lambda: ['all-linear'])
-    modules_to_save: list[str] = field(default_factory=list)
-    use_dora: bool = False
-    use_rslora: bool = False
-    vera_rank: int = 256
-    boft_block_size: int = 4
-    boft_n_butterfly_factor: int = 1
-    fourier_n_frequency: int = 2000
-    fourier_scaling: float = 300.0
-    init_weights: str = 'true'
-    lora_ga_direction: str = 'ArB2r'
-    lora_ga_scale: str = 'stable'
-    lora_ga_stable_gamma: int = 16
-    adalora_target_r: int = 8
-    adalora_init_r: int = 12
-    adalora_tinit: int = 0
-    adalora_tfinal: int = 0
-    adalora_deltaT: int = 1
-    adalora_beta1: float = 0.85
-    adalora_beta2: float = 0.85
-    adalora_orth_reg_weight: float = 0.5
-    llamapro_num_new_blocks: int = 4
-    llamapro_num_groups: int | None = None
-    adapter_length: int = 128
-    adapter_act: str = 'gelu'
-    reft_layers: list[int] | None = None
-    reft_rank: int = 4
-    reft_intervention_type: str = 'LoreftIntervention'
-    reft_layer_key: str | None = None
-    reft_args: dict | None = None
-    lisa_activated_layers: int = 0
-    lisa_step_interval: int = 20
-    # Full training of part of the model.
-    freeze_parameters: list[str] = field(default_factory=list)
-    freeze_parameters_ratio: float = 0.0
-    trainable_parameters: list[str] = field(default_factory=list)
-    # Multimodal models: the parts that full training freezes and that 'all-linear' leaves out.
-    freeze_llm: bool = False
-    freeze_vit: bool = True
-    freeze_aligner: bool = True
-    # peft's task type: SEQ_CLS also trains the fresh scoring head of a reward model.
-    task_type: str = 'CAUSAL_LM'
+def _common(s: TunerArguments, task_type: str) -> dict:
+    # peft understands 'all-linear' itself and leaves the output head out. SEQ_CLS also trains the fresh scoring
+    # head of a reward model or classifier.
+    targets = 'all-linear' if s.target_modules == ['all-linear'] else s.target_modules
+    return {'task_type': PEFT_TASK_TYPES[task_type], 'target_modules': targets,
+            'modules_to_save': s.modules_to_save or None}
 
-    @property
-    def targets(self) -> str | list[str]:
-        # peft understands 'all-linear' itself and leaves the output head out.
-        return 'all-linear' if self.target_modules == ['all-linear'] else self.target_modules
 
-    @property
-    def common(self) -> dict:
-        return {'task_type': self.task_type, 'target_modules': self.targets,
-                'modules_to_save': self.modules_to_save or None}
+# --task_type as peft names it.
+PEFT_TASK_TYPES = {'causal_lm': 'CAUSAL_LM', 'seq_cls': 'SEQ_CLS'}
 
 
 # ms-swift's names of LoRA-GA's scalings, as peft spells them.
 LORA_GA_SCALES = {'stable': 'stable', 'unit': 'unit', 'gd': 'gd_scale', 'weightS': 'weight_svd'}
 
 
-def _init_lora_weights(s: TunerSettings) -> dict:
+def _init_lora_weights(s: TunerArguments) -> dict:
     """peft's ``init_lora_weights`` (plus LoftQ's or LoRA-GA's config) for ``--init_weights`` (checked by
     TrainArguments)."""
     value = s.init_weights
@@ -94,9 +45,9 @@ def _init_lora_weights(s: TunerSettings) -> dict:
     return {'init_lora_weights': 'loftq', 'loftq_config': LoftQConfig(loftq_bits=4)}
 
 
-def _lora(s: TunerSettings) -> PeftConfig:
-    return LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout, bias=s.bias, use_dora=s.use_dora,
-                      use_rslora=s.use_rslora, **_init_lora_weights(s), **s.common)
+def _lora(s: TunerArguments, task_type: str) -> PeftConfig:
+    return LoraConfig(r=s.lora_rank, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, bias=s.lora_bias, use_dora=s.use_dora,
+                      use_rslora=s.use_rslora, **_init_lora_weights(s), **_common(s, task_type))
 
 
 # AdaLoRA's budget schedule needs the number of steps, which the trainer knows only when training begins; this
@@ -104,33 +55,33 @@ def _lora(s: TunerSettings) -> PeftConfig:
 ADALORA_PLACEHOLDER_STEPS = 10 ** 9
 
 
-def _adalora(s: TunerSettings) -> PeftConfig:
+def _adalora(s: TunerArguments, task_type: str) -> PeftConfig:
     return AdaLoraConfig(target_r=s.adalora_target_r, init_r=s.adalora_init_r, tinit=s.adalora_tinit,
                          tfinal=s.adalora_tfinal, deltaT=s.adalora_deltaT, beta1=s.adalora_beta1,
                          beta2=s.adalora_beta2, orth_reg_weight=s.adalora_orth_reg_weight,
-                         total_step=ADALORA_PLACEHOLDER_STEPS, lora_alpha=s.alpha, lora_dropout=s.dropout,
-                         **s.common)
+                         total_step=ADALORA_PLACEHOLDER_STEPS, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
+                         **_common(s, task_type))
 
 
-def _vera(s: TunerSettings) -> PeftConfig:
-    return VeraConfig(r=s.vera_rank, vera_dropout=s.dropout, **s.common)
+def _vera(s: TunerArguments, task_type: str) -> PeftConfig:
+    return VeraConfig(r=s.vera_rank, vera_dropout=s.lora_dropout, **_common(s, task_type))
 
 
-def _boft(s: TunerSettings) -> PeftConfig:
+def _boft(s: TunerArguments, task_type: str) -> PeftConfig:
     return BOFTConfig(boft_block_size=s.boft_block_size, boft_n_butterfly_factor=s.boft_n_butterfly_factor,
-                      boft_dropout=s.dropout, **s.common)
+                      boft_dropout=s.lora_dropout, **_common(s, task_type))
 
 
-def _fourierft(s: TunerSettings) -> PeftConfig:
-    return FourierFTConfig(n_frequency=s.fourier_n_frequency, scaling=s.fourier_scaling, **s.common)
+def _fourierft(s: TunerArguments, task_type: str) -> PeftConfig:
+    return FourierFTConfig(n_frequency=s.fourier_n_frequency, scaling=s.fourier_scaling, **_common(s, task_type))
 
 
-def _bone(s: TunerSettings) -> PeftConfig:
+def _bone(s: TunerArguments, task_type: str) -> PeftConfig:
     # peft renamed Bone to MiSS; --lora_rank is its block size r.
-    return MissConfig(r=s.rank, **s.common)
+    return MissConfig(r=s.lora_rank, **_common(s, task_type))
 
 
-PEFT_TUNERS: dict[str, Callable[[TunerSettings], PeftConfig]] = {
+PEFT_TUNERS: dict[str, Callable[[TunerArguments, str], PeftConfig]] = {
     'lora': _lora, 'qlora': _lora, 'adalora': _adalora, 'vera': _vera, 'boft': _boft, 'fourierft': _fourierft,
     'bone': _bone,
 }

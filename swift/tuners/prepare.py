@@ -11,10 +11,11 @@ from transformers import PreTrainedModel
 
 from ..utils import SwiftError, get_logger
 from .adapter import add_adapters
+from .arguments import TunerArguments
 from .llamapro import expand_blocks
 from .longlora import prepare_longlora
 from .multimodal import apply_freeze_flags
-from .peft_tuners import PEFT_TUNERS, TunerSettings
+from .peft_tuners import PEFT_TUNERS
 from .reft import add_interventions
 
 logger = get_logger()
@@ -22,11 +23,13 @@ logger = get_logger()
 GradientStep = Callable[[PreTrainedModel], None]
 
 
-def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettings | None = None,
-                  gradient_checkpointing: bool = False, lora_ga_step: GradientStep | None = None) -> PreTrainedModel:
+def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerArguments | None = None,
+                  gradient_checkpointing: bool = False, lora_ga_step: GradientStep | None = None,
+                  task_type: str = 'causal_lm') -> PreTrainedModel:
     """Return the model to train: ``model`` itself for ``full``, ``llamapro``, ``adapter`` and ``reft`` (changed in
-    place), else a peft model of ``train_type``. ``--init_weights lora-ga`` needs ``lora_ga_step``."""
-    settings = apply_freeze_flags(model, train_type, settings or TunerSettings())
+    place), else a peft model of ``train_type`` for the model's ``--task_type``. ``--init_weights lora-ga`` needs
+    ``lora_ga_step``."""
+    settings = apply_freeze_flags(model, train_type, settings or TunerArguments())
     if train_type == 'full':
         _select_full_parameters(model, settings)
     else:
@@ -36,14 +39,15 @@ def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerSettin
         elif gradient_checkpointing:
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
-        model = _add_tuner(model, train_type, settings, lora_ga_step)
+        model = _add_tuner(model, train_type, settings, lora_ga_step, task_type)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info(f'{train_type}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)')
     return model
 
 
-def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerSettings, lora_ga_step: GradientStep | None):
+def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerArguments, lora_ga_step: GradientStep | None,
+               task_type: str):
     if train_type == 'llamapro':
         expand_blocks(model, settings.llamapro_num_new_blocks, settings.llamapro_num_groups)
         return model
@@ -54,7 +58,7 @@ def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerSettings,
                                  settings.reft_layer_key, settings.reft_args)
     if train_type == 'longlora':
         return prepare_longlora(model, settings)
-    config = PEFT_TUNERS[train_type](settings)
+    config = PEFT_TUNERS[train_type](settings, task_type)
     if settings.init_weights == 'lora-ga':
         config = _estimate_gradients(model, config, lora_ga_step)
     model = get_peft_model(model, config)
@@ -74,7 +78,7 @@ def _estimate_gradients(model: PreTrainedModel, config: PeftConfig, step: Gradie
     return config
 
 
-def _select_full_parameters(model: PreTrainedModel, settings: TunerSettings) -> None:
+def _select_full_parameters(model: PreTrainedModel, settings: TunerArguments) -> None:
     """Train every parameter except the frozen ones: named prefixes, then the bottom ``freeze_parameters_ratio``
     of the parameter count; ``trainable_parameters`` (prefixes or regexes) wins over both."""
     params = list(model.named_parameters())

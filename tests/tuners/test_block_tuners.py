@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 from swift.arguments import TrainArguments
 from swift.export import merge_adapters
 from swift.llm import infer_main, sft_main
-from swift.tuners import Swift, TunerSettings, prepare_model
+from swift.tuners import Swift, TunerArguments, prepare_model
 from swift.tuners.callbacks import LisaCallback
 from swift.utils import SwiftError
 
@@ -91,7 +91,7 @@ def _answer(tmp_path, ckpt: str) -> str:
 def test_llamapro_adds_silent_blocks_and_trains_only_them(qwen2_dir, tmp_path):
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(qwen2_dir))
     model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'llamapro',
-                          TunerSettings(llamapro_num_new_blocks=2))
+                          TunerArguments(llamapro_num_new_blocks=2))
     assert model.config.num_hidden_layers == len(model.model.layers) == 4
     assert len(model.config.layer_types) == 4
     torch.testing.assert_close(_logits(model), base_logits)  # the new blocks add nothing yet
@@ -110,7 +110,7 @@ def test_llamapro_adds_silent_blocks_and_trains_only_them(qwen2_dir, tmp_path):
 def test_llamapro_groups_must_divide(qwen2_dir):
     with pytest.raises(SwiftError, match='llamapro_num_groups'):
         prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'llamapro',
-                      TunerSettings(llamapro_num_new_blocks=3, llamapro_num_groups=3))
+                      TunerArguments(llamapro_num_new_blocks=3, llamapro_num_groups=3))
 
 
 def test_llamapro_flag_trains_the_expanded_model(qwen2_dir, tmp_path):
@@ -124,7 +124,7 @@ def test_llamapro_flag_trains_the_expanded_model(qwen2_dir, tmp_path):
 def test_adapter_trains_alone_saves_only_itself_and_reloads(qwen2_dir, tmp_path):
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(qwen2_dir))
     model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'adapter',
-                          TunerSettings(adapter_length=16, adapter_act='silu'))
+                          TunerArguments(adapter_length=16, adapter_act='silu'))
     torch.testing.assert_close(_logits(model), base_logits)  # up starts at zero
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {
         f'model.layers.{i}.mlp.adapter.{linear}.{kind}'
@@ -165,7 +165,7 @@ def test_adalora_trains_with_the_real_step_count_reloads_and_merges(qwen2_dir, t
 def test_pissa_and_olora_checkpoints_fit_the_original_base(init, qwen2_dir, tmp_path):
     torch.manual_seed(0)
     model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora',
-                          TunerSettings(rank=4, dropout=0.0, init_weights=init))
+                          TunerArguments(lora_rank=4, lora_dropout=0.0, init_weights=init))
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(qwen2_dir))
     torch.testing.assert_close(_logits(model), base_logits, atol=1e-4, rtol=1e-4)  # residual + principal part
     model.train()
@@ -180,7 +180,7 @@ def test_init_weights_false_starts_away_from_the_base(qwen2_dir):
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(qwen2_dir))
     for init, unchanged in (('true', True), ('gaussian', True), ('false', False)):
         model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora',
-                              TunerSettings(init_weights=init, dropout=0.0))
+                              TunerArguments(init_weights=init, lora_dropout=0.0))
         assert torch.allclose(_logits(model), base_logits, atol=1e-6) == unchanged, init
 
 
@@ -193,7 +193,7 @@ def test_init_weights_errors_are_one_line(qwen2_dir):
         _train_args('init_weights', 'pisa')
     if not torch.cuda.is_available():  # peft's LoftQ quantizes on cuda
         with pytest.raises(SwiftError, match='needs a GPU'):
-            prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings(init_weights='loftq'))
+            prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerArguments(init_weights='loftq'))
 
 
 # ---- LISA and GaLore ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-from swift.tuners import TunerSettings, prepare_model
+from swift.tuners import TunerArguments, prepare_model
 from swift.utils import SwiftError
 
 PARTS = {'vit': 'model.visual.blocks.', 'aligner': 'model.visual.merger.', 'llm': 'model.language_model.'}
@@ -29,29 +29,29 @@ def _trained_parts(model) -> set[str]:
     ({'freeze_vit': False, 'freeze_aligner': False, 'freeze_llm': True}, {'vit', 'aligner'}),
 ])
 def test_freeze_flags_choose_what_trains(flags, parts):
-    full = prepare_model(_qwen2_vl(), 'full', TunerSettings(**flags))
+    full = prepare_model(_qwen2_vl(), 'full', TunerArguments(**flags))
     assert _trained_parts(full) == parts
     assert full.lm_head.weight.requires_grad == ('llm' in parts)
-    lora = prepare_model(_qwen2_vl(), 'lora', TunerSettings(**flags))
+    lora = prepare_model(_qwen2_vl(), 'lora', TunerArguments(**flags))
     assert _trained_parts(lora) == parts
     assert all('lora_' in n for n, p in lora.named_parameters() if p.requires_grad)
     assert not any('lm_head.lora' in n for n, _ in lora.named_parameters())  # all-linear leaves the head out
 
 
 def test_named_target_modules_are_left_alone():
-    lora = prepare_model(_qwen2_vl(), 'lora', TunerSettings(target_modules=['qkv', 'q_proj']))
+    lora = prepare_model(_qwen2_vl(), 'lora', TunerArguments(target_modules=['qkv', 'q_proj']))
     assert _trained_parts(lora) == {'vit', 'llm'}  # --freeze_vit speaks only for all-linear, as in ms-swift
 
 
 def test_text_models_keep_the_defaults_and_refuse_the_rest(qwen2_dir):
-    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'full', TunerSettings())
+    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'full', TunerArguments())
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(SwiftError, match='--freeze_vit applies to multimodal models'):
-        prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings(freeze_vit=False))
+        prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerArguments(freeze_vit=False))
 
 
 def test_longlora_on_a_multimodal_model_trains_only_the_language_models_norms():
-    model = prepare_model(_qwen2_vl(), 'longlora', TunerSettings(rank=4))
+    model = prepare_model(_qwen2_vl(), 'longlora', TunerArguments(lora_rank=4))
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
     assert _trained_parts(model) == {'llm'}
     assert any('language_model.norm' in n for n in trained) and any('embed_tokens' in n for n in trained)
@@ -65,4 +65,4 @@ def test_longlora_on_a_multimodal_model_trains_only_the_language_models_norms():
 
 def test_tuners_of_the_decoder_layers_refuse_the_flags():
     with pytest.raises(SwiftError, match='--freeze_vit: --train_type reft adds to the language model'):
-        prepare_model(_qwen2_vl(), 'reft', TunerSettings(freeze_vit=False))
+        prepare_model(_qwen2_vl(), 'reft', TunerArguments(freeze_vit=False))

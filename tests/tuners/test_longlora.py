@@ -7,7 +7,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from swift.tuners import TunerSettings, prepare_model
+from swift.tuners import TunerArguments, prepare_model
 from swift.tuners.longlora import s2_attention
 
 from swift.llm import export_main
@@ -67,7 +67,7 @@ def test_s2_attention_equals_the_hand_computation(kv_heads):
 def test_longlora_trains_lora_embeddings_and_norms_and_merges(qwen2_dir, tmp_path):
     torch.manual_seed(0)
     model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'longlora',
-                          TunerSettings(rank=4, dropout=0.0))
+                          TunerArguments(lora_rank=4, lora_dropout=0.0))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert all('lora_' in n or 'modules_to_save' in n for n in trainable)
     saved = {n.split('.modules_to_save')[0].rpartition('.')[2] for n in trainable if 'modules_to_save' in n}

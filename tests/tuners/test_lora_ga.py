@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM
 
 from swift.arguments import RLHFArguments, TrainArguments
 from swift.llm import sft_main
-from swift.tuners import TunerSettings, prepare_model
+from swift.tuners import TunerArguments, prepare_model
 from swift.utils import SwiftError
 
 from .test_block_tuners import _answer, _logits, _sft, _sft_argv
@@ -25,7 +25,8 @@ def test_lora_ga_starts_from_the_gradient_and_saves_a_lora_for_the_original_base
     torch.manual_seed(0)
     base_logits = _logits(AutoModelForCausalLM.from_pretrained(qwen2_dir))
     model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora',
-                          TunerSettings(rank=4, dropout=0.0, init_weights='lora-ga'), lora_ga_step=_gradient_step)
+                          TunerArguments(lora_rank=4, lora_dropout=0.0, init_weights='lora-ga'),
+                          lora_ga_step=_gradient_step)
     assert all(p.abs().sum() > 0 for n, p in model.named_parameters() if 'lora_B' in n)  # not LoRA's B = 0
     torch.testing.assert_close(_logits(model), base_logits, atol=1e-4, rtol=1e-4)  # base - BA + BA
     model.train()
@@ -40,7 +41,7 @@ def test_lora_ga_starts_from_the_gradient_and_saves_a_lora_for_the_original_base
 
 def test_lora_ga_needs_batches_and_checks_its_flags(qwen2_dir):
     with pytest.raises(SwiftError, match='lora-ga needs training batches'):
-        prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings(init_weights='lora-ga'))
+        prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerArguments(init_weights='lora-ga'))
     with pytest.raises(SwiftError, match='--lora_ga_iters must be positive'):
         TrainArguments(model='m', dataset=['d'], init_weights='lora-ga', lora_ga_iters=0)
     with pytest.raises(SwiftError, match='cannot be resumed'):

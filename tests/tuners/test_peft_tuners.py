@@ -5,10 +5,11 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from swift.llm import infer_main, sft_main
-from swift.tuners import TunerSettings, prepare_model
+from swift.tuners import TunerArguments, prepare_model
 
 TUNERS = ['lora', 'vera', 'boft', 'fourierft', 'bone']
-SETTINGS = TunerSettings(rank=4, vera_rank=16, fourier_n_frequency=64, fourier_scaling=10.0, dropout=0.0)
+SETTINGS = TunerArguments(lora_rank=4, vera_rank=16, fourier_n_frequency=64, fourier_scaling=10.0,
+                          lora_dropout=0.0)
 
 
 def _train_a_few_steps(model, steps: int = 3) -> None:
@@ -60,7 +61,7 @@ def test_train_type_flag_trains_and_infers(train_type, qwen2_dir, tmp_path):
 
 def test_partial_full_training_freezes_what_it_is_told(qwen2_dir):
     model = AutoModelForCausalLM.from_pretrained(qwen2_dir)
-    settings = TunerSettings(freeze_parameters=['model.layers.0.'], freeze_parameters_ratio=0.3,
+    settings = TunerArguments(freeze_parameters=['model.layers.0.'], freeze_parameters_ratio=0.3,
                              trainable_parameters=[r'model\.layers\.0\.mlp\..*'])
     prepare_model(model, 'full', settings)
     names = [n for n, _ in model.named_parameters()]
@@ -74,7 +75,7 @@ def test_partial_full_training_freezes_what_it_is_told(qwen2_dir):
 
 def test_loraplus_gives_b_matrices_a_larger_learning_rate(qwen2_dir):
     from swift.tuners import loraplus_optimizer
-    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerSettings())
+    model = prepare_model(AutoModelForCausalLM.from_pretrained(qwen2_dir), 'lora', TunerArguments())
     optimizer = loraplus_optimizer(model, 16, 1e-4, 0.0, (0.9, 0.999), 1e-8)
     by_param = {id(p): group['lr'] for group in optimizer.param_groups for p in group['params']}
     for name, param in model.named_parameters():

@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from swift.arguments import TrainArguments
 from swift.export import merge_adapters
-from swift.tuners import Swift, TunerSettings, prepare_model
+from swift.tuners import Swift, TunerArguments, prepare_model
 from swift.utils import SwiftError
 
 from swift.llm import export_main
@@ -18,7 +18,7 @@ R_WEIGHT = 'proj.parametrizations.weight.original'  # LoReFT's R before its QR m
 
 
 def _reft(model_dir: str, **settings):
-    return prepare_model(AutoModelForCausalLM.from_pretrained(model_dir), 'reft', TunerSettings(**settings))
+    return prepare_model(AutoModelForCausalLM.from_pretrained(model_dir), 'reft', TunerArguments(**settings))
 
 
 def _assert_orthonormal_rows(model) -> None:
