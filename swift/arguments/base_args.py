@@ -30,12 +30,6 @@ def group(args, cls: type[G]) -> G:
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.init})
 
 
-def check_fraction(flag: str, value: float | None) -> None:
-    """SwiftError unless ``value`` (a share of memory, say) is unset or in (0, 1]."""
-    if value is not None and not 0 < value <= 1:
-        raise SwiftError(f'--{flag} must be in (0, 1], got {value}')
-
-
 @dataclass
 class ModelArguments:
     model: Optional[str] = field(default=None, metadata={'help': 'Local model folder or hub id.'})

@@ -3,10 +3,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..utils import SwiftError
+from ..infer.arguments import LmdeployArguments, SglangArguments, VllmArguments
 from .base_args import BaseArguments, GenerationArguments
-from .lmdeploy_args import LmdeployArguments
-from .sglang_args import SglangArguments
-from .vllm_args import VllmArguments
 
 
 @dataclass

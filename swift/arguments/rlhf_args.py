@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..utils import SwiftError, env, get_logger
-from .base_args import check_fraction
+from ..utils.errors import check_fraction
 from .train_args import TrainArguments
 
 logger = get_logger()

@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..utils import SwiftError
-from .base_args import ModelArguments, check_fraction
+from ..utils.errors import check_fraction
+from .base_args import ModelArguments
 from .deploy_args import check_port
 
 

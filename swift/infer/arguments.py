@@ -1,0 +1,71 @@
+"""The engines' flags (ms-swift's names), declared beside the engines that read them: vLLM's for
+``--infer_backend vllm``, GRPO's colocated vLLM and ``swift rollout``; SGLang's and LMDeploy's for their backends.
+Data only, composed into each command's arguments."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..utils.errors import SwiftError, check_fraction
+
+
+@dataclass
+class VllmArguments:
+    vllm_gpu_memory_utilization: Optional[float] = field(
+        default=None, metadata={'help': "Share of GPU memory vLLM takes (0.9 when unset); on vLLM's CPU build, the "
+                                        'share of host memory it reserves (0.2 when unset).'})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'GPUs one vLLM model is split over.'})
+    vllm_max_num_seqs: int = field(default=256, metadata={'help': 'Most sequences vLLM generates at once.'})
+    vllm_max_model_len: Optional[int] = field(
+        default=None, metadata={'help': "vLLM's context length; the model's own when unset."})
+    vllm_enforce_eager: bool = field(default=False, metadata={'help': 'Run vLLM without CUDA graphs.'})
+    vllm_max_lora_rank: int = field(
+        default=16, metadata={'help': "Largest LoRA rank vLLM reserves room for; raised to the adapters' own."})
+    vllm_enable_prefix_caching: bool = field(default=False, metadata={'help': 'Reuse the KV cache of shared prefixes.'})
+
+    def __post_init__(self):
+        check_fraction('vllm_gpu_memory_utilization', self.vllm_gpu_memory_utilization)
+        for flag in ('vllm_tensor_parallel_size', 'vllm_max_num_seqs', 'vllm_max_lora_rank'):
+            if getattr(self, flag) < 1:
+                raise SwiftError(f'--{flag} must be at least 1, got {getattr(self, flag)}')
+
+
+@dataclass
+class SglangArguments:
+    sglang_tp_size: int = field(default=1, metadata={'help': 'GPUs one SGLang model is split over (tensor parallel).'})
+    sglang_pp_size: int = field(default=1, metadata={'help': 'SGLang pipeline-parallel stages.'})
+    sglang_dp_size: int = field(default=1, metadata={'help': 'SGLang data-parallel replicas of the model.'})
+    sglang_ep_size: int = field(default=1, metadata={'help': 'SGLang expert-parallel size (MoE models).'})
+    sglang_mem_fraction_static: Optional[float] = field(
+        default=None, metadata={'help': "Share of GPU memory for weights and KV cache; SGLang's choice when unset."})
+    sglang_context_length: Optional[int] = field(
+        default=None, metadata={'help': "SGLang's context length; the model's own when unset."})
+    sglang_disable_cuda_graph: bool = field(default=False, metadata={'help': 'Run SGLang without CUDA graphs.'})
+    sglang_quantization: Optional[str] = field(
+        default=None, metadata={'help': "SGLang's quantization method, e.g. fp8 or awq."})
+    sglang_kv_cache_dtype: str = field(default='auto', metadata={'help': 'KV cache dtype, e.g. fp8_e5m2.'})
+    sglang_enable_dp_attention: bool = field(default=False, metadata={'help': 'Data-parallel attention.'})
+    sglang_disable_custom_all_reduce: bool = field(
+        default=True, metadata={'help': "Use NCCL instead of SGLang's custom all-reduce kernel."})
+
+    def __post_init__(self):
+        check_fraction('sglang_mem_fraction_static', self.sglang_mem_fraction_static)
+        for flag in ('sglang_tp_size', 'sglang_pp_size', 'sglang_dp_size', 'sglang_ep_size'):
+            if getattr(self, flag) < 1:
+                raise SwiftError(f'--{flag} must be at least 1, got {getattr(self, flag)}')
+
+
+@dataclass
+class LmdeployArguments:
+    lmdeploy_tp: int = field(default=1, metadata={'help': 'GPUs one LMDeploy model is split over.'})
+    lmdeploy_session_len: Optional[int] = field(
+        default=None, metadata={'help': "LMDeploy's context length; the model's own when unset."})
+    lmdeploy_cache_max_entry_count: float = field(
+        default=0.8, metadata={'help': 'Share of free GPU memory LMDeploy gives the KV cache.'})
+    lmdeploy_quant_policy: int = field(
+        default=0, metadata={'help': 'KV cache quantization: 0 none, 4 or 8 bits.'})
+
+    def __post_init__(self):
+        if self.lmdeploy_tp < 1:
+            raise SwiftError(f'--lmdeploy_tp must be at least 1, got {self.lmdeploy_tp}')
+        check_fraction('lmdeploy_cache_max_entry_count', self.lmdeploy_cache_max_entry_count)
+        if self.lmdeploy_quant_policy not in (0, 4, 8):
+            raise SwiftError(f'--lmdeploy_quant_policy must be 0, 4 or 8, got {self.lmdeploy_quant_policy}')
