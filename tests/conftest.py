@@ -81,3 +81,9 @@ def folder_hashes(folder) -> dict[str, str]:
             with open(path, 'rb') as f:
                 hashes[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
     return hashes
+
+
+@pytest.fixture(scope='session')
+def qwen2_5_vl_dir(tmp_path_factory) -> str:
+    """A tiny Qwen2.5-VL: a 2-block vision tower, random weights, the image processor's config saved beside."""
+    return _build(tmp_path_factory, 'qwen2_5_vl')

@@ -1,12 +1,14 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
-    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen3|llama|mistral] [--hidden 128] [--layers 2]
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen3|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
+        [--layers 2]
         [--corpus rows.jsonl ...]
 
 ``--corpus`` adds the text of jsonl files to the tokenizer's training text, so their words become single tokens.
 
 Each folder is a real Hugging Face model folder: config.json, safetensors weights, and a fast tokenizer with the
-family's real chat template.
+family's real chat template. The vision families (``qwen2_vl``, ``qwen2_5_vl``) add a small vision tower and the
+image processor's ``preprocessor_config.json``, so ``AutoImageProcessor`` + the tokenizer make the processor offline.
 """
 import argparse
 import json
@@ -18,6 +20,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFa
 
 CHATML_SPECIAL = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
 QWEN3_SPECIAL = CHATML_SPECIAL + ['<think>', '</think>']
+QWEN_VL_SPECIAL = CHATML_SPECIAL + ['<|vision_start|>', '<|vision_end|>', '<|vision_pad|>', '<|image_pad|>',
+                                    '<|video_pad|>']
 LLAMA3_SPECIAL = ['<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>']
 ZEPHYR_SPECIAL = ['<s>', '</s>', '<unk>', '<|user|>', '<|assistant|>', '<|system|>']
 
@@ -54,6 +58,21 @@ QWEN3_TEMPLATE = (
     "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
     "{%- endif %}")
 
+# Qwen2-VL's and Qwen2.5-VL's chat template (chat_template.json of the released checkpoints).
+QWEN_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
 LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
@@ -73,7 +92,12 @@ FAMILIES = {
     'llama': ('llama', LLAMA3_SPECIAL, LLAMA3_TEMPLATE, '<|begin_of_text|>', '<|eot_id|>', None),
     'mistral': ('mistral', ZEPHYR_SPECIAL, ZEPHYR_TEMPLATE, '<s>', '</s>', '<unk>'),
     'qwen2-base': ('qwen2', CHATML_SPECIAL, None, None, '<|endoftext|>', '<|endoftext|>'),
+    'qwen2_vl': ('qwen2_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen2_5_vl': ('qwen2_5_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
 }
+VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl')
+# The tiny image processor's pixel bounds: 4 to 64 merged vision tokens per image, so tests stay fast.
+TINY_MIN_PIXELS, TINY_MAX_PIXELS = 56 * 56, 224 * 224
 
 _WORDS = ('the a model answer question who are you I am assistant help language data train learn name swift robot '
           'developed by team hello world what is your can do this that with from for and to of in on it be '
@@ -109,16 +133,48 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
     import torch
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(family, vocab_size, extra_texts)
-    config = AutoConfig.for_model(
-        FAMILIES[family][0], vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-        intermediate_size=intermediate_size or hidden_size * 4, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=hidden_size // 4, max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = AutoModelForCausalLM.from_config(config)
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+                intermediate_size=intermediate_size or hidden_size * 4, num_attention_heads=4, num_key_value_heads=2,
+                head_dim=hidden_size // 4, max_position_embeddings=max_position_embeddings,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
     os.makedirs(out_dir, exist_ok=True)
+    if family in VISION_FAMILIES:
+        model = _vision_model(family, text, tokenizer)
+        _image_processor().save_pretrained(out_dir)
+    else:
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(FAMILIES[family][0], tie_word_embeddings=True,
+                                                                      **text))
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def _vision_model(family: str, text: dict, tokenizer):
+    """Qwen2-VL / Qwen2.5-VL with a 2-block vision tower of width 32 in front of the text model ``text``."""
+    from transformers import AutoModelForImageTextToText
+    # M-RoPE splits each head's rotary half into temporal, height and width sections, 2:3:3 (16/24/24 in Qwen).
+    half = text['head_dim'] // 2
+    spatial = (half - half // 4) // 2
+    text['rope_parameters'] = {'rope_type': 'default', 'rope_theta': 1000000.0,
+                               'mrope_section': [half - 2 * spatial, spatial, spatial]}
+    vision = {'depth': 2, 'num_heads': 2, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2}
+    if family == 'qwen2_5_vl':
+        vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=text['hidden_size'], window_size=112,
+                      fullatt_block_indexes=[1], tokens_per_second=2)
+    else:
+        vision.update(embed_dim=32, mlp_ratio=2, hidden_size=text['hidden_size'])
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
+        ('image_token_id', '<|image_pad|>'), ('video_token_id', '<|video_pad|>'),
+        ('vision_start_token_id', '<|vision_start|>'), ('vision_end_token_id', '<|vision_end|>'))}
+    config = AutoConfig.for_model(family, text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+    return AutoModelForImageTextToText.from_config(config)
+
+
+def _image_processor():
+    # The PIL image processor: torchvision's breaks transformers in a CPU environment.
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    return Qwen2VLImageProcessorPil(size={'shortest_edge': TINY_MIN_PIXELS, 'longest_edge': TINY_MAX_PIXELS})
 
 
 def _strings_of_jsonl(path: str) -> list[str]:
