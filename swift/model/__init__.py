@@ -1,4 +1,5 @@
 from . import models  # noqa: F401  registers the built-in families
-from .loader import dtype_name, get_model_folder, get_model_tokenizer, load_tokenizer, resolve_torch_dtype
+from .loader import (dtype_name, get_model_folder, get_model_tokenizer, load_processor, load_tokenizer,
+                     resolve_torch_dtype)
 from .quantization import bnb_config
-from .registry import MODEL_REGISTRY, ModelMeta, detect_model_meta, register_model
+from .registry import MODEL_REGISTRY, ModelMeta, ModelParts, detect_model_meta, register_model

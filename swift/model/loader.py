@@ -63,6 +63,17 @@ def load_tokenizer(model_dir: str, trust_remote_code: bool = False) -> PreTraine
     return tokenizer
 
 
+def load_processor(model_dir: str, meta: ModelMeta, trust_remote_code: bool = False):
+    """The tokenizer, or for a multimodal family its processor (which answers the tokenizer's attributes too)."""
+    tokenizer = load_tokenizer(model_dir, trust_remote_code)
+    if meta.load_processor is None:
+        return tokenizer
+    try:
+        return meta.load_processor(model_dir, tokenizer)
+    except OSError as err:
+        raise SwiftError(f'cannot load the processor of {model_dir}: {str(err).splitlines()[0]}') from None
+
+
 def _is_sequence_classifier(config: dict) -> bool:
     return any(name.endswith('ForSequenceClassification') for name in config.get('architectures') or [])
 
@@ -72,7 +83,8 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Return ``(model, tokenizer)``. ``model.model_meta.template`` names the detected chat template."""
+    """Return ``(model, tokenizer)``, the tokenizer being the processor for a multimodal family (as in ms-swift).
+    ``model.model_meta.template`` names the detected chat template."""
     model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
                                                   revision=revision, hub_token=hub_token,
                                                   trust_remote_code=trust_remote_code)
@@ -82,14 +94,17 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
     if task_type == 'seq_cls':
         model_kwargs['num_labels'] = num_labels or len(config.get('id2label') or {}) or 1
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
+    model_class = meta.model_class if task_type == 'causal_lm' and meta.model_class else _AUTO_CLASSES[task_type]
     try:
-        model = _AUTO_CLASSES[task_type].from_pretrained(
+        model = model_class.from_pretrained(
             model_dir, dtype=dtype, attn_implementation=resolve_attn_impl(attn_impl), device_map=device_map,
             trust_remote_code=trust_remote_code, use_safetensors=True, **model_kwargs)
     except OSError as err:
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
     if task_type == 'seq_cls':  # the score is read at the last token that is not padding
         model.config.pad_token_id = tokenizer.pad_token_id
+    if meta.patch_model is not None:
+        meta.patch_model(model)
     model.model_meta = meta
     model.model_dir = model_dir
     return model, tokenizer
@@ -101,7 +116,6 @@ def get_model_folder(model_id_or_path: str, *, model_type: str | None = None, us
     """``(folder, tokenizer, meta)`` of a model without loading its weights, downloading a hub id first: what an
     engine that loads the weights itself (vLLM) needs. ``meta.template`` names the detected chat template."""
     model_dir = safe_snapshot_download(model_id_or_path, use_hf=use_hf, revision=revision, token=hub_token)
-    config = read_config(model_dir)
-    tokenizer = load_tokenizer(model_dir, trust_remote_code)
-    meta = detect_model_meta(config, model_type)
+    meta = detect_model_meta(read_config(model_dir), model_type)
+    tokenizer = load_processor(model_dir, meta, trust_remote_code)
     return model_dir, tokenizer, dataclasses.replace(meta, template=meta.pick_template(tokenizer.chat_template))

@@ -3,9 +3,17 @@
 A ``ModelMeta`` names its chat template by string; the pipeline joins model and template.
 """
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ..utils import SwiftError
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """Module names of a multimodal model's parts (ms-swift's ``MultiModelKeys``), as ``named_modules`` spells them."""
+    language_model: tuple[str, ...] = ()
+    aligner: tuple[str, ...] = ()
+    vision_tower: tuple[str, ...] = ()
 
 
 @dataclass
@@ -17,7 +25,19 @@ class ModelMeta:
     template: str = 'default'
     # Refines the template from the tokenizer's own chat template (e.g. Qwen2 vs Qwen2.5 share config.json).
     template_from_chat_template: Callable[[str], str | None] | None = None
-    is_multimodal: bool = False
+    # The media a multimodal family takes ('image', 'video', 'audio') and where its parts sit; empty for text.
+    media: tuple[str, ...] = ()
+    parts: ModelParts = ModelParts()
+    # The transformers class that loads a causal LM of this family (None: AutoModelForCausalLM).
+    model_class: type | None = None
+    # (folder, tokenizer) -> the processor that goes with the model, returned in place of the tokenizer.
+    load_processor: Callable[[str, Any], Any] | None = None
+    # Changes the loaded model needs beyond transformers' own (e.g. positions of packed batches).
+    patch_model: Callable[[Any], None] | None = None
+
+    @property
+    def is_multimodal(self) -> bool:
+        return bool(self.media)
 
     def pick_template(self, chat_template: str | None) -> str:
         """The template for a folder whose tokenizer has ``chat_template``; none means a base model."""
