@@ -151,6 +151,12 @@ def _fill_identity(row: dict, names: list[str], authors: list[str], where: str) 
     return {k: v for k, v in row.items() if k != 'tag'}
 
 
+def _folder_of(where: str) -> str | None:
+    """The folder of the file a row comes from (``path:line``), where its relative media paths start."""
+    path = where.rsplit(':', 1)[0]
+    return os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else None
+
+
 def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = True, seed: int = 42,
               use_hf: bool = False, model_name: list[str] | None = None,
               model_author: list[str] | None = None, check: Callable[[dict], None] | None = None) -> LoadedRows:
@@ -171,7 +177,9 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
                     raise raw
                 if info.get('fill_identity'):
                     raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
-                row = normalize_row(rename_columns(raw, mapping) if isinstance(raw, dict) else raw)
+                if isinstance(raw, dict):
+                    raw = {**info.get('defaults', {}), **rename_columns(raw, mapping)}
+                row = normalize_row(raw, base_dir=_folder_of(where))
                 if check is not None:
                     check(row)
                 loaded.rows.append(row)

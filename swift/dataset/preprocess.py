@@ -7,8 +7,10 @@ or ``response``. Extra columns (e.g. ``solution``, ``label``) pass through for r
 Preference rows follow the seeds: the conversation ends in the chosen answer and ``rejected_response`` holds the
 other. trl's ``prompt``/``chosen``/``rejected`` columns (strings or message lists) are turned into that form.
 """
-import re
 from typing import Any
+
+from .errors import RowError
+from .media import take_media
 
 _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant',
                    'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool'}
@@ -16,26 +18,22 @@ _ROLES = {'system', 'user', 'assistant', 'tool'}
 # Column names that mean the same thing across public datasets.
 _QUERY_KEYS = ('query', 'prompt', 'question', 'problem')
 _RESPONSE_KEYS = ('response', 'answer', 'completion')
-_URL_IN_QUERY = re.compile(r'<img>(.*?)</img>')
 _CONSUMED = {'messages', 'conversation', 'conversations', 'system', 'instruction', 'input', 'output', 'history',
              'text', *_QUERY_KEYS, *_RESPONSE_KEYS}
 
 
-class RowError(ValueError):
-    """A row that cannot be normalised; the loader adds its file and line."""
-
-
-def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
-    """``{'messages': [...], **extra}`` for one raw row. Raises RowError naming the problem."""
+def normalize_row(row: dict[str, Any], base_dir: str | None = None) -> dict[str, Any]:
+    """``{'messages': [...], **extra}`` for one raw row, plus ``images``/``videos``/``audios`` when it has media
+    (relative paths are read from ``base_dir``, the dataset file's folder). Raises RowError naming the problem."""
     if not isinstance(row, dict):
         raise RowError(f'expected a JSON object, got {type(row).__name__}')
     if 'chosen' in row:
         row = _from_chosen_rejected(row)
     messages = _to_messages(row)
-    _check_messages(messages)
     extra = {k: v for k, v in row.items() if k not in _CONSUMED}
-    _reject_remote_media(row, extra)
-    return {'messages': messages, **extra}
+    media = take_media(messages, extra, base_dir)
+    _check_messages(messages)
+    return {'messages': messages, **extra, **media}
 
 
 def _to_messages(row: dict) -> list[dict]:
@@ -165,19 +163,6 @@ def _check_messages(messages: list[dict]) -> None:
             raise RowError(f'messages[{i}].content must be a string')
         if message['role'] == 'system' and i != 0:
             raise RowError(f'messages[{i}] is a system message; only the first message may be one')
-
-
-def _reject_remote_media(row: dict, extra: dict) -> None:
-    """Multimodal rows are not trainable yet; name the first media reference so the user knows which."""
-    urls = []
-    for key in ('images', 'videos', 'audios'):
-        media = extra.get(key) or []
-        urls += [media] if isinstance(media, str) else list(media)  # one path may be given as a bare string
-    for key in _QUERY_KEYS:
-        urls += _URL_IN_QUERY.findall(row.get(key) or '')
-    if urls:
-        raise RowError(f'needs media {urls[0]!r}: multimodal training is not supported yet, and URLs cannot be '
-                       'fetched offline')
 
 
 def rename_columns(row: dict, columns: dict[str, str] | None) -> dict:

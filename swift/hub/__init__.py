@@ -1,1 +1,1 @@
-from .hub import download_dataset, push_folder, safe_snapshot_download
+from .hub import download_dataset, fetch_url, push_folder, safe_snapshot_download

@@ -4,6 +4,8 @@ The only code in swift that touches the network. Offline, every failure becomes 
 """
 import importlib.util
 import os
+import urllib.error
+import urllib.request
 
 from ..utils import SwiftError, env, get_logger
 
@@ -72,3 +74,15 @@ def push_folder(folder: str, hub_model_id: str, use_hf: bool | None = None, toke
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SwiftError(f"cannot push '{folder}' to {hub} as '{hub_model_id}': {reason[:200]}") from None
     return hub
+
+
+def fetch_url(url: str) -> bytes:
+    """The body at an http(s) URL: an image named by a dataset row or a request. Offline it is not attempted."""
+    if env.hub_offline():
+        raise SwiftError(f'cannot fetch {url}: HF_HUB_OFFLINE=1 forbids downloads')
+    try:
+        with urllib.request.urlopen(url, timeout=env.media_timeout()) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError, ValueError) as err:  # refused, unreachable, timed out, 4xx/5xx
+        reason = str(err.reason if isinstance(err, urllib.error.URLError) else err).strip().splitlines()
+        raise SwiftError(f'cannot fetch {url}: {reason[0][:200] if reason else type(err).__name__}') from None

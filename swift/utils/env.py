@@ -4,7 +4,14 @@
 - ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings.
 - ``LOCAL_RANK``: set by torchrun inside each worker; tells a worker from the launching command.
 - ``WORLD_SIZE``: set by torchrun inside each worker: the number of processes in the run (1 without torchrun).
-- ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all.
+- ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all (nor are image URLs fetched).
+- ``SWIFT_TIMEOUT``: seconds to wait for an image URL (default 20), as in ms-swift.
+- ``MAX_PIXELS``, ``MIN_PIXELS``: the pixel bounds an image is resized into before it reaches a vision model (Qwen2-VL
+  and Qwen2.5-VL: both multiples of 28x28); unset, the model's image processor keeps its own.
+- ``VIDEO_MAX_PIXELS``, ``VIDEO_MIN_PIXELS``: the same per video frame (defaults 768x28x28 and 128x28x28, as
+  qwen-vl-utils).
+- ``FPS``: frames sampled per second of video (default 2); ``FPS_MAX_FRAMES``, ``FPS_MIN_FRAMES``: at most / at least
+  this many frames per video (defaults 768 and 4).
 """
 import os
 
@@ -43,3 +50,32 @@ def is_distributed_worker() -> bool:
 
 def hub_offline() -> bool:
     return os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes')
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, '') else default
+
+
+def _optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, '') else None
+
+
+def media_timeout() -> float:
+    return _float('SWIFT_TIMEOUT', 20.0)
+
+
+def image_pixel_bounds() -> tuple[int | None, int | None]:
+    """``(MIN_PIXELS, MAX_PIXELS)``; None where unset."""
+    return _optional_int('MIN_PIXELS'), _optional_int('MAX_PIXELS')
+
+
+def video_pixel_bounds() -> tuple[int, int]:
+    """``(VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS)`` per frame."""
+    return _int('VIDEO_MIN_PIXELS', 128 * 28 * 28), _int('VIDEO_MAX_PIXELS', 768 * 28 * 28)
+
+
+def video_sampling() -> tuple[float, int, int]:
+    """``(FPS, FPS_MIN_FRAMES, FPS_MAX_FRAMES)``."""
+    return _float('FPS', 2.0), _int('FPS_MIN_FRAMES', 4), _int('FPS_MAX_FRAMES', 768)
