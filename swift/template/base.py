@@ -7,12 +7,14 @@ to what the tokenizer's own ``apply_chat_template`` gives for the same text.
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, ProcessorMixin
 
 from ..utils import SwiftError
 
 IGNORE_INDEX = -100
 Span = tuple[int, int]
+# A row's media columns (see dataset/media.py), which a multimodal template turns into model inputs.
+MEDIA_KEYS = ('images', 'videos', 'audios')
 
 
 @dataclass
@@ -30,6 +32,15 @@ class TemplateMeta:
     stop_words: list[str] = field(default_factory=list)
 
 
+class Prompt(list):
+    """Prompt ids (a list, so every engine takes them as such), with the model inputs of the prompt's media where
+    it has any: ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids``, ..."""
+
+    def __init__(self, ids: list[int], media: dict[str, Any] | None = None):
+        super().__init__(ids)
+        self.media = media or {}
+
+
 @dataclass
 class Rendered:
     text: str
@@ -39,11 +50,13 @@ class Rendered:
 class Template:
     """Encodes rows for training and prompts for generation with one model's chat format."""
 
-    def __init__(self, meta: TemplateMeta, tokenizer: PreTrainedTokenizerBase, default_system: str | None = None,
-                 max_length: int | None = None, truncation_strategy: str = 'delete', loss_scale: str = 'default',
-                 use_chat_template: bool = True):
+    def __init__(self, meta: TemplateMeta, tokenizer: PreTrainedTokenizerBase | ProcessorMixin,
+                 default_system: str | None = None, max_length: int | None = None, truncation_strategy: str = 'delete',
+                 loss_scale: str = 'default', use_chat_template: bool = True):
         self.meta = meta
-        self.tokenizer = tokenizer
+        # A multimodal model comes with a processor, which holds the tokenizer (ms-swift's template.processor).
+        self.processor = tokenizer
+        self.tokenizer = tokenizer.tokenizer if isinstance(tokenizer, ProcessorMixin) else tokenizer
         self.default_system = default_system if default_system is not None else meta.default_system
         self.max_length = max_length
         self.truncation_strategy = truncation_strategy
@@ -120,6 +133,10 @@ class Template:
     # ---- encoding --------------------------------------------------------------------------------------------
     def encode(self, row: dict[str, Any], add_generation_prompt: bool = False) -> dict[str, list[int]] | None:
         """``input_ids`` and ``labels`` for one row, or None when --truncation_strategy delete drops it."""
+        media = [key for key in MEDIA_KEYS if row.get(key)]
+        if media:
+            raise SwiftError(f'the {self.template_type} template takes text only, and this row has {media[0]}: '
+                             'train a multimodal model (e.g. Qwen2.5-VL) on it')
         messages = row['messages']
         if not self.use_chat_template:
             return self._truncate(self._encode_plain(messages))
@@ -128,12 +145,13 @@ class Template:
         rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
         return self._truncate(self._tokenize(rendered))
 
-    def encode_prompt(self, messages: list[dict]) -> list[int]:
-        """Ids of a conversation with the generation prompt appended: what a model continues (infer, GRPO, PPO)."""
-        encoded = self.encode({'messages': messages}, add_generation_prompt=True)
+    def encode_prompt(self, messages: list[dict], media: dict[str, list] | None = None) -> 'Prompt':
+        """Ids of a conversation with the generation prompt appended: what a model continues (infer, GRPO, PPO).
+        ``media`` holds the row's ``images``/``videos``/``audios``; their model inputs ride on the ids."""
+        encoded = self.encode({'messages': messages, **(media or {})}, add_generation_prompt=True)
         if encoded is None:
             raise SwiftError(f'the prompt is longer than --max_length {self.max_length} tokens')
-        return encoded['input_ids']
+        return Prompt(encoded['input_ids'], {k: v for k, v in encoded.items() if k not in ('input_ids', 'labels')})
 
     def _encode_plain(self, messages: list[dict]) -> dict[str, list[int]]:
         """Pre-training: the contents joined as plain text, every token in the loss, closed by eos."""

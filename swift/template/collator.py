@@ -1,9 +1,19 @@
-"""Batch encoded rows: padded, or padding-free with a block-diagonal attention mask."""
+"""Batch encoded rows: padded, or padding-free with a block-diagonal attention mask.
+
+Rows of a multimodal template also carry per-token lists (``mm_token_type_ids``, padded with 0 like text) and the
+processor's tensors (``pixel_values``, ``image_grid_thw``, ...), which are concatenated in row order, as the model
+reads them. Padding-free rows leave the model to turn their restarting 1-D positions into its own (Qwen2-VL's 3-D
+positions: ``model/models/qwen_vl.py``).
+"""
 from dataclasses import dataclass
 
 import torch
 
 from .base import IGNORE_INDEX
+from .vision import MEDIA_TENSOR_KEYS
+
+# Per-token lists besides input_ids and labels, and what pads them.
+TOKEN_KEYS = {'mm_token_type_ids': 0}
 
 
 @dataclass
@@ -20,7 +30,8 @@ class DataCollator:
     pad_to_multiple_of: int = 1
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        return self._padding_free(rows) if self.padding_free else self._padded(rows)
+        batch = self._padding_free(rows) if self.padding_free else self._padded(rows)
+        return {**batch, **_media_tensors(rows)}
 
     def _padded(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         longest = max(len(row['input_ids']) for row in rows)
@@ -33,7 +44,12 @@ class DataCollator:
             input_ids[i, :n] = torch.tensor(row['input_ids'])
             labels[i, :n] = torch.tensor(row['labels'])
             attention_mask[i, :n] = 1
-        return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask}
+        batch = {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask}
+        for key in _token_keys(rows):
+            batch[key] = torch.full((len(rows), longest), TOKEN_KEYS[key], dtype=torch.long)
+            for i, row in enumerate(rows):
+                batch[key][i, :len(row[key])] = torch.tensor(row[key])
+        return batch
 
     def _padding_free(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         # A packed row already holds several sequences; its 'lengths' says where each ends.
@@ -44,8 +60,25 @@ class DataCollator:
         starts = torch.cumsum(torch.tensor([0, *lengths[:-1]]), 0)
         labels[starts] = IGNORE_INDEX
         position_ids = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
-        return {'input_ids': input_ids, 'labels': labels.unsqueeze(0), 'position_ids': position_ids,
-                'attention_mask': block_causal_mask(lengths, self.mask_dtype)}
+        batch = {'input_ids': input_ids, 'labels': labels.unsqueeze(0), 'position_ids': position_ids,
+                 'attention_mask': block_causal_mask(lengths, self.mask_dtype)}
+        for key in _token_keys(rows):
+            batch[key] = torch.tensor([t for row in rows for t in row[key]]).unsqueeze(0)
+        return batch
+
+
+def _token_keys(rows: list[dict]) -> list[str]:
+    return [key for key in TOKEN_KEYS if key in rows[0]]
+
+
+def _media_tensors(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """The processor's tensors of every row that has them, concatenated in row order."""
+    batch = {}
+    for key in MEDIA_TENSOR_KEYS:
+        parts = [torch.as_tensor(row[key]) for row in rows if key in row]
+        if parts:
+            batch[key] = torch.cat(parts)
+    return batch
 
 
 def block_causal_mask(lengths: list[int], dtype: torch.dtype) -> torch.Tensor:

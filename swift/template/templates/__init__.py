@@ -1,1 +1,1 @@
-from . import default, hf, llama, qwen  # noqa: F401
+from . import default, hf, llama, qwen, qwen_vl  # noqa: F401
