@@ -5,6 +5,5 @@ from .deploy_args import DeployArguments
 from .export_args import ExportArguments
 from .infer_args import InferArguments
 from .parser import parse_args
-from .rlhf_args import RLHFArguments
 from .rollout_args import RolloutArguments
 from .train_args import TrainArguments, TunerArguments

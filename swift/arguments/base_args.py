@@ -24,10 +24,10 @@ def json_object(flag: str, value: str | dict | None, what: str) -> dict | None:
     return value
 
 
-def group(args, cls: type[G]) -> G:
-    """The ``cls`` part of a command's arguments, as its own object: what a consumer such as the tuners or an engine
-    receives instead of the whole command line."""
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.init})
+def group(args, cls: type[G], **overrides) -> G:
+    """The ``cls`` part of a command's arguments, as its own object (with ``overrides``): what a consumer such as
+    the tuners, an engine or a trainer receives instead of the whole command line."""
+    return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if f.init}, **overrides})
 
 
 @dataclass

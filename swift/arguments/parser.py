@@ -27,7 +27,9 @@ GROUP_TITLES = {
     'ModelArguments': 'model', 'DataArguments': 'data', 'TemplateArguments': 'template',
     'GenerationArguments': 'generation', 'BaseArguments': 'checkpoint and seed', 'TunerArguments': 'tuner',
     'TrainArguments': 'training', 'Seq2SeqTrainingArguments': 'training', 'TrainingArguments': 'training',
-    'RLHFArguments': 'rlhf', 'InferArguments': 'inference', 'VllmArguments': 'vLLM', 'SglangArguments': 'SGLang',
+    'RLHFArguments': 'rlhf', 'AlignmentArguments': 'rlhf', 'SamplingArguments': 'rlhf sampling',
+    'RewardArguments': 'GRPO rewards', 'InferArguments': 'inference', 'VllmArguments': 'vLLM',
+    'SglangArguments': 'SGLang',
     'LmdeployArguments': 'LMDeploy', 'DeployArguments': 'deploy (HTTP server)', 'AppArguments': 'app (web page)',
     'ExportArguments': 'export', 'RolloutArguments': 'rollout (vLLM server)',
 }

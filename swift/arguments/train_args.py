@@ -86,9 +86,12 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
         self.dataloader_num_workers = min(self.dataloader_num_workers, os.cpu_count() or 1)
         if self.gradient_checkpointing is None:
             self.gradient_checkpointing = torch.cuda.is_available()
-        # transformers 5 renamed gradient_checkpointing; move the seeds' flag over without its deprecation warning.
+        # transformers 5.20 renamed gradient_checkpointing; move the seeds' flag over without its deprecation warning
+        # (an older transformers, as vLLM pins, reads only the old name: keep it there).
         if self.activation_checkpointing is None:
-            self.activation_checkpointing, self.gradient_checkpointing = self.gradient_checkpointing, None
+            self.activation_checkpointing = self.gradient_checkpointing
+            if 'activation_checkpointing' in Seq2SeqTrainingArguments.__dataclass_fields__:
+                self.gradient_checkpointing = None
         Seq2SeqTrainingArguments.__post_init__(self)
 
     def _choose_deepspeed(self) -> None:

@@ -7,7 +7,7 @@ import importlib
 
 _SOURCES = {
     'BaseArguments': 'swift.arguments', 'DeployArguments': 'swift.arguments', 'ExportArguments': 'swift.arguments',
-    'InferArguments': 'swift.arguments', 'RLHFArguments': 'swift.arguments', 'TrainArguments': 'swift.arguments',
+    'InferArguments': 'swift.arguments', 'RLHFArguments': 'swift.rlhf.arguments', 'TrainArguments': 'swift.arguments',
     'safe_snapshot_download': 'swift.hub', 'InferEngine': 'swift.infer', 'PtEngine': 'swift.infer',
     'VllmEngine': 'swift.infer.vllm_engine', 'load_dataset': 'swift.dataset',
     'get_model_tokenizer': 'swift.model', 'deploy_main': 'swift.pipelines.deploy',

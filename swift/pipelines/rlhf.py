@@ -9,51 +9,53 @@ the trainer come from the algorithm's entry in ``swift.rlhf.ALGORITHMS``.
 """
 import dataclasses
 import os
+from dataclasses import dataclass
 from functools import partial
 
-from ..arguments import BaseArguments, RLHFArguments
+from ..arguments import BaseArguments, group
 from ..dataset import ROW_CHECKS
-from ..rlhf import ALGORITHMS, AlignmentSettings, Algorithm
+from ..rlhf import ALGORITHMS, Algorithm
+from ..rlhf.arguments import rlhf_arguments
 from ..rlhf.data import encode_alignment_rows
 from ..rlhf.gkd import check_teacher_tokenizer
 from ..rlhf.rewards import get_reward_funcs, load_external_plugins
 from ..template import Template
 from ..tuners import Swift
-from .common import load_model, to_arguments
-from .train import load_train_val_rows, run_training
+from .common import load_dataset_rows, load_model, to_arguments
+from .train import encode_split, load_train_val_rows, run_training
 
 
-def rlhf_main(args: RLHFArguments | list[str] | None = None) -> dict:
-    args = to_arguments(RLHFArguments, args)
+def rlhf_main(args=None) -> dict:
+    args = to_arguments(rlhf_arguments(), args)
     algorithm = ALGORITHMS[args.rlhf_type]
     return run_training(args, load_data=partial(_load_datasets, algorithm=algorithm),
-                        make_trainer=partial(_make_trainer, algorithm=algorithm))
+                        make_trainer=partial(_make_trainer, args, algorithm))
 
 
-def _load_datasets(args: RLHFArguments, template: Template, algorithm: Algorithm):
+def _load_datasets(args, template: Template, algorithm: Algorithm):
     train_rows, val_rows = load_train_val_rows(args, ROW_CHECKS[algorithm.rows])
     return (encode_alignment_rows(template, train_rows, algorithm.encoding, 'train'),
             encode_alignment_rows(template, val_rows, algorithm.encoding, 'val'))
 
 
-def _make_trainer(args: RLHFArguments, algorithm: Algorithm, template: Template, **kwargs):
-    if algorithm.uses_reference:
-        kwargs['ref_model'] = _reference_model(args)
-    if args.rlhf_type == 'grpo':
-        kwargs.update(reward_funcs=_reward_funcs(args), template=template,
-                      completions_path=os.path.join(args.output_dir, 'completions.jsonl') if args.log_completions
-                      else None)
-    if args.rlhf_type == 'gkd':
-        kwargs.update(teacher_model=_teacher_model(args, kwargs['processing_class']),
-                      stop_token_ids=template.single_token_stops())
-    if args.rlhf_type == 'ppo':
-        kwargs.update(template=template, reward_model=_reward_model(args.reward_model[0]),
-                      value_model=_reward_model(args.value_model or args.reward_model[0]).requires_grad_(True))
-    return algorithm.make_trainer(args, _settings(args), **kwargs)
+@dataclass
+class _Run:
+    """What the providers of an algorithm's needs read besides the arguments."""
+    template: Template
+    tokenizer: object
+    run_dir: str
 
 
-def _reward_funcs(args: RLHFArguments) -> list:
-    """--reward_funcs by name (after --external_plugins register theirs), then each --reward_model."""
+def _make_trainer(args, algorithm: Algorithm, training, template: Template, **kwargs):
+    """The algorithm's trainer, given the run's TrainingArguments, its own flag group and what it needs."""
+    run = _Run(template, kwargs['processing_class'], training.output_dir)
+    needed = {need: PROVIDERS[need](args, run) for need in algorithm.needs}
+    return algorithm.make_trainer(training, group(args, algorithm.arguments), **needed, **kwargs)
+
+
+def _reward_funcs(args, run: _Run) -> list:
+    """--reward_funcs by name (after --external_plugins register theirs), then each --reward_model. Each reward
+    takes the settings its ``__init__`` names."""
     load_external_plugins(args.external_plugins)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
     return get_reward_funcs(args.reward_funcs, **settings) + [_reward_model(path) for path in args.reward_model]
@@ -70,24 +72,42 @@ def _reward_model(checkpoint: str):
     return model.requires_grad_(False).eval()
 
 
-def _reference_model(args: RLHFArguments):
+def _reference_model(args, run: _Run):
     """--ref_model; else with full training a frozen copy of --model. None lets a LoRA run disable its adapter."""
     if args.ref_model is None and (args.train_type != 'full' or args.precompute_ref_log_probs):
         return None
     return _frozen_model(args, args.ref_model)[0]
 
 
-def _teacher_model(args: RLHFArguments, tokenizer):
+def _teacher_model(args, run: _Run):
     """--teacher_model, loaded like --model and frozen; its tokenizer must be the student's."""
     model, teacher_tokenizer = _frozen_model(args, args.teacher_model)
-    check_teacher_tokenizer(teacher_tokenizer, tokenizer, args.teacher_model)
+    check_teacher_tokenizer(teacher_tokenizer, run.tokenizer, args.teacher_model)
     return model
 
 
-def _frozen_model(args: RLHFArguments, model_id: str | None):
+def _frozen_model(args, model_id: str | None):
     model, tokenizer = load_model(args, model_id)
     return model.requires_grad_(False).eval(), tokenizer
 
 
-def _settings(args: RLHFArguments) -> AlignmentSettings:
-    return AlignmentSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AlignmentSettings)})
+def _expert_rows(args, run: _Run) -> list[dict] | None:
+    """CHORD's --chord_sft_dataset, encoded by the template as swift sft encodes its rows."""
+    if not args.chord_sft_dataset:
+        return None
+    return encode_split(run.template, load_dataset_rows(args, args.chord_sft_dataset), args, 'chord_sft_dataset')
+
+
+# What the pipeline hands an algorithm for each of its ``needs`` (swift.rlhf.base.NEEDS).
+PROVIDERS = {
+    'ref_model': _reference_model,
+    'reward_funcs': _reward_funcs,
+    'reward_model': lambda args, run: _reward_model(args.reward_model[0]),
+    'value_model': lambda args, run: _reward_model(args.value_model or args.reward_model[0]).requires_grad_(True),
+    'teacher_model': _teacher_model,
+    'template': lambda args, run: run.template,
+    'completions_path': lambda args, run: (os.path.join(run.run_dir, 'completions.jsonl') if args.log_completions
+                                           else None),
+    'stop_token_ids': lambda args, run: run.template.single_token_stops(),
+    'expert_rows': _expert_rows,
+}

@@ -4,10 +4,11 @@
     swift pt  --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --train_type full
 """
 import os
+from functools import partial
 from itertools import islice
 from typing import Callable
 
-from transformers import set_seed
+from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments, group
@@ -54,13 +55,14 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     model = prepare_model(model, args.train_type, tuner, bool(args.activation_checkpointing),
                           _lora_ga_step(args, train_data, tokenizer.pad_token_id), args.task_type)
     run_dir = _choose_run_dir(args)  # after the inputs load and the tuner fits, so an error leaves no empty folder
-    checkpoint_args = _checkpoint_args(args, model, template)
+    checkpoint_args = _checkpoint_args(args, model, template, run_dir)
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
-    if not val_data:
-        args.eval_strategy = IntervalStrategy.NO
-    trainer = (make_trainer or _sft_trainer)(
-        args, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None,
+    # The trainer gets transformers' own config for this run, not the command line.
+    training = group(args, TrainingArguments, output_dir=run_dir,
+                     **({} if val_data else {'eval_strategy': IntervalStrategy.NO}))
+    trainer = (make_trainer or partial(_sft_trainer, args))(
+        training, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None,
         processing_class=tokenizer,
         optimizers=(_optimizer(args, model), None),
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
@@ -75,17 +77,16 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     return _finish(trainer, run_dir)
 
 
-def _sft_trainer(args: TrainArguments, template: Template, **kwargs) -> SwiftTrainer:
+def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Template, **kwargs) -> SwiftTrainer:
     collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing,
                             pad_to_multiple_of=LONGLORA_GROUPS if args.train_type == 'longlora' else 1)
-    return SwiftTrainer(args=args, data_collator=collator, **kwargs)
+    return SwiftTrainer(args=training, data_collator=collator, **kwargs)
 
 
 def _choose_run_dir(args: TrainArguments) -> str:
     """A new ``vN-date-time`` folder under --output_dir, also when resuming: the resumed run only reads the
     checkpoint it starts from, so the source run keeps every file as it was (ms-swift does the same)."""
     run_dir = broadcast_from_main(next_run_dir(args.output_dir) if args.should_save else None)
-    args.output_dir = run_dir
     os.makedirs(run_dir, exist_ok=True)
     logger.info(f'run folder: {run_dir}')
     return run_dir
@@ -104,10 +105,10 @@ def _load_datasets(args: TrainArguments, template: Template):
     train_rows, val_rows = load_train_val_rows(args)
     if args.lazy_tokenize:
         return LazyEncodedDataset(template, train_rows), (LazyEncodedDataset(template, val_rows) if val_rows else None)
-    return _encode_split(template, train_rows, args, 'train'), _encode_split(template, val_rows, args, 'val')
+    return encode_split(template, train_rows, args, 'train'), encode_split(template, val_rows, args, 'val')
 
 
-def _encode_split(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
+def encode_split(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
     if not rows:
         return []
     encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
@@ -152,10 +153,10 @@ def _optimizer(args: TrainArguments, model):
                               (args.adam_beta1, args.adam_beta2), args.adam_epsilon)
 
 
-def _checkpoint_args(args: TrainArguments, model, template: Template) -> dict:
-    """Every argument, with what was resolved at run time: model folder, template and system prompt."""
+def _checkpoint_args(args: TrainArguments, model, template: Template, run_dir: str) -> dict:
+    """Every argument, with what was resolved at run time: model folder, template, system prompt, run folder."""
     saved = args.to_dict()
-    saved.update(model=os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
+    saved.update(output_dir=run_dir, model=os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
                  model_type=model.model_meta.model_type, template=template.template_type,
                  system=template.default_system, hub_token=None,
                  resume_from_checkpoint=args.resume_from_checkpoint and os.path.abspath(args.resume_from_checkpoint))

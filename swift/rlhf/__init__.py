@@ -1,5 +1,5 @@
 """Alignment algorithms, one file each. ``ALGORITHMS`` gives the ``--rlhf_type`` choices."""
-from .base import AlignmentSettings, Algorithm
+from .base import AlignmentArguments, Algorithm, SamplingArguments
 from .cpo import CPO
 from .dpo import DPO
 from .gkd import GKD

@@ -1,80 +1,73 @@
 """What the alignment algorithms share: their settings, the table entry each declares, and the bridge to trl."""
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
 from transformers import Trainer, TrainingArguments
 
 
+# --beta where the algorithm declares no default of its own (Algorithm.defaults).
+DEFAULT_BETA = 0.1
+
+
 @dataclass
-class AlignmentSettings:
-    """The algorithm flags of ``swift rlhf`` (see RLHFArguments for their meaning and defaults)."""
-    beta: float = 0.1
-    loss_type: list[str] = field(default_factory=list)
-    loss_weights: list[float] = field(default_factory=list)
-    rpo_alpha: float | None = None
-    label_smoothing: float = 0.0
-    precompute_ref_log_probs: bool = False
-    cpo_alpha: float = 0.0
-    simpo_gamma: float = 1.0
-    desirable_weight: float = 1.0
-    undesirable_weight: float = 1.0
-    center_rewards_coefficient: float | None = None
-    # GRPO
-    num_generations: int = 8
-    max_completion_length: int = 512
-    temperature: float = 0.9
-    top_p: float = 1.0
-    top_k: int | None = None
-    repetition_penalty: float = 1.0
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    scale_rewards: str = 'group'
-    advantage_estimator: str = 'grpo'
-    dynamic_sample: bool = False
-    max_resample_times: int = 3
-    num_iterations: int = 1
-    importance_sampling_level: str = 'token'
-    reward_weights: list[float] = field(default_factory=list)
-    use_vllm: bool = False
-    vllm_mode: str = 'colocate'
-    vllm_gpu_memory_utilization: float | None = None  # None: 0.9 of a GPU, 0.2 of the host on vLLM's CPU build
-    vllm_tensor_parallel_size: int = 1
-    vllm_max_model_len: int | None = None
-    vllm_server_host: str = '0.0.0.0'
-    vllm_server_port: int = 8000
-    sleep_level: int = 0
-    offload_model: bool = False
-    offload_optimizer: bool = False
-    gc_collect_after_offload: bool = False
-    # PPO
-    num_ppo_epochs: int = 4
-    num_mini_batches: int = 1
-    missing_eos_penalty: float | None = None
-    whiten_rewards: bool = False
-    kl_coef: float = 0.05
-    cliprange: float = 0.2
-    vf_coef: float = 0.1
-    cliprange_value: float = 0.2
-    gamma: float = 1.0
-    lam: float = 0.95
-    # GKD
-    lmbda: float = 0.5
-    seq_kd: bool = False
+class AlignmentArguments:
+    """The flags several algorithms share; each algorithm's own group (in its file) extends this one."""
+    beta: Optional[float] = field(
+        default=None, metadata={'help': 'Strength of the KL/reward scale. Default 0.1; SimPO 2.0; GRPO 0.04. '
+                                        'GKD: 0.5, 0 = forward KL, 1 = reverse KL.'})
+    loss_type: list[str] = field(
+        default_factory=list, metadata={'help': 'DPO: sigmoid (default), hinge, ipo, exo_pair, nca_pair, robust, '
+                                                'bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, '
+                                                'discopop, sigmoid_norm, sft; several combine with --loss_weights. '
+                                                'KTO: kto (default) or apo_zero_unpaired. GRPO: grpo (default), '
+                                                'bnpo, dr_grpo, dapo, sapo, cispo.'})
+    loss_weights: list[float] = field(default_factory=list, metadata={'help': 'Weights of several DPO losses.'})
+    ref_model: Optional[str] = field(
+        default=None, metadata={'help': 'Reference model of the algorithms that use one (DPO, KTO, PPO) with full '
+                                        'training; default: a frozen copy of --model (with LoRA: the base model, '
+                                        'adapter disabled).'})
+    precompute_ref_log_probs: bool = field(
+        default=False, metadata={'help': 'DPO/KTO: compute the reference log-probs once before training.'})
+    reward_model: list[str] = field(
+        default_factory=list, metadata={'help': 'Reward model checkpoints (trained with --rlhf_type rm): GRPO\'s '
+                                                'rewards beside --reward_funcs; PPO\'s reward.'})
+
+
+@dataclass
+class SamplingArguments:
+    """How the algorithms that sample completions during training (GRPO, PPO, GKD) sample them."""
+    max_completion_length: int = field(default=512, metadata={'help': 'Longest completion, in tokens.'})
+    temperature: float = field(
+        default=0.9, metadata={'help': "Sampling temperature of the completions (GKD: also softens both models' "
+                                       'logits).'})
+    top_p: float = field(default=1.0, metadata={'help': 'Nucleus sampling of the completions.'})
+    top_k: Optional[int] = field(default=None, metadata={'help': 'Top-k sampling of the completions.'})
+    repetition_penalty: float = field(default=1.0, metadata={'help': 'Repetition penalty of the completions.'})
+
+
+# What an algorithm can ask the pipeline for, handed to its make_trainer as keyword arguments of these names.
+NEEDS = ('ref_model', 'reward_funcs', 'reward_model', 'value_model', 'teacher_model', 'template', 'completions_path',
+         'stop_token_ids', 'expert_rows')
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One ``--rlhf_type``: what its rows must hold, how the template encodes them, and how its trainer is built.
+    """One ``--rlhf_type``, declared in its own file and named in ``ALGORITHMS``: what its rows must hold, how the
+    template encodes them, its flag group, what it needs from the pipeline, and how its trainer is built.
 
-    ``make_trainer(args, settings, **kwargs)`` gets the run's TrainingArguments, the settings, and the keyword
-    arguments every trainer takes (model, ref_model, datasets, processing_class, callbacks, checkpoint_args).
+    ``make_trainer(training, settings, **kwargs)`` gets the run's TrainingArguments (a transformers config, not the
+    command line), ``settings`` (its ``arguments`` group), what ``needs`` names, and the keyword arguments every
+    trainer takes (model, datasets, processing_class, callbacks, checkpoint_args).
     """
-    rows: str  # the dataset row check: 'pair' (chosen + rejected) or 'kto' (answer + label)
-    encoding: str  # the template method: 'pair' (encode_pair) or 'completion' (encode_completion)
-    uses_reference: bool
+    rows: str  # the dataset row check: 'pair' (chosen + rejected), 'kto' (answer + label), 'prompt', 'answer'
+    encoding: str  # the template method: 'pair', 'completion', 'prompt', 'answer'
     make_trainer: Callable[..., Trainer]
+    arguments: type = AlignmentArguments
+    needs: tuple[str, ...] = ()  # of NEEDS
+    defaults: dict = field(default_factory=dict)  # flags whose default differs for this algorithm (e.g. beta)
+    check: Callable[[Any], None] | None = None  # validates the parsed arguments: a one-line SwiftError
 
 
 def trl_config(config_cls: type[TrainingArguments], args: TrainingArguments, **settings) -> TrainingArguments:

@@ -3,12 +3,22 @@
 
     loss = -log sigmoid(beta * (logp_chosen - logp_rejected)) + cpo_alpha * nll_chosen
 """
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Optional
 
 import torch.nn.functional as F
 
-from .base import AlignmentSettings, Algorithm
+from .base import AlignmentArguments, Algorithm
 from .preference import AnswerLogps, PreferenceLoss, make_preference_trainer
+
+
+
+@dataclass
+class CPOArguments(AlignmentArguments):
+    cpo_alpha: Optional[float] = field(
+        default=None, metadata={'help': 'CPO/SimPO: weight of the NLL of the chosen answer. Default 1 for CPO, '
+                                        '0 for SimPO.'})
 
 
 def cpo_loss(logps: AnswerLogps, beta: float, cpo_alpha: float) -> PreferenceLoss:
@@ -16,8 +26,10 @@ def cpo_loss(logps: AnswerLogps, beta: float, cpo_alpha: float) -> PreferenceLos
     return PreferenceLoss(loss, beta * logps.chosen, beta * logps.rejected)
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs):
-    return make_preference_trainer(partial(cpo_loss, beta=settings.beta, cpo_alpha=settings.cpo_alpha), args, **kwargs)
+def make_trainer(training, settings: CPOArguments, **kwargs):
+    return make_preference_trainer(partial(cpo_loss, beta=settings.beta, cpo_alpha=settings.cpo_alpha), training,
+                                   **kwargs)
 
 
-CPO = Algorithm(rows='pair', encoding='pair', uses_reference=False, make_trainer=make_trainer)
+CPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=CPOArguments,
+                defaults={'cpo_alpha': 1.0})  # CPO's paper weights the NLL 1

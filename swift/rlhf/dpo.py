@@ -3,13 +3,23 @@
 Rows arrive encoded by our template (prompt_ids, chosen_ids, rejected_ids), so trl's own tokenization is skipped.
 With LoRA the reference is the base model with the adapter disabled; with full training, a frozen copy.
 """
+from dataclasses import dataclass, field
+from typing import Optional
+
 import trl
 
 from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
-from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 
 logger = get_logger()
+
+
+@dataclass
+class DPOArguments(AlignmentArguments):
+    rpo_alpha: Optional[float] = field(
+        default=None, metadata={'help': 'DPO: add this times the NLL of the chosen answer (RPO).'})
+    label_smoothing: float = field(default=0.0, metadata={'help': 'DPO: assumed probability of flipped labels.'})
 
 
 class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
@@ -23,7 +33,7 @@ class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
         return dataset  # encoded by our template already
 
 
-def dpo_losses(settings: AlignmentSettings) -> tuple[list[str], list[float]]:
+def dpo_losses(settings: DPOArguments) -> tuple[list[str], list[float]]:
     """--loss_type and --loss_weights, with RPO's SFT term and label smoothing folded in."""
     loss_type = list(settings.loss_type or ['sigmoid'])
     weights = list(settings.loss_weights or [1.0] * len(loss_type))
@@ -38,13 +48,13 @@ def dpo_losses(settings: AlignmentSettings) -> tuple[list[str], list[float]]:
     return loss_type, weights
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs) -> DPOTrainer:
+def make_trainer(training, settings: DPOArguments, **kwargs) -> DPOTrainer:
     loss_type, loss_weights = dpo_losses(settings)
-    config = trl_config(trl.DPOConfig, args, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,
+    config = trl_config(trl.DPOConfig, training, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,
                         label_smoothing=settings.label_smoothing,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs,
                         max_length=None, padding_free=False)  # the template truncated already
     return DPOTrainer(args=config, **kwargs)
 
 
-DPO = Algorithm(rows='pair', encoding='pair', uses_reference=True, make_trainer=make_trainer)
+DPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=DPOArguments, needs=('ref_model',))

@@ -10,7 +10,9 @@ the prompts padded on the left (generation continues them) and the completions p
 """
 import math
 import random
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +21,28 @@ from trl.models.utils import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..utils import SwiftError
-from .base import AlignmentSettings, Algorithm, completion_mask
+from .base import AlignmentArguments, Algorithm, SamplingArguments, completion_mask
 from .preference import MetricsTrainer
+
+
+@dataclass
+class GKDArguments(AlignmentArguments, SamplingArguments):
+    teacher_model: Optional[str] = field(
+        default=None, metadata={'help': 'GKD: the teacher, a local folder or hub id loaded like --model; it must '
+                                        "share the student's tokenizer."})
+    lmbda: float = field(
+        default=0.5, metadata={'help': "GKD: share of batches trained on the student's own samples (on-policy)."})
+    seq_kd: bool = field(
+        default=False, metadata={'help': "GKD: off-policy batches use the teacher's samples, not the dataset's "
+                                         'answers.'})
+
+
+def check(args: GKDArguments) -> None:
+    if not args.teacher_model:
+        raise SwiftError('--rlhf_type gkd needs --teacher_model (a local folder or hub id)')
+    for name in ('lmbda', 'beta'):
+        if not 0 <= getattr(args, name) <= 1:
+            raise SwiftError(f'--{name} must lie in [0, 1] for gkd, got {getattr(args, name)}')
 
 
 def generalized_jsd_loss(student_logits: Tensor, teacher_logits: Tensor, labels_mask: Tensor, beta: float,
@@ -80,7 +102,7 @@ class GKDTrainer(MetricsTrainer):
     """Distils ``teacher_model`` into the model; logs the loss, the share of on-policy batches and the mean
     completion length. Evaluation scores the dataset's answers."""
 
-    def __init__(self, *args, teacher_model: torch.nn.Module, settings: AlignmentSettings, stop_token_ids: list[int],
+    def __init__(self, *args, teacher_model: torch.nn.Module, settings: GKDArguments, stop_token_ids: list[int],
                  **kwargs):
         pad_token_id = kwargs['processing_class'].pad_token_id
         super().__init__(*args, data_collator=partial(collate, pad_token_id=pad_token_id), **kwargs)
@@ -144,10 +166,11 @@ def check_teacher_tokenizer(teacher_tokenizer, tokenizer, teacher_model: str) ->
                          f'from the student\'s ({len(tokenizer)}); GKD needs both to share one vocabulary')
 
 
-def make_trainer(args, settings: AlignmentSettings, *, teacher_model: torch.nn.Module, stop_token_ids: list[int],
+def make_trainer(training, settings: GKDArguments, *, teacher_model: torch.nn.Module, stop_token_ids: list[int],
                  **kwargs) -> GKDTrainer:
-    return GKDTrainer(args=args, teacher_model=teacher_model, settings=settings, stop_token_ids=stop_token_ids,
+    return GKDTrainer(args=training, teacher_model=teacher_model, settings=settings, stop_token_ids=stop_token_ids,
                       **kwargs)
 
 
-GKD = Algorithm(rows='answer', encoding='answer', uses_reference=False, make_trainer=make_trainer)
+GKD = Algorithm(rows='answer', encoding='answer', make_trainer=make_trainer, arguments=GKDArguments,
+                needs=('teacher_model', 'stop_token_ids'), defaults={'beta': 0.5}, check=check)

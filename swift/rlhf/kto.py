@@ -4,10 +4,19 @@
 Rows arrive encoded by our template (prompt_ids, completion_ids, label). The KL term is estimated, as trl does, from
 mismatched pairs: each prompt with the previous row's answer within a batch.
 """
+from dataclasses import dataclass, field
+
 import trl
 
 from ..trainers import SwiftTrainerMixin
-from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+
+
+
+@dataclass
+class KTOArguments(AlignmentArguments):
+    desirable_weight: float = field(default=1.0, metadata={'help': 'KTO: weight of desirable answers.'})
+    undesirable_weight: float = field(default=1.0, metadata={'help': 'KTO: weight of undesirable answers.'})
 
 
 class KTOTrainer(SwiftTrainerMixin, trl.KTOTrainer):
@@ -30,8 +39,8 @@ def _with_kl_completions(batch: dict) -> dict:
     return batch
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs) -> KTOTrainer:
-    config = trl_config(trl.KTOConfig, args, beta=settings.beta, loss_type=(settings.loss_type or ['kto'])[0],
+def make_trainer(training, settings: KTOArguments, **kwargs) -> KTOTrainer:
+    config = trl_config(trl.KTOConfig, training, beta=settings.beta, loss_type=(settings.loss_type or ['kto'])[0],
                         desirable_weight=settings.desirable_weight, undesirable_weight=settings.undesirable_weight,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs, max_length=None,
                         # The KL pairs are built batch by batch in dataset order (the rows were shuffled on loading).
@@ -39,4 +48,5 @@ def make_trainer(args, settings: AlignmentSettings, **kwargs) -> KTOTrainer:
     return KTOTrainer(args=config, **kwargs)
 
 
-KTO = Algorithm(rows='kto', encoding='completion', uses_reference=True, make_trainer=make_trainer)
+KTO = Algorithm(rows='kto', encoding='completion', make_trainer=make_trainer, arguments=KTOArguments,
+                needs=('ref_model',))

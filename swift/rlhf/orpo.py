@@ -8,7 +8,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from .base import AlignmentSettings, Algorithm
+from .base import AlignmentArguments, Algorithm
 from .preference import AnswerLogps, PreferenceLoss, make_preference_trainer
 
 
@@ -20,8 +20,8 @@ def orpo_loss(logps: AnswerLogps, beta: float) -> PreferenceLoss:
     return PreferenceLoss(loss, beta * chosen, beta * rejected)
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs):
-    return make_preference_trainer(partial(orpo_loss, beta=settings.beta), args, **kwargs)
+def make_trainer(training, settings: AlignmentArguments, **kwargs):
+    return make_preference_trainer(partial(orpo_loss, beta=settings.beta), training, **kwargs)
 
 
-ORPO = Algorithm(rows='pair', encoding='pair', uses_reference=False, make_trainer=make_trainer)
+ORPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer)

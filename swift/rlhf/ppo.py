@@ -7,7 +7,8 @@ Tensors below are (batch, completion tokens); ``mask`` marks the real completion
 first stop token). The value of token t is the value model's output at the position that predicts token t.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -15,10 +16,46 @@ from trl.trainer.utils import disable_dropout_in_model
 
 from ..template import Template
 from ..utils import SwiftError
-from .base import AlignmentSettings, Algorithm, completion_mask, keep_trainable_float32
+from .base import (AlignmentArguments, Algorithm, SamplingArguments, completion_mask, keep_trainable_float32,
+                   trl_config)
 from .preference import MetricsTrainer
 
 VALUE_DIR = 'value_model'  # beside the policy in each checkpoint
+
+
+@dataclass
+class PPOArguments(AlignmentArguments, SamplingArguments):
+    """PPO's flags (with --reward_model, --max_completion_length, --temperature)."""
+    value_model: Optional[str] = field(
+        default=None, metadata={'help': 'PPO: a --rlhf_type rm checkpoint to start the value model from; default: '
+                                        'the reward model.'})
+    num_ppo_epochs: int = field(default=4, metadata={'help': 'PPO: passes over each rollout.'})
+    num_mini_batches: int = field(
+        default=1, metadata={'help': 'PPO: each pass splits the rollout into this many shuffled mini-batches, one '
+                                     'optimizer step each; must divide --per_device_train_batch_size.'})
+    missing_eos_penalty: Optional[float] = field(
+        default=None, metadata={'help': 'PPO: subtracted from the score of a completion that ends without a stop '
+                                        'token (cut off by the length limit).'})
+    whiten_rewards: bool = field(default=False, metadata={'help': 'PPO: normalise the per-token rewards.'})
+    kl_coef: float = field(default=0.05, metadata={'help': 'PPO: weight of the per-token KL penalty in the reward.'})
+    cliprange: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the policy ratio.'})
+    vf_coef: float = field(default=0.1, metadata={'help': 'PPO: weight of the value loss.'})
+    cliprange_value: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the value update.'})
+    gamma: float = field(default=1.0, metadata={'help': 'PPO: discount factor.'})
+    lam: float = field(default=0.95, metadata={'help': 'PPO: GAE lambda.'})
+    response_length: Optional[int] = field(
+        default=None, metadata={'help': "PPO: ms-swift's name for --max_completion_length (wins when set)."})
+
+
+def check(args) -> None:
+    if not args.reward_model:
+        raise SwiftError('--rlhf_type ppo needs --reward_model (a checkpoint of --rlhf_type rm)')
+    if args.gradient_accumulation_steps != 1:
+        raise SwiftError('--rlhf_type ppo: each step trains on its own rollout, so --gradient_accumulation_steps '
+                         'must be 1 (raise --per_device_train_batch_size for larger rollouts)')
+    if args.num_mini_batches < 1 or args.per_device_train_batch_size % args.num_mini_batches:
+        raise SwiftError(f'--num_mini_batches {args.num_mini_batches} must divide --per_device_train_batch_size '
+                         f'{args.per_device_train_batch_size}')
 
 
 # ---- the pure pieces ---------------------------------------------------------------------------------------------
@@ -140,7 +177,7 @@ class ValueHead(nn.Module):
 class PPOTrainer(MetricsTrainer):
     """A Trainer whose step is one PPO iteration; the value model trains in the same optimizer."""
 
-    def __init__(self, *args, settings: AlignmentSettings, template: Template, reward_model, value_model,
+    def __init__(self, *args, settings: PPOArguments, template: Template, reward_model, value_model,
                  ref_model=None, **kwargs):
         super().__init__(*args, data_collator=list, **kwargs)  # rows stay conversations until generation
         self.settings, self.template = settings, template
@@ -152,8 +189,8 @@ class PPOTrainer(MetricsTrainer):
             keep_trainable_float32(model)
         self.value_head = self.accelerator.prepare_model(ValueHead(self.value_model))
         if ref_model is None and not hasattr(self.model, 'disable_adapter'):
-            raise SwiftError(f'--rlhf_type ppo with --train_type {self.args.train_type}: the reference is the model '
-                             'with its adapter disabled, which only LoRA-style tuners allow; use lora or full')
+            raise SwiftError('--rlhf_type ppo: the reference is the model with its adapter disabled, which only '
+                             'LoRA-style tuners allow; use --train_type lora or full')
 
     def create_optimizer(self):
         optimizer = super().create_optimizer()
@@ -295,11 +332,15 @@ def _on_device(model, device):
     return model.to(device)
 
 
-def make_trainer(args, settings: AlignmentSettings, *, template: Template, reward_model, value_model,
+def make_trainer(training, settings: PPOArguments, *, template: Template, reward_model, value_model,
                  **kwargs) -> PPOTrainer:
-    args.remove_unused_columns = False  # the trainer needs the prompt column, which no model forward takes
-    return PPOTrainer(args=args, settings=settings, template=template, reward_model=reward_model,
+    # the trainer needs the prompt column, which no model forward takes
+    training = trl_config(type(training), training, remove_unused_columns=False)
+    if settings.response_length is not None:
+        settings = replace(settings, max_completion_length=settings.response_length)
+    return PPOTrainer(args=training, settings=settings, template=template, reward_model=reward_model,
                       value_model=value_model, **kwargs)
 
 
-PPO = Algorithm(rows='prompt', encoding='prompt', uses_reference=True, make_trainer=make_trainer)
+PPO = Algorithm(rows='prompt', encoding='prompt', make_trainer=make_trainer, arguments=PPOArguments,
+                needs=('ref_model', 'template', 'reward_model', 'value_model'), check=check)

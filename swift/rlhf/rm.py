@@ -4,10 +4,20 @@ with the pairwise loss -log sigmoid(r_chosen - r_rejected), plus --center_reward
 Rows arrive as full sequences (chosen_ids, rejected_ids) encoded by our template. The checkpoint loads with
 --task_type seq_cls (recorded in args.json), so ``swift infer`` scores with it and GRPO/PPO take it as a reward model.
 """
+from dataclasses import dataclass, field
+from typing import Optional
+
 import trl
 
 from ..trainers import SwiftTrainerMixin
-from .base import AlignmentSettings, Algorithm, keep_trainable_float32, trl_config
+from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config
+
+
+
+@dataclass
+class RMArguments(AlignmentArguments):
+    center_rewards_coefficient: Optional[float] = field(
+        default=None, metadata={'help': 'RM: pull the mean reward towards 0 with this weight.'})
 
 
 class RewardTrainer(SwiftTrainerMixin, trl.RewardTrainer):
@@ -17,10 +27,12 @@ class RewardTrainer(SwiftTrainerMixin, trl.RewardTrainer):
         keep_trainable_float32(self.model)
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs) -> RewardTrainer:
-    config = trl_config(trl.RewardConfig, args, center_rewards_coefficient=settings.center_rewards_coefficient,
+def make_trainer(training, settings: RMArguments, **kwargs) -> RewardTrainer:
+    config = trl_config(trl.RewardConfig, training, center_rewards_coefficient=settings.center_rewards_coefficient,
                         max_length=None)
     return RewardTrainer(args=config, **kwargs)
 
 
-RM = Algorithm(rows='pair', encoding='full_pair', uses_reference=False, make_trainer=make_trainer)
+# A reward model is a one-output scoring head (recorded in args.json, so infer and GRPO/PPO load it as one).
+RM = Algorithm(rows='pair', encoding='full_pair', make_trainer=make_trainer, arguments=RMArguments,
+               defaults={'task_type': 'seq_cls', 'num_labels': 1})

@@ -3,12 +3,20 @@ reference model. --cpo_alpha > 0 adds the NLL of the chosen answer (CPO-SimPO):
 
     loss = -log sigmoid(beta * (mean_logp_chosen - mean_logp_rejected) - gamma) + cpo_alpha * nll_chosen
 """
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch.nn.functional as F
 
-from .base import AlignmentSettings, Algorithm
+from .base import Algorithm
+from .cpo import CPOArguments
 from .preference import AnswerLogps, PreferenceLoss, make_preference_trainer
+
+
+
+@dataclass
+class SimPOArguments(CPOArguments):
+    simpo_gamma: float = field(default=1.0, metadata={'help': 'SimPO: target reward margin.'})
 
 
 def simpo_loss(logps: AnswerLogps, beta: float, gamma: float, cpo_alpha: float) -> PreferenceLoss:
@@ -17,9 +25,11 @@ def simpo_loss(logps: AnswerLogps, beta: float, gamma: float, cpo_alpha: float) 
     return PreferenceLoss(loss, chosen, rejected)
 
 
-def make_trainer(args, settings: AlignmentSettings, **kwargs):
+def make_trainer(training, settings: SimPOArguments, **kwargs):
     loss_fn = partial(simpo_loss, beta=settings.beta, gamma=settings.simpo_gamma, cpo_alpha=settings.cpo_alpha)
-    return make_preference_trainer(loss_fn, args, **kwargs)
+    return make_preference_trainer(loss_fn, training, **kwargs)
 
 
-SIMPO = Algorithm(rows='pair', encoding='pair', uses_reference=False, make_trainer=make_trainer)
+# pure SimPO has no SFT term
+SIMPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=SimPOArguments,
+                  defaults={'beta': 2.0, 'cpo_alpha': 0.0})

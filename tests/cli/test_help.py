@@ -3,9 +3,10 @@ import argparse
 
 import pytest
 
-from swift.arguments import (AppArguments, DeployArguments, ExportArguments, InferArguments, RLHFArguments,
-                             RolloutArguments, TrainArguments)
+from swift.arguments import (AppArguments, DeployArguments, ExportArguments, InferArguments, RolloutArguments,
+                             TrainArguments)
 from swift.arguments.parser import SwiftArgumentParser, program
+from swift.rlhf.arguments import RLHFArguments
 
 from ..conftest import run_swift
 

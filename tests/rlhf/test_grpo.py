@@ -9,11 +9,11 @@ from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
-from swift.arguments import RLHFArguments, parse_args
+from swift.arguments import parse_args
 from swift.llm import rlhf_main
-from swift.rlhf import AlignmentSettings
+from swift.rlhf.arguments import RLHFArguments
 from swift.rlhf.dynamic_sampling import flat_groups, replace_groups
-from swift.rlhf.grpo import GRPOVariants, advantage_settings, make_trainer
+from swift.rlhf.grpo import GRPOArguments, advantage_settings, make_trainer
 from swift.template import get_template
 from swift.utils import SwiftError, env
 from tests.conftest import run_swift
@@ -116,13 +116,13 @@ def test_grpo_loss_by_hand(qwen2_dir, tmp_path, loss_type, epsilon_high):
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(qwen2_dir, dtype=torch.float32),
                            LoraConfig(r=4, target_modules='all-linear', lora_dropout=0.0))
     beta, epsilon, max_len = 0.1, 0.2, 5
-    settings = AlignmentSettings(beta=beta, epsilon=epsilon, epsilon_high=epsilon_high, loss_type=[loss_type],
-                                 num_generations=2, max_completion_length=max_len, temperature=1.0)
+    settings = GRPOArguments(beta=beta, epsilon=epsilon, epsilon_high=epsilon_high, loss_type=[loss_type],
+                             num_generations=2, max_completion_length=max_len, temperature=1.0, tau_pos=TAU_POS,
+                             tau_neg=TAU_NEG)
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=2,
                              remove_unused_columns=False)
     trainer = make_trainer(args, settings, model=model, processing_class=tokenizer, reward_funcs=[_zero_reward],
                            template=get_template('qwen', tokenizer), completions_path=None,
-                           variants=GRPOVariants(tau_pos=TAU_POS, tau_neg=TAU_NEG),
                            train_dataset=Dataset.from_list([{'prompt': [{'role': 'user', 'content': 'hi'}]}] * 2))
     model.eval()  # evaluation mode: no dropout and no gradient-accumulation scaling
     logps = _completion_logps(model)
@@ -303,7 +303,7 @@ def test_bad_loss_variant_flags_are_one_error(qwen2_dir, extra, message):
 
 
 def test_chord_belongs_to_grpo_and_cispo_warns_without_epsilon_high(qwen2_dir, caplog):
-    with pytest.raises(SwiftError, match='CHORD mixes an SFT loss into --rlhf_type grpo, not dpo'):
+    with pytest.raises(SwiftError, match='--chord_sft_dataset is read by --rlhf_type grpo only, not by dpo'):
         parse_args(RLHFArguments, ['--rlhf_type', 'dpo', '--model', qwen2_dir, '--dataset', NUMINA,
                                    '--chord_sft_dataset', NUMINA, '--chord_mu_peak', '0.5', '--chord_mu_valley', '0.5'])
     args = parse_args(RLHFArguments, ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format',

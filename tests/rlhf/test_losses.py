@@ -12,13 +12,15 @@ from datasets import Dataset
 from peft import get_peft_model, LoraConfig
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
-from swift.rlhf import AlignmentSettings
 from swift.rlhf.cpo import cpo_loss
+from swift.rlhf.dpo import DPOArguments
 from swift.rlhf.dpo import make_trainer as make_dpo_trainer
 from swift.rlhf.grpo_losses import chord_mu, chord_sft_loss
+from swift.rlhf.kto import KTOArguments
 from swift.rlhf.kto import make_trainer as make_kto_trainer
 from swift.rlhf.orpo import orpo_loss
 from swift.rlhf.preference import AnswerLogps, answer_logps
+from swift.rlhf.rm import RMArguments
 from swift.rlhf.rm import make_trainer as make_rm_trainer
 from swift.rlhf.simpo import simpo_loss
 
@@ -147,7 +149,7 @@ def test_dpo_loss_by_hand(qwen2_dir, tokenizer, tmp_path, loss_type, rpo_alpha):
     model = _policy(qwen2_dir)
     beta = 0.2
     rows = [{'prompt_ids': PROMPT, 'chosen_ids': CHOSEN, 'rejected_ids': REJECTED}]
-    trainer = make_dpo_trainer(_training_args(tmp_path), AlignmentSettings(beta=beta, loss_type=loss_type,
+    trainer = make_dpo_trainer(_training_args(tmp_path), DPOArguments(beta=beta, loss_type=loss_type,
                                                                              rpo_alpha=rpo_alpha),
                                model=model, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     batch = trainer.data_collator(rows)
@@ -175,7 +177,7 @@ def test_kto_loss_by_hand(qwen2_dir, tokenizer, tmp_path):
     rows = [{'prompt_ids': PROMPT, 'completion_ids': CHOSEN, 'label': True},
             {'prompt_ids': PROMPT, 'completion_ids': REJECTED, 'label': False}]
     trainer = make_kto_trainer(_training_args(tmp_path),
-                               AlignmentSettings(beta=beta, desirable_weight=desirable_weight,
+                               KTOArguments(beta=beta, desirable_weight=desirable_weight,
                                                  undesirable_weight=undesirable_weight),
                                model=model, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     batch = trainer.data_collator(list(trainer.train_dataset))
@@ -197,7 +199,7 @@ def test_reward_model_loss_by_hand(qwen2_dir, tokenizer, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(qwen2_dir, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     rows = [{'chosen_ids': PROMPT + CHOSEN, 'rejected_ids': PROMPT + REJECTED}]
-    trainer = make_rm_trainer(_training_args(tmp_path), AlignmentSettings(center_rewards_coefficient=0.1),
+    trainer = make_rm_trainer(_training_args(tmp_path), RMArguments(center_rewards_coefficient=0.1),
                               model=model, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     model.eval()
     with torch.no_grad():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from swift.arguments import RLHFArguments
+from swift.rlhf.arguments import RLHFArguments
 from swift.llm import infer_main, rlhf_main
 from swift.rlhf.ppo import (completion_mask, compute_gae, kl_shaped_rewards, ppo_policy_loss, ppo_value_loss)
 from swift.utils import SwiftError

@@ -6,7 +6,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from swift.arguments import RLHFArguments, TrainArguments
+from swift.arguments import TrainArguments
+from swift.rlhf.arguments import RLHFArguments
 from swift.llm import sft_main
 from swift.tuners import TunerArguments, prepare_model
 from swift.utils import SwiftError
