@@ -1,6 +1,8 @@
 """The engines' flags (ms-swift's names), declared beside the engines that read them: vLLM's for
-``--infer_backend vllm``, GRPO's colocated vLLM and ``swift rollout``; SGLang's and LMDeploy's for their backends.
-Data only, composed into each command's arguments."""
+``--infer_backend vllm`` and ``swift rollout``; SGLang's and LMDeploy's for their backends. Data only, composed into
+each command's arguments; each engine takes its group as it is (``VllmEngine(model, template, VllmArguments(...))``)
+or single flags by keyword, the flag without its engine prefix being ms-swift's engine keyword (``max_model_len``
+for ``--vllm_max_model_len``)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -13,13 +15,16 @@ class VllmArguments:
         default=None, metadata={'help': "Share of GPU memory vLLM takes (0.9 when unset); on vLLM's CPU build, the "
                                         'share of host memory it reserves (0.2 when unset).'})
     vllm_tensor_parallel_size: int = field(default=1, metadata={'help': 'GPUs one vLLM model is split over.'})
-    vllm_max_num_seqs: int = field(default=256, metadata={'help': 'Most sequences vLLM generates at once.'})
+    vllm_max_num_seqs: int = field(
+        default=256, metadata={'help': "Most sequences vLLM generates at once (swift rollout: vLLM's server picks its "
+                                       'own unless this is changed).'})
     vllm_max_model_len: Optional[int] = field(
         default=None, metadata={'help': "vLLM's context length; the model's own when unset."})
     vllm_enforce_eager: bool = field(default=False, metadata={'help': 'Run vLLM without CUDA graphs.'})
     vllm_max_lora_rank: int = field(
         default=16, metadata={'help': "Largest LoRA rank vLLM reserves room for; raised to the adapters' own."})
-    vllm_enable_prefix_caching: bool = field(default=False, metadata={'help': 'Reuse the KV cache of shared prefixes.'})
+    vllm_enable_prefix_caching: Optional[bool] = field(
+        default=None, metadata={'help': "Reuse the KV cache of shared prompt prefixes (default: vLLM's choice)."})
 
     def __post_init__(self):
         check_fraction('vllm_gpu_memory_utilization', self.vllm_gpu_memory_utilization)

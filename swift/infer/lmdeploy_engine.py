@@ -8,48 +8,40 @@ the tokens generated so far (``generate_token_len``, which leaves out a stop tok
 TurboMind serves models it supports, LMDeploy's PyTorch engine the rest and every LoRA adapter
 (``PytorchEngineConfig(adapters=...)``, chosen per request by ``adapter_name``).
 """
-from dataclasses import dataclass
 from typing import AsyncIterator
 
 from ..protocol import ChatCompletionTokenLogprob, RequestConfig, TopLogprob
 from ..template import Template
+from .arguments import LmdeployArguments
 from .base import LOGPROB_FLOOR
 from .choice_engine import ChoiceRequest, ChoiceStreamEngine, Delta
+from .loop_engine import flag_group
 
 DEFAULT_ADAPTER = 'default'  # the bare --adapters checkpoint, as LMDeploy names it here
 
 
-@dataclass
-class LmdeploySettings:
-    """The backend config swift passes on to LMDeploy (``--lmdeploy_*`` flags)."""
-    tp: int = 1
-    session_len: int | None = None
-    cache_max_entry_count: float = 0.8
-    quant_policy: int = 0
-    trust_remote_code: bool = False
-
-
 class LmdeployEngine(ChoiceStreamEngine):
 
-    def __init__(self, model_dir: str, template: Template, settings: LmdeploySettings | None = None, *,
-                 adapters: dict[str, str] | None = None, default_adapter: str | None = None,
-                 model_name: str | None = None):
-        """``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``: the checkpoint that
-        ``adapter=None`` runs with."""
+    def __init__(self, model_dir: str, template: Template, settings: LmdeployArguments | None = None, *,
+                 trust_remote_code: bool = False, adapters: dict[str, str] | None = None,
+                 default_adapter: str | None = None, model_name: str | None = None, **flags):
+        """``settings``: the ``--lmdeploy_*`` flags; ``flags`` set single ones, by flag name or by ms-swift's
+        keyword (``session_len=4096``). ``adapters``: name to LoRA checkpoint, chosen per request;
+        ``default_adapter``: the checkpoint that ``adapter=None`` runs with."""
+        settings = flag_group(LmdeployArguments, settings, flags, 'LmdeployEngine')
         # imported here: the package is optional and pulls in CUDA kernels
         from lmdeploy import GenerationConfig
         from lmdeploy.serve.core import AsyncEngine
 
         super().__init__(template, model_name or model_dir, 'swift-lmdeploy')
-        settings = settings or LmdeploySettings()
         self._adapters = dict(adapters or {})
         if default_adapter is not None:
             self._adapters[DEFAULT_ADAPTER] = default_adapter
         self._generation_config = GenerationConfig
         self._sessions = {}  # request id to its lmdeploy session, to abort it
-        backend, config = _backend_config(model_dir, settings, self._adapters)
+        backend, config = _backend_config(model_dir, settings, self._adapters, trust_remote_code)
         self.engine = AsyncEngine(model_dir, backend=backend, backend_config=config,
-                                  trust_remote_code=settings.trust_remote_code)
+                                  trust_remote_code=trust_remote_code)
         # The PyTorch engine binds to the loop it starts on: ours, where every request will run.
         self.engine.start_loop(self._loop, use_async_api=False)
 
@@ -99,7 +91,8 @@ class LmdeployEngine(ChoiceStreamEngine):
         return entries
 
 
-def _backend_config(model_dir: str, settings: LmdeploySettings, adapters: dict[str, str]) -> tuple[str, object]:
+def _backend_config(model_dir: str, settings: LmdeployArguments, adapters: dict[str, str],
+                    trust_remote_code: bool) -> tuple[str, object]:
     """The backend and its config: TurboMind where it supports the model, else LMDeploy's PyTorch engine, which
     is also the one with LoRA."""
     from lmdeploy import PytorchEngineConfig, TurbomindEngineConfig
@@ -109,13 +102,14 @@ def _backend_config(model_dir: str, settings: LmdeploySettings, adapters: dict[s
     if adapters:
         return 'pytorch', PytorchEngineConfig(**kwargs, adapters=adapters)
     return autoget_backend_config(model_dir, TurbomindEngineConfig(**kwargs),
-                                  trust_remote_code=settings.trust_remote_code)
+                                  trust_remote_code=trust_remote_code)
 
 
-def backend_config_kwargs(settings: LmdeploySettings) -> dict:
+def backend_config_kwargs(settings: LmdeployArguments) -> dict:
     """Fields that ``TurbomindEngineConfig`` and ``PytorchEngineConfig`` share (lmdeploy 0.18.0)."""
-    return dict(tp=settings.tp, session_len=settings.session_len,
-                cache_max_entry_count=settings.cache_max_entry_count, quant_policy=settings.quant_policy)
+    return dict(tp=settings.lmdeploy_tp, session_len=settings.lmdeploy_session_len,
+                cache_max_entry_count=settings.lmdeploy_cache_max_entry_count,
+                quant_policy=settings.lmdeploy_quant_policy)
 
 
 def generation_kwargs(config: RequestConfig, max_tokens: int, stop_token_ids: list[int], choice: int = 0) -> dict:

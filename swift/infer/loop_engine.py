@@ -4,12 +4,39 @@ schedules requests itself, so the server hands it several batches at once."""
 import asyncio
 import threading
 from abc import abstractmethod
-from typing import Awaitable, Callable, Coroutine
+from dataclasses import fields, replace
+from typing import Awaitable, Callable, Coroutine, TypeVar
 
+from ..model import dtype_name
 from ..template import Template
 from .base import InferEngine
 
 CANCEL_POLL_SECONDS = 0.05
+G = TypeVar('G')
+
+
+def flag_group(cls: type[G], group: G | None, keywords: dict, engine: str) -> G:
+    """An engine's flag group (``VllmArguments``, ``SglangArguments``, ``LmdeployArguments``): ``group``, or the
+    defaults, with ``keywords`` set on it and checked as on the command line. A keyword is the flag's name
+    (``vllm_max_model_len``) or ms-swift's engine keyword, which is the flag without its engine prefix
+    (``max_model_len``); any other is a TypeError, as Python's own."""
+    flags = [f.name for f in fields(cls) if f.init]
+    by_keyword = {name.split('_', 1)[1]: name for name in flags}  # the one mapping of ms-swift's names onto flags
+    values = {}
+    for key, value in keywords.items():
+        flag = key if key in flags else by_keyword.get(key)
+        if flag is None:
+            raise TypeError(f'{engine}() got an unexpected keyword argument {key!r}')
+        values[flag] = value
+    if group is None:
+        return cls(**values)
+    return replace(group, **values) if values else group
+
+
+def engine_dtype(torch_dtype, model_dir: str) -> str:
+    """The dtype name for an engine that loads ``model_dir`` itself: ``--torch_dtype`` (or ms-swift's
+    ``torch.dtype``) resolved as swift loads models; None is the model's own (float32 on a CPU)."""
+    return dtype_name(None if torch_dtype is None else str(torch_dtype).removeprefix('torch.'), model_dir)
 
 
 class LoopEngine(InferEngine):

@@ -8,49 +8,36 @@ streamed output a delta (text, ``output_ids`` and the logprob lists of the new t
 ``ChoiceStreamEngine``'s. LoRA adapters are loaded at start-up (``lora_paths``) and chosen per request by name
 (``lora_path``).
 """
-from dataclasses import dataclass
 from typing import AsyncIterator
 
 from ..protocol import ChatCompletionTokenLogprob, RequestConfig, TopLogprob
 from ..template import Template
+from .arguments import SglangArguments
 from .choice_engine import ChoiceRequest, ChoiceStreamEngine, Delta
+from .loop_engine import engine_dtype, flag_group
 
 DEFAULT_ADAPTER = 'default'  # SGLang's name for the bare --adapters checkpoint
 
 
-@dataclass
-class SglangSettings:
-    """The ``sglang.Engine`` arguments swift passes on (``--sglang_*`` flags)."""
-    dtype: str = 'auto'
-    tp_size: int = 1
-    pp_size: int = 1
-    dp_size: int = 1
-    ep_size: int = 1
-    mem_fraction_static: float | None = None
-    context_length: int | None = None
-    disable_cuda_graph: bool = False
-    quantization: str | None = None
-    kv_cache_dtype: str = 'auto'
-    enable_dp_attention: bool = False
-    disable_custom_all_reduce: bool = True
-    trust_remote_code: bool = False
-    seed: int = 0
-
-
 class SglangEngine(ChoiceStreamEngine):
 
-    def __init__(self, model_dir: str, template: Template, settings: SglangSettings | None = None, *,
+    def __init__(self, model_dir: str, template: Template, settings: SglangArguments | None = None, *,
+                 torch_dtype=None, trust_remote_code: bool = False, seed: int = 0,
                  adapters: dict[str, str] | None = None, default_adapter: str | None = None,
-                 model_name: str | None = None):
-        """``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``: the checkpoint that
-        ``adapter=None`` runs with."""
+                 model_name: str | None = None, **flags):
+        """``settings``: the ``--sglang_*`` flags; ``flags`` set single ones, by flag name or by ms-swift's keyword
+        (``tp_size=2``). ``torch_dtype``: None for the model's own. ``adapters``: name to LoRA checkpoint, chosen
+        per request; ``default_adapter``: the checkpoint that ``adapter=None`` runs with."""
+        settings = flag_group(SglangArguments, settings, flags, 'SglangEngine')
         import sglang  # imported here: the package is optional and pulls in CUDA kernels
 
         super().__init__(template, model_name or model_dir, 'swift-sglang')
         self._adapters = dict(adapters or {})
         if default_adapter is not None:
             self._adapters[DEFAULT_ADAPTER] = default_adapter
-        self.engine = sglang.Engine(**engine_kwargs(model_dir, settings or SglangSettings(), self._adapters))
+        self.engine = sglang.Engine(**engine_kwargs(
+            model_dir, settings, self._adapters, dtype=engine_dtype(torch_dtype, model_dir),
+            trust_remote_code=trust_remote_code, seed=seed))
 
     def _shutdown(self) -> None:
         self.engine.shutdown()  # its scheduler and detokenizer processes
@@ -93,16 +80,17 @@ class SglangEngine(ChoiceStreamEngine):
         return entries
 
 
-def engine_kwargs(model_dir: str, settings: SglangSettings, adapters: dict[str, str]) -> dict:
+def engine_kwargs(model_dir: str, settings: SglangArguments, adapters: dict[str, str], *, dtype: str = 'auto',
+                  trust_remote_code: bool = False, seed: int = 0) -> dict:
     """``sglang.Engine`` keyword arguments (``ServerArgs`` fields of sglang 0.5.23)."""
     kwargs = dict(
-        model_path=model_dir, dtype=settings.dtype, tp_size=settings.tp_size, pp_size=settings.pp_size,
-        dp_size=settings.dp_size, ep_size=settings.ep_size, mem_fraction_static=settings.mem_fraction_static,
-        context_length=settings.context_length, disable_cuda_graph=settings.disable_cuda_graph,
-        quantization=settings.quantization, kv_cache_dtype=settings.kv_cache_dtype,
-        enable_dp_attention=settings.enable_dp_attention,
-        disable_custom_all_reduce=settings.disable_custom_all_reduce, trust_remote_code=settings.trust_remote_code,
-        random_seed=settings.seed,
+        model_path=model_dir, dtype=dtype, tp_size=settings.sglang_tp_size, pp_size=settings.sglang_pp_size,
+        dp_size=settings.sglang_dp_size, ep_size=settings.sglang_ep_size,
+        mem_fraction_static=settings.sglang_mem_fraction_static, context_length=settings.sglang_context_length,
+        disable_cuda_graph=settings.sglang_disable_cuda_graph, quantization=settings.sglang_quantization,
+        kv_cache_dtype=settings.sglang_kv_cache_dtype, enable_dp_attention=settings.sglang_enable_dp_attention,
+        disable_custom_all_reduce=settings.sglang_disable_custom_all_reduce, trust_remote_code=trust_remote_code,
+        random_seed=seed,
         # each streamed output holds only what is new, rather than everything so far
         incremental_streaming_output=True, log_level='error')
     if adapters:

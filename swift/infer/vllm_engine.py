@@ -24,32 +24,16 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from ..protocol import (ChatCompletionResponse, ChatCompletionResponseChoice, ChatCompletionTokenLogprob,
                         ChatMessage, ChoiceLogprobs, RequestConfig, TopLogprob)
-from ..model import dtype_name, get_model_folder
+from ..model import get_model_folder
 from ..template import Template, get_template
 from ..utils import SwiftError
 from ..utils.packages import vllm_memory_utilization
+from .arguments import VllmArguments
 from .base import Choice, OnText, check_logprobs
-from .loop_engine import LoopEngine
+from .loop_engine import LoopEngine, engine_dtype, flag_group
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
 DEFAULT_ADAPTER = 'default'  # vLLM's name for the bare --adapters checkpoint
-
-
-@dataclass
-class VllmSettings:
-    """The engine arguments swift passes on to vLLM (``--vllm_*`` flags)."""
-    dtype: str | None = None  # --torch_dtype; None: the model's own (float32 on a CPU, as swift loads models there)
-    gpu_memory_utilization: float | None = None  # 0.9 of a GPU; on vLLM's CPU build, 0.2 of host memory
-    tensor_parallel_size: int = 1
-    max_num_seqs: int = 256
-    max_model_len: int | None = None
-    enforce_eager: bool = False
-    max_lora_rank: int = 16
-    enable_lora: bool = False  # room for adapters added later (add_adapter, adapter_request) besides those named
-    max_loras: int = 1  # adapters in one batch
-    enable_prefix_caching: bool = False
-    trust_remote_code: bool = False
-    seed: int = 0
 
 
 @dataclass
@@ -63,32 +47,37 @@ class _Completion:
 
 class VllmEngine(LoopEngine):
 
-    def __init__(self, model: str, template: Template | None = None, settings: VllmSettings | None = None, *,
-                 adapters: dict[str, str] | None = None, default_adapter: str | None = None,
-                 max_batch_size: int = 256, model_name: str | None = None, **settings_fields):
+    def __init__(self, model: str, template: Template | None = None, settings: VllmArguments | None = None, *,
+                 torch_dtype=None, enable_lora: bool = False, max_loras: int = 1, trust_remote_code: bool = False,
+                 seed: int = 0, adapters: dict[str, str] | None = None, default_adapter: str | None = None,
+                 max_batch_size: int | None = None, model_name: str | None = None, **flags):
         """``model``: a model folder or hub id, with ``template`` its template (the detected one when None).
-        ``settings``, or its fields by name as in ms-swift's ``VllmEngine(model, max_model_len=8192)``.
-        ``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``: the checkpoint that
-        ``adapter=None`` runs with. vLLM sizes its LoRA slots at start-up, so every adapter is named here."""
+        ``settings``: the ``--vllm_*`` flags; ``flags`` set single ones, by flag name or by ms-swift's keyword, as in
+        ``VllmEngine(model, max_model_len=8192)``. ``torch_dtype``: None for the model's own (float32 on a CPU, as
+        swift loads models there). ``adapters``: name to LoRA checkpoint, chosen per request; ``default_adapter``:
+        the checkpoint that ``adapter=None`` runs with. vLLM sizes its LoRA slots at start-up, so every adapter is
+        named here, or ``enable_lora`` leaves room for ``max_loras`` added later (``add_adapter``,
+        ``adapter_request``). ``max_batch_size``: rows handed to vLLM at once, ``vllm_max_num_seqs`` when None."""
+        settings = flag_group(VllmArguments, settings, flags, 'VllmEngine')
         if template is None:
             model, tokenizer, meta = get_model_folder(model)
             template = get_template(meta.template, tokenizer)
-        settings = settings or VllmSettings(**settings_fields)
         named = dict(adapters or {})
         if default_adapter is not None:
             named[DEFAULT_ADAPTER] = default_adapter
-        lora_rank = _slot_rank(max([settings.max_lora_rank, *(_lora_rank(name, path) for name, path in named.items())]))
-        lora_enabled = bool(named) or settings.enable_lora
+        lora_rank = _slot_rank(max([settings.vllm_max_lora_rank,
+                                    *(_lora_rank(name, path) for name, path in named.items())]))
+        lora_enabled = bool(named) or enable_lora
         engine_args = AsyncEngineArgs(
-            model=model, dtype=dtype_name(settings.dtype, model),
-            gpu_memory_utilization=vllm_memory_utilization(settings.gpu_memory_utilization),
-            tensor_parallel_size=settings.tensor_parallel_size, max_num_seqs=settings.max_num_seqs,
-            max_model_len=settings.max_model_len, enforce_eager=settings.enforce_eager,
-            enable_prefix_caching=settings.enable_prefix_caching, trust_remote_code=settings.trust_remote_code,
-            seed=settings.seed, enable_lora=lora_enabled, max_loras=max(settings.max_loras, len(named)),
-            max_lora_rank=lora_rank,
+            model=model, dtype=engine_dtype(torch_dtype, model),
+            gpu_memory_utilization=vllm_memory_utilization(settings.vllm_gpu_memory_utilization),
+            tensor_parallel_size=settings.vllm_tensor_parallel_size, max_num_seqs=settings.vllm_max_num_seqs,
+            max_model_len=settings.vllm_max_model_len, enforce_eager=settings.vllm_enforce_eager,
+            enable_prefix_caching=settings.vllm_enable_prefix_caching, trust_remote_code=trust_remote_code,
+            seed=seed, enable_lora=lora_enabled, max_loras=max(max_loras, len(named)), max_lora_rank=lora_rank,
             # OpenAI's logprobs are those of the distribution sampled from, as PtEngine reports them.
             logprobs_mode='processed_logprobs')
+        max_batch_size = max_batch_size or settings.vllm_max_num_seqs
         super().__init__(template, max_batch_size, model_name or model, 'swift-vllm')  # starts the loop thread
         self._ids = itertools.count(1)
         self._loras = {name: LoRARequest(name, next(self._ids), path) for name, path in named.items()}

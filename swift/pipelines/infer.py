@@ -6,10 +6,10 @@
 import datetime as dt
 import os
 
-from ..arguments import InferArguments
+from ..arguments import InferArguments, group
 from ..dataset import split_rows
 from ..infer import InferEngine, PtEngine
-from ..model import dtype_name
+from ..infer.arguments import LmdeployArguments, SglangArguments, VllmArguments
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
@@ -68,46 +68,32 @@ def _default_adapter(args: InferArguments) -> str | None:
 
 def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
     _check_folder_engine(args, vllm_missing())
-    from ..infer.vllm_engine import VllmEngine, VllmSettings  # imports vLLM, seconds of start-up
+    from ..infer.vllm_engine import VllmEngine  # imports vLLM, seconds of start-up
     model_dir, template = load_folder_and_template(args)
-    settings = VllmSettings(
-        dtype=args.torch_dtype, gpu_memory_utilization=args.vllm_gpu_memory_utilization,
-        tensor_parallel_size=args.vllm_tensor_parallel_size, max_num_seqs=args.vllm_max_num_seqs,
-        max_model_len=args.vllm_max_model_len, enforce_eager=args.vllm_enforce_eager,
-        max_lora_rank=args.vllm_max_lora_rank, enable_prefix_caching=args.vllm_enable_prefix_caching,
-        trust_remote_code=args.trust_remote_code, seed=args.seed)
-    # vLLM batches whatever it holds, so requests reach it as they come, up to its own limit: --max_batch_size is
-    # for the pt backend (ms-swift's docs say the same).
-    return VllmEngine(model_dir, template, settings, adapters=named_adapters, default_adapter=_default_adapter(args),
-                      max_batch_size=args.vllm_max_num_seqs)
+    # vLLM batches whatever it holds, so requests reach it as they come, up to its own limit (--vllm_max_num_seqs):
+    # --max_batch_size is for the pt backend (ms-swift's docs say the same).
+    return VllmEngine(model_dir, template, group(args, VllmArguments), torch_dtype=args.torch_dtype,
+                      trust_remote_code=args.trust_remote_code, seed=args.seed, adapters=named_adapters,
+                      default_adapter=_default_adapter(args))
 
 
 # SGLang and LMDeploy schedule requests themselves too: they get them as they come (ChoiceStreamEngine's
 # ROWS_AT_ONCE), not in --max_batch_size chunks.
 def _sglang_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
     _check_folder_engine(args, sglang_missing())
-    from ..infer.sglang_engine import SglangEngine, SglangSettings  # imports SGLang
+    from ..infer.sglang_engine import SglangEngine  # imports SGLang
     model_dir, template = load_folder_and_template(args)
-    settings = SglangSettings(
-        dtype=dtype_name(args.torch_dtype, model_dir), tp_size=args.sglang_tp_size, pp_size=args.sglang_pp_size,
-        dp_size=args.sglang_dp_size, ep_size=args.sglang_ep_size, mem_fraction_static=args.sglang_mem_fraction_static,
-        context_length=args.sglang_context_length, disable_cuda_graph=args.sglang_disable_cuda_graph,
-        quantization=args.sglang_quantization, kv_cache_dtype=args.sglang_kv_cache_dtype,
-        enable_dp_attention=args.sglang_enable_dp_attention,
-        disable_custom_all_reduce=args.sglang_disable_custom_all_reduce, trust_remote_code=args.trust_remote_code,
-        seed=args.seed)
-    return SglangEngine(model_dir, template, settings, adapters=named_adapters, default_adapter=_default_adapter(args))
+    return SglangEngine(model_dir, template, group(args, SglangArguments), torch_dtype=args.torch_dtype,
+                        trust_remote_code=args.trust_remote_code, seed=args.seed, adapters=named_adapters,
+                        default_adapter=_default_adapter(args))
 
 
 def _lmdeploy_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferEngine:
     _check_folder_engine(args, lmdeploy_missing())
-    from ..infer.lmdeploy_engine import LmdeployEngine, LmdeploySettings  # imports LMDeploy
+    from ..infer.lmdeploy_engine import LmdeployEngine  # imports LMDeploy
     model_dir, template = load_folder_and_template(args)
-    settings = LmdeploySettings(
-        tp=args.lmdeploy_tp, session_len=args.lmdeploy_session_len,
-        cache_max_entry_count=args.lmdeploy_cache_max_entry_count, quant_policy=args.lmdeploy_quant_policy,
-        trust_remote_code=args.trust_remote_code)
-    return LmdeployEngine(model_dir, template, settings, adapters=named_adapters,
+    return LmdeployEngine(model_dir, template, group(args, LmdeployArguments),
+                          trust_remote_code=args.trust_remote_code, adapters=named_adapters,
                           default_adapter=_default_adapter(args))
 
 

