@@ -76,7 +76,6 @@ class DataArguments:
     data_seed: int = field(default=42, metadata={'help': 'Seed for sampling, shuffling and the split.'})
     dataset_num_proc: int = field(default=1, metadata={'help': 'Processes for encoding.'})
     dataset_shuffle: bool = field(default=True, metadata={'help': 'Shuffle the training data before splitting.'})
-    streaming: bool = field(default=False, metadata={'help': 'Accepted for compatibility; data is read eagerly.'})
     columns: Optional[str] = field(
         default=None, metadata={'help': 'JSON object renaming columns, e.g. \'{"question": "query"}\'.'})
     strict: bool = field(default=True, metadata={'help': 'Stop on a malformed row; false skips and counts it.'})

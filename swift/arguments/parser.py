@@ -15,6 +15,7 @@ from transformers.hf_argparser import string_to_bool
 
 from ..utils import SwiftError
 from .aliases import rewrite_aliases
+from .unsupported import UNSUPPORTED
 
 T = TypeVar('T')
 
@@ -129,9 +130,18 @@ def _unknown_flag_message(remaining: list[str], known: list[str]) -> str:
     return f'unknown flag {flag}{hint}'
 
 
+def _refuse_unsupported(argv: list[str]) -> None:
+    """An ms-swift flag this build cannot act on stops here with its reason, rather than as an unknown flag."""
+    for token in argv:
+        name = token[2:].split('=')[0].replace('-', '_') if token.startswith('--') else None
+        if name in UNSUPPORTED:
+            raise SwiftError(f'--{name}: {UNSUPPORTED[name]}')
+
+
 def parse_args(cls: type[T], argv: Sequence[str]) -> T:
-    parser = SwiftArgumentParser(cls)
     argv = rewrite_aliases(list(argv))
+    _refuse_unsupported(argv)
+    parser = SwiftArgumentParser(cls)
     try:
         args, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     except (ValueError, TypeError) as err:  # raised by transformers' own __post_init__ checks
