@@ -17,9 +17,14 @@ class AdapterRequest:
 
 @dataclass
 class InferRequest:
-    """One conversation to answer. ``messages`` use the OpenAI shape: ``{'role': ..., 'content': ...}``."""
+    """One conversation to answer. ``messages`` use the OpenAI shape: ``{'role': ..., 'content': ...}``, the content
+    a string or a list of content parts (text, ``image_url``, ...). ``images`` (paths, URLs, base64, bytes or PIL
+    images), ``videos`` and ``audios`` go where the content's ``<image>``, ``<video>``, ``<audio>`` placeholders
+    stand, as in a dataset row."""
     messages: list[dict[str, Any]]
-    images: list[str] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+    videos: list[Any] = field(default_factory=list)
+    audios: list[Any] = field(default_factory=list)
 
 
 @dataclass

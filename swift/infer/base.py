@@ -9,7 +9,9 @@ from typing import Callable, Iterator
 from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionResponseChoice,
                         ChatCompletionStreamResponse, ChatCompletionStreamResponseChoice, ChatCompletionTokenLogprob,
                         ChoiceLogprobs, DeltaMessage, InferRequest, RequestConfig, UsageInfo)
+from ..dataset import RowError, normalize_row
 from ..template import Template
+from ..template.base import Prompt
 from ..utils import SwiftError
 from .metrics import InferStats
 from .tokens import token_bytes
@@ -102,9 +104,11 @@ class InferEngine(ABC):
         for start in range(0, len(prompts), per_batch):
             yield prompts[start:start + per_batch]
 
-    def encode(self, request: InferRequest, template: Template | None = None) -> list[int]:
-        """Prompt ids of a conversation, rendered with the chat template (the engine's, or ``template``)."""
-        return (template or self.template).encode_prompt(request.messages)
+    def encode(self, request: InferRequest, template: Template | None = None) -> Prompt:
+        """Prompt ids of a conversation, rendered with the chat template (the engine's, or ``template``), carrying
+        the model inputs of its images where it has any."""
+        messages, media = request_media(request)
+        return (template or self.template).encode_prompt(messages, media)
 
     @property
     def processor(self):
@@ -208,6 +212,22 @@ class InferEngine(ABC):
     def _chunk(self, index: int, text: str, finish_reason: str | None,
                entries: list[ChatCompletionTokenLogprob] | None = None) -> ChatCompletionStreamResponse:
         return ChatCompletionStreamResponse(self.model_name, [stream_choice(index, text, finish_reason, entries)])
+
+
+def request_media(request: InferRequest) -> tuple[list[dict], dict[str, list]]:
+    """The request's messages as text with placeholders, and its media checked and read as a dataset row's are
+    (paths from the working folder, URLs fetched, content parts turned into placeholders). Text-only requests
+    pass unchanged."""
+    # content parts, or ms-swift's <img>path</img> typed into a chat, name media inside the messages
+    inline = any(isinstance(m.get('content'), list) or '<img>' in (m.get('content') or '') for m in request.messages)
+    if not (request.images or request.videos or request.audios or inline):
+        return request.messages, {}
+    try:
+        row = normalize_row({'messages': request.messages, 'images': list(request.images),
+                             'videos': list(request.videos), 'audios': list(request.audios)})
+    except RowError as err:
+        raise SwiftError(str(err)) from None
+    return row.pop('messages'), row
 
 
 def check_logprobs(config: RequestConfig) -> None:

@@ -20,6 +20,8 @@ from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionRe
                         UsageInfo)
 from ..model import get_model_tokenizer
 from ..template import Template, get_template
+from ..template.base import Prompt
+from ..template.vision import MEDIA_TENSOR_KEYS
 from ..utils import SwiftError
 from .base import Choice, InferEngine, OnText, check_logprobs
 from .metrics import InferStats
@@ -177,7 +179,8 @@ class PtEngine(InferEngine):
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (longest - len(p)) + p for p in prompts])
         attention_mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts])
-        return {'input_ids': input_ids.to(self.model.device), 'attention_mask': attention_mask.to(self.model.device)}
+        batch = {'input_ids': input_ids, 'attention_mask': attention_mask, **_media_batch(prompts, longest)}
+        return {key: value.to(self.model.device) for key, value in batch.items()}
 
     def _generate_kwargs(self, config: RequestConfig, prompt_length: int) -> dict:
         # As vLLM does: a temperature this close to 0 is greedy; dividing the logits by it would overflow them
@@ -221,6 +224,22 @@ class PtEngine(InferEngine):
             n_content = next((k for k in range(len(tokens) + 1) if self.template.decode(tokens[:k]).startswith(text)),
                              len(tokens))
         return ChatCompletionResponseChoice(index, ChatMessage('assistant', text), finish), n_tokens, n_content
+
+def _media_batch(prompts: list[list[int]], longest: int) -> dict[str, torch.Tensor]:
+    """The media inputs of left-padded prompts: per-token lists padded on the left like the ids, the processor's
+    tensors concatenated row by row (a prompt answered n times appears n times)."""
+    rows = [prompt.media for prompt in prompts if isinstance(prompt, Prompt) and prompt.media]
+    if not rows:
+        return {}
+    if len(rows) != len(prompts):  # a batch mixing prompts with and without: the text-only ones have no types
+        rows = [prompt.media if isinstance(prompt, Prompt) and prompt.media else
+                {'mm_token_type_ids': [0] * len(prompt)} for prompt in prompts]
+    batch = {key: torch.cat([torch.as_tensor(row[key]) for row in rows if key in row])
+             for key in MEDIA_TENSOR_KEYS if any(key in row for row in rows)}
+    batch['mm_token_type_ids'] = torch.tensor([[0] * (longest - len(row['mm_token_type_ids'])) + row['mm_token_type_ids']
+                                               for row in rows])
+    return batch
+
 
 class _Cancelled(StoppingCriteria):
     """Ends the rows whose requester went away (a client that disconnected mid-stream)."""

@@ -37,7 +37,8 @@ SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.manual_seed accepts
 
 # ---- request bodies ----------------------------------------------------------------------------------------------
 class ContentPart(BaseModel, extra='allow'):
-    """One part of a message's content; only text parts are served, the others are refused by type."""
+    """One part of a message's content: text, or media (``image_url`` with a data URL, a path or an http URL, ...)
+    that the engine reads as a dataset row's; other types are refused."""
     type: str | None = None
     text: str | None = None
 
@@ -139,17 +140,28 @@ def _api_key_check(api_key: str | None):
 
 
 # ---- translating requests ----------------------------------------------------------------------------------------
-def _message_text(message: Message) -> str:
+# OpenAI's media parts and ms-swift's: dataset/media.py turns them into placeholders and media.
+MEDIA_PARTS = ('image_url', 'image', 'video_url', 'video', 'audio_url', 'audio', 'input_audio')
+
+
+def _message_content(message: Message) -> str | list[dict]:
+    """The text of a message, or its parts where some are media."""
     if message.content is None or isinstance(message.content, str):
         return message.content or ''
-    texts = []
+    parts = []
     for part in message.content:
-        if part.type != 'text':
-            raise APIError(400, f'content parts of type {part.type!r} are not supported; send text')
-        if part.text is None:
-            raise APIError(400, 'a content part of type text needs its text')
-        texts.append(part.text)
-    return ''.join(texts)
+        if part.type == 'text':
+            if part.text is None:
+                raise APIError(400, 'a content part of type text needs its text')
+            parts.append({'type': 'text', 'text': part.text})
+        elif part.type in MEDIA_PARTS:
+            parts.append(part.model_dump(exclude_none=True))
+        else:
+            raise APIError(400, f'content parts of type {part.type!r} are not supported; send text or '
+                           f'{", ".join(MEDIA_PARTS)}')
+    if all(part['type'] == 'text' for part in parts):
+        return ''.join(part['text'] for part in parts)
+    return parts
 
 
 def _request_config(body: _GenerationFields, defaults: RequestConfig, max_tokens: int) -> RequestConfig:
@@ -273,8 +285,11 @@ def _chat_routes(router: APIRouter, server: _Server) -> None:
     @router.post('/v1/chat/completions')
     async def chat_completions(request: Request):
         body = await _parse(request, ChatCompletionRequest)
-        messages = [{'role': m.role, 'content': _message_text(m)} for m in body.messages]
+        messages = [{'role': m.role, 'content': _message_content(m)} for m in body.messages]
         if server.engine.is_scorer:
+            if any(isinstance(m['content'], list) for m in messages):
+                raise APIError(400, f'{server.served} is a reward model: it scores text conversations only',
+                               code='reward_model')
             return await server.score(body, messages)
         job = server.submit(body, lambda: server.engine.encode(InferRequest(messages=messages)))
         if body.stream:

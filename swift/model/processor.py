@@ -7,15 +7,21 @@ processor (its PIL backend) and the tokenizer only; templates turn video frames 
 from transformers import AutoImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
 
 
-class _TokenizerAttributes:
+class _SwiftProcessor:
     """What a processor lacks, its tokenizer answers (``pad_token_id``, ``eos_token``, ...), as in ms-swift, so code
-    written for a tokenizer accepts the processor."""
+    written for a tokenizer accepts the processor. Saving also writes the image processor's own
+    preprocessor_config.json, which transformers 4 reads (5 reads processor_config.json)."""
 
     def __getattr__(self, name: str):
         tokenizer = self.__dict__.get('tokenizer')  # absent while unpickling or copying: no recursion then
         if tokenizer is None or name.startswith('__'):
             raise AttributeError(name)
         return getattr(tokenizer, name)
+
+    def save_pretrained(self, save_directory: str, *args, **kwargs):
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        self.image_processor.save_pretrained(save_directory)
+        return saved
 
 
 def image_only(processor_cls: type[ProcessorMixin], module: str) -> type[ProcessorMixin]:
@@ -26,7 +32,7 @@ def image_only(processor_cls: type[ProcessorMixin], module: str) -> type[Process
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         processor_cls.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
-    cls = type(f'ImageOnly{processor_cls.__name__}', (_TokenizerAttributes, processor_cls), {'__init__': __init__})
+    cls = type(f'ImageOnly{processor_cls.__name__}', (_SwiftProcessor, processor_cls), {'__init__': __init__})
     cls.__name__, cls.__module__ = processor_cls.__name__, module
     return cls
 
