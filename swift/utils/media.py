@@ -81,3 +81,50 @@ def _b64decode(text: str) -> bytes:
 
 def _raise(reason: str):
     raise MediaError(reason)
+
+
+def video_frames(source, fps: float, min_frames: int, max_frames: int, multiple: int) -> tuple[list[Image.Image], float]:
+    """A video's frames, sampled at ``fps`` within ``[min_frames, max_frames]`` and padded (the last frame again) to
+    a multiple of ``multiple``, with the rate they were sampled at. ``source`` is a list of frame images (taken as
+    sampled at ``fps``) or a video file, which PyAV decodes."""
+    if isinstance(source, (list, tuple)):
+        frames, rate = [open_image(frame) for frame in source], fps
+        if not frames:
+            raise MediaError('a video needs at least one frame')
+        frames = _uniform(frames, min(len(frames), max_frames))
+    else:
+        frames, rate = _decoded(source, fps, min_frames, max_frames)
+    size = frames[0].size  # a video's frames share one size; frames given one by one may not
+    frames = [frame if frame.size == size else frame.resize(size) for frame in frames]
+    frames += frames[-1:] * (-len(frames) % multiple)
+    return frames, rate
+
+
+def _decoded(source, fps: float, min_frames: int, max_frames: int) -> tuple[list[Image.Image], float]:
+    try:
+        import av
+    except ImportError:
+        raise MediaError('reading a video file needs PyAV (pip install av); or give the video as a list of frame '
+                         'images') from None
+    data = image_bytes_or_path(source) if not isinstance(source, str) or not os.path.isfile(source) else source
+    try:
+        with av.open(io.BytesIO(data) if isinstance(data, bytes | bytearray) else data) as container:
+            stream = container.streams.video[0]
+            frames = [frame.to_image().convert('RGB') for frame in container.decode(stream)]
+            native = float(stream.average_rate or fps)
+    except (av.error.FFmpegError, IndexError, OSError) as err:
+        raise MediaError(f'not a readable video ({str(err).splitlines()[0] or type(err).__name__})') from None
+    if not frames:
+        raise MediaError('the video has no frames')
+    seconds = len(frames) / native
+    count = max(min_frames, min(max_frames, round(seconds * fps)))
+    count = min(count, len(frames))
+    return _uniform(frames, count), count / seconds
+
+
+def _uniform(frames: list, count: int) -> list:
+    """``count`` frames spread evenly from the first to the last."""
+    if count >= len(frames):
+        return frames
+    step = (len(frames) - 1) / max(count - 1, 1)
+    return [frames[round(i * step)] for i in range(count)]

@@ -10,11 +10,12 @@ from .helpers import square
 
 
 def _rows(template):
-    questions = [('<image>What colour is the square?', 'red', [square('red', 56)]),
-                 ('Which is larger, <image> or <image>?', 'the second', [square('blue', 56), square('green', 112)]),
-                 ('Say hi.', 'hi', [])]
+    questions = [('<image>What colour is the square?', 'red', [square('red', 56)], []),
+                 ('Which is larger, <image> or <image>?', 'the second', [square('blue', 56), square('green', 112)], []),
+                 ('Say hi.', 'hi', [], []),
+                 ('In <video>, what follows red?', 'blue', [], [[square('red'), square('blue'), square('green')]])]
     return [template.encode({'messages': [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}],
-                             'images': images}) for q, a, images in questions]
+                             'images': images, 'videos': videos}) for q, a, images, videos in questions]
 
 
 def _loss(model, batch) -> float:
@@ -22,7 +23,9 @@ def _loss(model, batch) -> float:
         return model(**batch).loss.item()
 
 
-def test_packed_and_padding_free_losses_equal_the_padded_loss(qwen2_5_vl_dir):
+def test_packed_and_padding_free_losses_equal_the_padded_loss(qwen2_5_vl_dir, monkeypatch):
+    monkeypatch.setenv('VIDEO_MAX_PIXELS', str(56 * 56))
+    monkeypatch.setenv('VIDEO_MIN_PIXELS', str(56 * 56))
     model, processor = get_model_tokenizer(qwen2_5_vl_dir)
     rows = _rows(get_template('qwen2_5_vl', processor))
     padded = _loss(model, DataCollator(processor.pad_token_id)(rows))

@@ -99,3 +99,30 @@ def test_collator_batches_pixels_in_row_order(processor):
         assert batch['image_grid_thw'].shape == (4, 3)
         assert batch['mm_token_type_ids'].shape == batch['input_ids'].shape
         assert int((batch['mm_token_type_ids'] == 1).sum()) == int((batch['input_ids'] == processor.image_token_id).sum())
+
+
+@pytest.fixture
+def small_frames(monkeypatch):
+    """Video frames bounded like the 56x56 test images: 4 merged tokens per pair of frames."""
+    monkeypatch.setenv('VIDEO_MIN_PIXELS', str(56 * 56))
+    monkeypatch.setenv('VIDEO_MAX_PIXELS', str(56 * 56))
+
+
+def test_a_video_of_frames_pairs_them_into_temporal_patches(processor, small_frames):
+    template = get_template('qwen2_5_vl', processor)
+    colours = ['red', 'blue', 'green']  # odd: the last frame is repeated to make two pairs
+    row = {'messages': [{'role': 'user', 'content': '<video>What changes?'}, {'role': 'assistant', 'content': 'x'}],
+           'videos': [[square(c) for c in colours]]}
+    encoded = template.encode(row)
+    assert encoded['video_grid_thw'].tolist() == [[2, 4, 4]]
+    assert encoded['mm_token_type_ids'].count(2) == 2 * 4  # two temporal patches of 2x2 merged tokens
+    assert encoded['second_per_grid_ts'].tolist() == [1.0]  # 2 frames per patch at FPS 2
+    frames = {c: processor.image_processor(square(c), return_tensors='pt')['pixel_values'].view(16, 3, 2, -1)
+              for c in colours}
+    patches = encoded['pixel_values_videos'].view(2, 16, 3, 2, -1)
+    for t, (first, second) in enumerate([('red', 'blue'), ('green', 'green')]):
+        assert torch.equal(patches[t, :, :, 0], frames[first][:, :, 0])
+        assert torch.equal(patches[t, :, :, 1], frames[second][:, :, 0])
+    assert 'second_per_grid_ts' not in get_template('qwen2_vl', processor).encode(row)
+    with pytest.raises(SwiftError, match='PyAV|no such file'):
+        template.encode({**row, 'videos': ['clip.mp4']})
