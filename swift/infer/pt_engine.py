@@ -136,8 +136,9 @@ class PtEngine(InferEngine):
 
     @property
     def max_model_len(self) -> int | None:
-        # Configs name their context length differently; one without max_position_embeddings is not checked.
-        return getattr(self.model.config, 'max_position_embeddings', None)
+        # Configs name their context length differently; one without max_position_embeddings is not checked. A
+        # multimodal config keeps it in its language model's part.
+        return getattr(self.model.config.get_text_config(), 'max_position_embeddings', None)
 
     def generate(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None = None,
                  on_text: OnText | None = None, cancelled: Callable[[int], bool] | None = None

@@ -57,6 +57,20 @@ class VisionTemplate(Template):
         encoded['mm_token_type_ids'] = [self.token_types.get(token, 0) for token in encoded['input_ids']]
         return self._fit({**encoded, **inputs}, has_media=bool(inputs))
 
+    def encode_pair(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
+        self._text_only(row, 'preference pairs')
+        return super().encode_pair(row)
+
+    def encode_completion(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
+        self._text_only(row, 'KTO rows')
+        return super().encode_completion(row)
+
+    def _text_only(self, row: dict[str, Any], what: str) -> None:
+        """The alignment encodings hand on ids only, so a row's pixels would be dropped without a word."""
+        media = [key for key in MEDIA_KEYS if row.get(key)]
+        if media:
+            raise SwiftError(f'{what} with {media[0]} are not supported yet (swift rlhf trains on text rows only)')
+
     def _render_row(self, messages: list[dict], add_generation_prompt: bool) -> Rendered:
         if not self.use_chat_template:  # pre-training: the contents as plain text, all of it in the loss
             text = ''.join(m['content'] for m in messages if m['role'] != 'system')

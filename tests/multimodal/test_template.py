@@ -126,3 +126,18 @@ def test_a_video_of_frames_pairs_them_into_temporal_patches(processor, small_fra
     assert 'second_per_grid_ts' not in get_template('qwen2_vl', processor).encode(row)
     with pytest.raises(SwiftError, match='PyAV|no such file'):
         template.encode({**row, 'videos': ['clip.mp4']})
+
+
+def test_pretraining_rows_train_on_all_text_but_vision_tokens(processor):
+    template = get_template('qwen2_5_vl', processor, use_chat_template=False)
+    encoded = template.encode({'messages': [{'role': 'assistant', 'content': 'A red square: <image> drawn.'}],
+                               'images': [square('red')]})
+    trained = [t for t, label in zip(encoded['input_ids'], encoded['labels']) if label != IGNORE_INDEX]
+    assert processor.tokenizer.decode(trained) == 'A red square:  drawn.<|im_end|>'
+    assert encoded['mm_token_type_ids'].count(1) == 4
+
+
+def test_alignment_rows_with_images_are_refused_not_stripped(processor):
+    template = get_template('qwen2_5_vl', processor)
+    with pytest.raises(SwiftError, match='not supported yet'):
+        template.encode_pair({**ROWS['one image'], 'rejected_response': 'blue'})
