@@ -148,14 +148,14 @@ def batch_infer(engine: InferEngine, args: InferArguments, config: RequestConfig
     if engine.is_scorer:
         return _write_results(args, _scores(engine, rows))
     config.stream = False
-    requests = [InferRequest(messages=_prompt_messages(row['messages'])) for row in rows]
+    requests = [InferRequest(messages=_prompt_messages(row['messages']), **_media(row)) for row in rows]
     responses = engine.infer(requests, config)
     results = []
     for row, request, response in zip(rows, requests, responses):
         answer = response.choices[0].message.content
         label = row['messages'][-1]['content'] if row['messages'][-1]['role'] == 'assistant' else None
         results.append({'messages': request.messages + [{'role': 'assistant', 'content': answer}],
-                        'response': answer, 'labels': label})
+                        'response': answer, 'labels': label, **_media(row, paths_only=True)})
     return _write_results(args, results)
 
 
@@ -190,6 +190,15 @@ def _validation_rows(args: InferArguments) -> list[dict]:
     if not val:
         raise SwiftError('--load_data_args true found no validation split in the run; pass --val_dataset FILE')
     return val
+
+
+def _media(row: dict, paths_only: bool = False) -> dict[str, list]:
+    """The row's images, videos and audios; for the results file only those given by path or URL (as ms-swift
+    writes them), not bytes or pixels."""
+    media = {key: row[key] for key in ('images', 'videos', 'audios') if row.get(key)}
+    if paths_only:
+        media = {key: items for key, items in media.items() if all(isinstance(item, str) for item in items)}
+    return media
 
 
 def _prompt_messages(messages: list[dict]) -> list[dict]:

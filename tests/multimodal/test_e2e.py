@@ -94,6 +94,17 @@ def test_swift_infer_answers_about_an_image(toy_checkpoint, data_dir):
     assert result.stdout.count('<<< blue') == 1 and result.stdout.count('<<< red') == 1, result.stdout
 
 
+def test_swift_infer_answers_a_dataset_of_images(toy_checkpoint, data_dir, tmp_path):
+    result_path = str(tmp_path / 'result.jsonl')
+    result = run_swift('infer', '--adapters', toy_checkpoint, '--val_dataset', os.path.join(data_dir, 'seed.jsonl'),
+                       '--temperature', '0', '--max_new_tokens', '5', '--max_batch_size', '4', '--result_path',
+                       result_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in open(result_path)]
+    assert len(rows) == 8 and all(row['response'] == row['labels'] for row in rows)
+    assert rows[0]['images'] == [_picture(data_dir, rows[0]['labels'])]
+
+
 def test_merged_export_loads_in_plain_transformers_with_its_processor(toy_checkpoint, data_dir):
     result = run_swift('export', '--adapters', toy_checkpoint, '--merge_lora', 'true')
     assert result.returncode == 0, result.stderr[-3000:]
