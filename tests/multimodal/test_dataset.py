@@ -86,3 +86,22 @@ def test_bad_rows_name_file_line_and_reason(pictures, row, reason):
     assert message.startswith(f"{pictures / 'data.jsonl'}:2: ") and reason in message and '\n' not in message
     loaded = _load(pictures, [good, row, good], strict=False)
     assert (len(loaded.rows), loaded.skipped) == (2, 1)
+
+
+def test_latex_ocr_subset_as_the_hub_stores_it(tmp_path, monkeypatch):
+    """Seed 001's 'AI-ModelScope/LaTeX_OCR:human_handwrite': parquet files of {'image': {'bytes', 'path'}, 'text'}
+    rows, one folder per subset; the test split is left out and ms-swift's question is asked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    buffer = io.BytesIO()
+    square('red').save(buffer, format='PNG')
+    for subset, split in (('human_handwrite', 'train'), ('human_handwrite', 'test'), ('synthetic_handwrite', 'train')):
+        (tmp_path / subset).mkdir(exist_ok=True)
+        rows = [{'image': {'bytes': buffer.getvalue(), 'path': 'x.png'}, 'text': f'{subset} {split}'}]
+        pq.write_table(pa.Table.from_pylist(rows), str(tmp_path / subset / f'{split}-00000-of-00001.parquet'))
+    monkeypatch.setattr('swift.dataset.loader.download_dataset', lambda repo, **kwargs: str(tmp_path))
+    rows = load_rows(['AI-ModelScope/LaTeX_OCR:human_handwrite']).rows
+    assert [row['messages'] for row in rows] == [[
+        {'role': 'user', 'content': '<image>Using LaTeX to perform OCR on the image.'},
+        {'role': 'assistant', 'content': 'human_handwrite train'}]]
+    assert rows[0]['images'][0]['bytes'] == buffer.getvalue()

@@ -141,3 +141,13 @@ def test_alignment_rows_with_images_are_refused_not_stripped(processor):
     template = get_template('qwen2_5_vl', processor)
     with pytest.raises(SwiftError, match='not supported yet'):
         template.encode_pair({**ROWS['one image'], 'rejected_response': 'blue'})
+
+
+def test_qwen2_vl_encodes_as_its_processor(tmp_path):
+    from swift.utils.tiny_models import build_tiny_model
+    model, processor = get_model_tokenizer(build_tiny_model(str(tmp_path), 'qwen2_vl'))
+    assert (model.model_meta.model_type, model.model_meta.template) == ('qwen2_vl', 'qwen2_vl')
+    encoded = get_template('qwen2_vl', processor).encode(ROWS['several, anywhere'])
+    assert encoded['input_ids'] == _processor_encoding(processor, ROWS['several, anywhere'])['input_ids'][0].tolist()
+    batch = DataCollator(processor.pad_token_id, padding_free=True)([encoded, encoded])
+    assert torch.isfinite(model(**batch).loss)

@@ -33,7 +33,7 @@ class QwenVLTemplate(VisionTemplate):
     def process_media(self, media: dict[str, list]) -> dict[str, torch.Tensor]:
         inputs = {}
         if media['images']:
-            images = [open_image(image) for image in media['images']]
+            images = [_opened(image) for image in media['images']]
             low, high = env.image_pixel_bounds()
             inputs.update(self.processor.image_processor(images, return_tensors='pt', **self._size(low, high)))
         if media['videos']:
@@ -77,6 +77,13 @@ class QwenVLTemplate(VisionTemplate):
 
 class Qwen2_5VLTemplate(QwenVLTemplate):
     timed_video = True
+
+
+def _opened(image):
+    try:  # rows were checked while loading; a file can still change, or decode worse than its header promised
+        return open_image(image)
+    except MediaError as err:
+        raise SwiftError(f'image {describe(image)}: {err}') from None
 
 
 def _temporal_patches(pixels: torch.Tensor, frames: int, temporal: int) -> torch.Tensor:
