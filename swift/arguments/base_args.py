@@ -84,6 +84,19 @@ class DataArguments:
     model_author: list[str] = field(
         default_factory=list, metadata={'help': 'Author for swift/self-cognition: one, or Chinese then English.'})
     custom_dataset_info: Optional[str] = field(default=None, metadata={'help': 'A dataset_info.json of your own.'})
+    load_from_cache_file: bool = field(
+        default=False, metadata={'help': "Reuse normalised rows cached under the 🤗 datasets cache (swift_rows/), keyed "
+                                         "by the rows' content and the data flags; false normalises afresh."})
+    val_dataset_shuffle: bool = field(default=False, metadata={'help': 'Shuffle --val_dataset rows (--data_seed).'})
+    interleave_prob: Optional[list[float]] = field(
+        default=None, metadata={'help': 'Mix the --dataset entries with these probabilities (datasets.'
+                                        'interleave_datasets) instead of concatenating them.'})
+    stopping_strategy: Literal['first_exhausted', 'all_exhausted'] = field(
+        default='first_exhausted', metadata={'help': 'With --interleave_prob: stop when the first dataset runs out, '
+                                                     'or repeat them until all have.'})
+    disable_auto_column_mapping: bool = field(
+        default=False, metadata={'help': 'Read questions/answers only from query/response columns (prompt, question, '
+                                         'problem, answer, completion are not renamed); --columns still applies.'})
     lazy_tokenize: bool = field(default=False, metadata={'help': 'Encode rows while training instead of before.'})
     packing: bool = field(default=False, metadata={'help': 'Pack rows into max_length sequences.'})
     padding_free: bool = field(default=False, metadata={'help': 'Concatenate each batch without padding.'})

@@ -9,10 +9,10 @@ from .base_args import BaseArguments, GenerationArguments
 
 @dataclass
 class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangArguments, LmdeployArguments):
-    infer_backend: Literal['pt', 'vllm', 'sglang', 'lmdeploy'] = field(
-        default='pt', metadata={'help': 'Inference engine: pt (transformers) works everywhere; vllm needs vLLM '
-                                        '(scripts/setup_vllm.sh); sglang and lmdeploy need their package and a '
-                                        'CUDA GPU.'})
+    infer_backend: Literal['transformers', 'pt', 'vllm', 'sglang', 'lmdeploy'] = field(
+        default='pt', metadata={'help': "Inference engine: pt works everywhere ('transformers' is ms-swift 4's name "
+                                        'for it); vllm needs vLLM (scripts/setup_vllm.sh); sglang and lmdeploy need '
+                                        'their package and a CUDA GPU.'})
     max_batch_size: int = field(default=1, metadata={'help': 'Rows generated together in batch inference.'})
     merge_lora: bool = field(default=False, metadata={'help': 'Merge the adapters into the base before inference.'})
     result_path: Optional[str] = field(default=None, metadata={'help': 'Where batch inference writes its jsonl.'})
@@ -20,6 +20,8 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
     split_dataset_ratio: float = field(default=0.0, metadata={'help': 'Held-out fraction for --load_data_args.'})
 
     def __post_init__(self):
+        if self.infer_backend == 'transformers':
+            self.infer_backend = 'pt'
         BaseArguments.__post_init__(self)
         VllmArguments.__post_init__(self)
         SglangArguments.__post_init__(self)

@@ -4,8 +4,10 @@ A name is ``path_or_id[:subset][#N]``. ``#N`` samples N rows, repeating the data
 the file and line it came from, so a bad row is reported as ``file:line: reason``.
 """
 import csv
+import hashlib
 import json
 import os
+import pickle
 import random
 from dataclasses import dataclass, field
 from typing import Callable
@@ -159,37 +161,113 @@ def _folder_of(where: str) -> str | None:
 
 def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = True, seed: int = 42,
               use_hf: bool = False, model_name: list[str] | None = None,
-              model_author: list[str] | None = None, check: Callable[[dict], None] | None = None) -> LoadedRows:
+              model_author: list[str] | None = None, check: Callable[[dict], None] | None = None,
+              auto_columns: bool = True, interleave_prob: list[float] | None = None,
+              stopping_strategy: str = 'first_exhausted', cache: bool = False) -> LoadedRows:
     """Normalised rows of every spec, concatenated. Bad rows stop the run, or with ``strict=False`` are counted.
 
     ``check`` is what a task needs of a normalised row beyond its format (e.g. a rejected answer for DPO); it
-    raises RowError, so its failures name the file and line too.
+    raises RowError, so its failures name the file and line too. ``interleave_prob`` mixes the specs' rows as
+    🤗 ``datasets.interleave_datasets`` does (one probability per spec, ``stopping_strategy`` first_exhausted or
+    all_exhausted) instead of concatenating them. ``cache`` (``--load_from_cache_file``) reuses each spec's
+    normalised rows from ``<HF datasets cache>/swift_rows/``, keyed by the sampled raw rows' content and the
+    settings that shape them; a miss normalises and stores them.
     """
+    if interleave_prob is not None and len(interleave_prob) != len(specs):
+        raise SwiftError(f'--interleave_prob gives {len(interleave_prob)} probabilities for {len(specs)} datasets')
     rng = random.Random(seed)
     loaded = LoadedRows()
+    per_spec = []
     for text in specs:
         spec = parse_spec(text)
         source, info = _source_rows(spec, use_hf)
         mapping = {**info.get('columns', {}), **(columns or {})}
-        for where, raw in _sample(source, spec.sample, rng):
+        sampled = _sample(source, spec.sample, rng)
+        settings = (mapping, info.get('defaults', {}), bool(info.get('fill_identity')), model_name, model_author,
+                    auto_columns)
+        normalised = _cached(sampled, settings) if cache else None
+        if normalised is None:
+            normalised = [(where, _normalise(raw, where, info, mapping, model_name, model_author, auto_columns))
+                          for where, raw in sampled]
+            if cache:
+                _store(sampled, settings, normalised)
+        rows = []
+        for where, row in normalised:
             try:
-                if isinstance(raw, RowError):
-                    raise raw
-                if info.get('fill_identity'):
-                    raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
-                if isinstance(raw, dict):
-                    raw = {**info.get('defaults', {}), **rename_columns(raw, mapping)}
-                row = normalize_row(raw, base_dir=_folder_of(where))
+                if isinstance(row, RowError):
+                    raise row
                 if check is not None:
                     check(row)
-                loaded.rows.append(row)
+                rows.append(row)
             except RowError as err:
                 if strict:
                     raise SwiftError(f'{where}: {err} (pass --strict false to skip such rows)') from None
                 loaded.skipped += 1
+        per_spec.append(rows)
+    loaded.rows = (_interleave(per_spec, interleave_prob, seed, stopping_strategy) if interleave_prob is not None
+                   else [row for rows in per_spec for row in rows])
     if loaded.skipped:
         logger.warning(f'skipped {loaded.skipped} malformed rows (--strict false)')
     return loaded
+
+
+def _normalise(raw, where: str, info: dict, mapping: dict, model_name, model_author, auto_columns: bool):
+    """The normalised row, or the RowError that says why it cannot be one."""
+    try:
+        if isinstance(raw, RowError):
+            return raw
+        if info.get('fill_identity'):
+            raw = _fill_identity(dict(raw), model_name or [], model_author or [], where)
+        if isinstance(raw, dict):
+            raw = {**info.get('defaults', {}), **rename_columns(raw, mapping)}
+        return normalize_row(raw, base_dir=_folder_of(where), auto_columns=auto_columns)
+    except RowError as err:
+        return err
+
+
+_CACHE_VERSION = 1
+
+
+def _cache_path(sampled: list, settings: tuple) -> str:
+    from datasets import config
+    digest = hashlib.sha256(pickle.dumps((_CACHE_VERSION, sampled, settings))).hexdigest()
+    return os.path.join(str(config.HF_DATASETS_CACHE), 'swift_rows', f'{digest}.pkl')
+
+
+def _cached(sampled: list, settings: tuple) -> list | None:
+    path = _cache_path(sampled, settings)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, 'rb') as f:
+            rows = pickle.load(f)
+    except Exception as err:  # a truncated or foreign file: normalise again
+        logger.warning(f'ignoring unreadable dataset cache {path}: {err}')
+        return None
+    logger.info(f'--load_from_cache_file: {len(rows)} rows from {path}')
+    return rows
+
+
+def _store(sampled: list, settings: tuple, normalised: list) -> None:
+    path = _cache_path(sampled, settings)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'wb') as f:
+        pickle.dump(normalised, f)
+    os.replace(tmp, path)
+
+
+def _interleave(per_spec: list[list[dict]], probabilities: list[float], seed: int, stopping_strategy: str):
+    """The rows in 🤗 ``interleave_datasets`` order (the same probabilities, seed and stopping strategy)."""
+    from datasets import Dataset, interleave_datasets
+    if any(p < 0 for p in probabilities) or abs(sum(probabilities) - 1) > 1e-6:
+        raise SwiftError(f'--interleave_prob must be non-negative and add up to 1, got {probabilities}')
+    if any(not rows for rows in per_spec):
+        return [row for rows in per_spec for row in rows]
+    index = [Dataset.from_dict({'spec': [k] * len(rows), 'row': list(range(len(rows)))})
+             for k, rows in enumerate(per_spec)]
+    mixed = interleave_datasets(index, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy)
+    return [per_spec[k][i] for k, i in zip(mixed['spec'], mixed['row'])]
 
 
 def load_dataset(datasets: list[str] | str, split_dataset_ratio: float = 0.0, seed: int = 42, *,

@@ -22,21 +22,27 @@ _CONSUMED = {'messages', 'conversation', 'conversations', 'system', 'instruction
              'text', *_QUERY_KEYS, *_RESPONSE_KEYS}
 
 
-def normalize_row(row: dict[str, Any], base_dir: str | None = None) -> dict[str, Any]:
+def normalize_row(row: dict[str, Any], base_dir: str | None = None, auto_columns: bool = True) -> dict[str, Any]:
     """``{'messages': [...], **extra}`` for one raw row, plus ``images``/``videos``/``audios`` when it has media
-    (relative paths are read from ``base_dir``, the dataset file's folder). Raises RowError naming the problem."""
+    (relative paths are read from ``base_dir``, the dataset file's folder). Raises RowError naming the problem.
+
+    ``auto_columns=False`` (``--disable_auto_column_mapping``, as ms-swift) reads the question and answer only from
+    ``query``/``response``: other names (prompt, question, problem, answer, completion) stay extra columns unless
+    ``--columns`` renames them."""
     if not isinstance(row, dict):
         raise RowError(f'expected a JSON object, got {type(row).__name__}')
     if 'chosen' in row:
         row = _from_chosen_rejected(row)
-    messages = _to_messages(row)
-    extra = {k: v for k, v in row.items() if k not in _CONSUMED}
+    query_keys, response_keys = (_QUERY_KEYS, _RESPONSE_KEYS) if auto_columns else (('query',), ('response',))
+    messages = _to_messages(row, query_keys, response_keys)
+    consumed = _CONSUMED if auto_columns else _CONSUMED - {*_QUERY_KEYS[1:], *_RESPONSE_KEYS[1:]}
+    extra = {k: v for k, v in row.items() if k not in consumed}
     media = take_media(messages, extra, base_dir)
     _check_messages(messages)
     return {'messages': messages, **extra, **media}
 
 
-def _to_messages(row: dict) -> list[dict]:
+def _to_messages(row: dict, query_keys: tuple = _QUERY_KEYS, response_keys: tuple = _RESPONSE_KEYS) -> list[dict]:
     if 'messages' in row:
         return _openai_messages(row['messages'], 'messages')
     if 'conversations' in row:
@@ -46,8 +52,8 @@ def _to_messages(row: dict) -> list[dict]:
     if 'instruction' in row:
         query = '\n'.join(p for p in (_text(row, 'instruction'), _text(row, 'input')) if p)
         return _system(row) + _history(row) + _turn(query, _required(row, 'output'))
-    query_key = next((k for k in _QUERY_KEYS if k in row), None)
-    response_key = next((k for k in _RESPONSE_KEYS if k in row), None)
+    query_key = next((k for k in query_keys if k in row), None)
+    response_key = next((k for k in response_keys if k in row), None)
     if query_key and response_key:
         return _system(row) + _history(row) + _turn(_text(row, query_key), _text(row, response_key))
     if response_key or 'text' in row:  # pre-training rows: text only

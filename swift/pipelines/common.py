@@ -1,6 +1,7 @@
 """Steps shared by the pipelines: argument intake, system prompts, checkpoint arguments, model + template."""
 import dataclasses
 import os
+import random
 import sys
 from typing import Callable, TypeVar
 
@@ -90,7 +91,15 @@ def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
 
 
 def load_dataset_rows(args: BaseArguments, specs: list[str], check: Callable[[dict], None] | None = None) -> list[dict]:
-    """Normalised rows of ``specs`` with the data arguments of ``args`` (columns, strictness, identity); ``check``
-    is what the task needs of each row."""
-    return load_rows(specs, columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
-                     model_name=args.model_name, model_author=args.model_author, check=check).rows
+    """Normalised rows of ``specs`` with the data arguments of ``args`` (columns, strictness, identity, interleaving,
+    cache); ``check`` is what the task needs of each row. ``specs`` being ``args.val_dataset`` shuffles them with
+    ``--val_dataset_shuffle`` (--data_seed), as ms-swift does."""
+    is_val = specs is args.val_dataset
+    rows = load_rows(specs, columns=args.columns, strict=args.strict, seed=args.data_seed, use_hf=args.use_hf,
+                     model_name=args.model_name, model_author=args.model_author, check=check,
+                     auto_columns=not args.disable_auto_column_mapping,
+                     interleave_prob=None if is_val else args.interleave_prob,
+                     stopping_strategy=args.stopping_strategy, cache=args.load_from_cache_file).rows
+    if is_val and args.val_dataset_shuffle:
+        random.Random(args.data_seed).shuffle(rows)
+    return rows
