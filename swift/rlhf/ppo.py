@@ -1,7 +1,9 @@
 """PPO (trl removed its PPOTrainer, so it is written here): each training step samples completions for the batch's
 prompts, scores them with a frozen reward model (``--rlhf_type rm``), shapes per-token rewards with a KL penalty to
 the reference, estimates advantages with GAE against a trained value model, and runs ``--num_ppo_epochs`` passes
-of clipped policy + value updates on that rollout, ``--num_mini_batches`` optimizer steps each.
+of clipped policy + value updates on that rollout, ``--num_mini_batches`` optimizer steps each. As in ms-swift (trl's
+former PPOTrainer), a rollout holds --per_device_train_batch_size x --gradient_accumulation_steps prompts per
+process, and each mini-batch's gradient is accumulated over micro-batches of --per_device_train_batch_size rows.
 
 Tensors below are (batch, completion tokens); ``mask`` marks the real completion tokens (up to and including the
 first stop token). The value of token t is the value model's output at the position that predicts token t.
@@ -32,7 +34,8 @@ class PPOArguments(AlignmentArguments, SamplingArguments):
     num_ppo_epochs: int = field(default=4, metadata={'help': 'PPO: passes over each rollout.'})
     num_mini_batches: int = field(
         default=1, metadata={'help': 'PPO: each pass splits the rollout into this many shuffled mini-batches, one '
-                                     'optimizer step each; must divide --per_device_train_batch_size.'})
+                                     'optimizer step each; must divide --per_device_train_batch_size x '
+                                     '--gradient_accumulation_steps (the rollout).'})
     missing_eos_penalty: Optional[float] = field(
         default=None, metadata={'help': 'PPO: subtracted from the score of a completion that ends without a stop '
                                         'token (cut off by the length limit).'})
@@ -50,12 +53,10 @@ class PPOArguments(AlignmentArguments, SamplingArguments):
 def check(args) -> None:
     if not args.reward_model:
         raise SwiftError('--rlhf_type ppo needs --reward_model (a checkpoint of --rlhf_type rm)')
-    if args.gradient_accumulation_steps != 1:
-        raise SwiftError('--rlhf_type ppo: each step trains on its own rollout, so --gradient_accumulation_steps '
-                         'must be 1 (raise --per_device_train_batch_size for larger rollouts)')
-    if args.num_mini_batches < 1 or args.per_device_train_batch_size % args.num_mini_batches:
-        raise SwiftError(f'--num_mini_batches {args.num_mini_batches} must divide --per_device_train_batch_size '
-                         f'{args.per_device_train_batch_size}')
+    rollout = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    if args.num_mini_batches < 1 or rollout % args.num_mini_batches:
+        raise SwiftError(f'--num_mini_batches {args.num_mini_batches} must divide the rollout of '
+                         f'--per_device_train_batch_size x --gradient_accumulation_steps = {rollout} rows')
 
 
 # ---- the pure pieces ---------------------------------------------------------------------------------------------
@@ -178,9 +179,10 @@ class PPOTrainer(MetricsTrainer):
     """A Trainer whose step is one PPO iteration; the value model trains in the same optimizer."""
 
     def __init__(self, *args, settings: PPOArguments, template: Template, reward_model, value_model,
-                 ref_model=None, **kwargs):
+                 ref_model=None, micro_batch_size: Optional[int] = None, **kwargs):
         super().__init__(*args, data_collator=list, **kwargs)  # rows stay conversations until generation
         self.settings, self.template = settings, template
+        self.micro_batch_size = micro_batch_size or self.args.per_device_train_batch_size
         self.ref_model, self.reward_model, self.value_model = (
             _on_device(m, self.args.device) for m in (ref_model, reward_model, value_model))
         self.stop_ids = sorted(template.single_token_stops())
@@ -263,8 +265,9 @@ class PPOTrainer(MetricsTrainer):
         for _ in range(self.settings.num_ppo_epochs):
             order = torch.randperm(len(rollout.input_ids), device=rollout.input_ids.device)
             for rows in order.chunk(self.settings.num_mini_batches):
-                loss = self._ppo_loss(model, rollout.select(rows))
-                self.accelerator.backward(loss)
+                for micro in rows.split(self.micro_batch_size):  # gradient accumulation within the mini-batch
+                    loss = self._ppo_loss(model, rollout.select(micro))
+                    self.accelerator.backward(loss * len(micro) / len(rows))
                 if self.args.max_grad_norm:
                     self._clip_gradients(model)
                 self.optimizer.step()
@@ -334,12 +337,15 @@ def _on_device(model, device):
 
 def make_trainer(training, settings: PPOArguments, *, template: Template, reward_model, value_model,
                  **kwargs) -> PPOTrainer:
-    # the trainer needs the prompt column, which no model forward takes
-    training = trl_config(type(training), training, remove_unused_columns=False)
+    # The trainer needs the prompt column, which no model forward takes. One Trainer step is one rollout of
+    # per-device batch x accumulation rows; the accumulation happens inside it, over micro-batches.
+    micro_batch_size = training.per_device_train_batch_size
+    training = trl_config(type(training), training, remove_unused_columns=False, gradient_accumulation_steps=1,
+                          per_device_train_batch_size=micro_batch_size * training.gradient_accumulation_steps)
     if settings.response_length is not None:
         settings = replace(settings, max_completion_length=settings.response_length)
     return PPOTrainer(args=training, settings=settings, template=template, reward_model=reward_model,
-                      value_model=value_model, **kwargs)
+                      value_model=value_model, micro_batch_size=micro_batch_size, **kwargs)
 
 
 PPO = Algorithm(rows='prompt', encoding='prompt', make_trainer=make_trainer, arguments=PPOArguments,

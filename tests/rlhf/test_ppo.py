@@ -84,12 +84,14 @@ def test_completion_mask_ends_at_the_first_stop_token():
     assert torch.equal(completion_mask(ids, [2]), expected)
 
 
-def test_ppo_needs_a_reward_model_and_one_rollout_per_step(qwen2_dir):
+def test_ppo_needs_a_reward_model_and_mini_batches_that_divide_the_rollout(qwen2_dir):
     with pytest.raises(SwiftError, match='--reward_model'):
         RLHFArguments(rlhf_type='ppo', model=qwen2_dir, dataset=[PAIRS])
-    with pytest.raises(SwiftError, match='--gradient_accumulation_steps must be 1'):
+    with pytest.raises(SwiftError, match='--num_mini_batches 4 must divide the rollout .* = 2 rows'):
         RLHFArguments(rlhf_type='ppo', model=qwen2_dir, dataset=[PAIRS], reward_model=['rm'],
-                      gradient_accumulation_steps=2)
+                      per_device_train_batch_size=1, gradient_accumulation_steps=2, num_mini_batches=4)
+    RLHFArguments(rlhf_type='ppo', model=qwen2_dir, dataset=[PAIRS], reward_model=['rm'],
+                  per_device_train_batch_size=2, gradient_accumulation_steps=2, num_mini_batches=4)
 
 
 def _common(model_dir: str) -> list[str]:
@@ -203,3 +205,20 @@ def test_two_processes_keep_one_value_model(qwen2_dir, reward_checkpoint, tmp_pa
     assert len(digests[0]) == 2 and digests[0] == digests[1]
     [run_dir] = glob.glob(str(tmp_path / 'out' / 'v*'))
     assert os.path.isfile(os.path.join(run_dir, 'checkpoint-2', 'value_model', 'model.safetensors'))
+
+
+def test_gradient_accumulation_makes_larger_rollouts(qwen2_dir, reward_checkpoint, tmp_path):
+    """As in ms-swift: a rollout is --per_device_train_batch_size x --gradient_accumulation_steps prompts, and each
+    mini-batch accumulates micro-batches of the per-device size; 2 x 2 samples the same rollout as 4 x 1."""
+    flags = [*_ppo_flags(qwen2_dir, reward_checkpoint, tmp_path / 'one'), '--response_length', '2',
+             '--max_steps', '1', '--save_steps', '1', '--num_mini_batches', '2']
+    whole = rlhf_main(flags)
+    accumulated = rlhf_main([*flags, '--per_device_train_batch_size', '2', '--gradient_accumulation_steps', '2',
+                             '--output_dir', str(tmp_path / 'accumulated')])
+    first = [next(r for r in result['log_history'] if 'objective/scores' in r) for result in (whole, accumulated)]
+    assert first[0]['objective/scores'] == pytest.approx(first[1]['objective/scores'], abs=1e-5)
+    assert first[0]['objective/kl'] == pytest.approx(first[1]['objective/kl'], abs=1e-5)
+    for result in (whole, accumulated):  # 2 epochs x 2 mini-batches, whatever the micro-batches
+        optimizer = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=True)
+        assert {int(state['step']) for state in optimizer['state'].values()} == {4}
+        assert result['log_history'][-1]['step'] == 1
