@@ -104,8 +104,8 @@ def _decoded(source, fps: float, min_frames: int, max_frames: int) -> tuple[list
     try:
         import av
     except ImportError:
-        raise MediaError("reading a video file needs PyAV (pip install 'swift[video]'); or give the video as a list of frame "
-                         'images') from None
+        raise MediaError("reading a video file needs PyAV (pip install 'swift[video]'); or give the video as a list "
+                         'of frame images') from None
     data = image_bytes_or_path(source) if not isinstance(source, str) or not os.path.isfile(source) else source
     try:
         with av.open(io.BytesIO(data) if isinstance(data, bytes | bytearray) else data) as container:
