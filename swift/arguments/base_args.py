@@ -117,10 +117,24 @@ class TemplateArguments:
     loss_scale: Literal['default', 'last_round', 'all'] = field(
         default='default', metadata={'help': 'Which tokens carry loss: assistant turns, the last one, or all.'})
     use_chat_template: bool = field(default=True, metadata={'help': 'False trains on raw text (swift pt).'})
+    response_prefix: Optional[str] = field(
+        default=None, metadata={'help': "Text the answer starts with at inference, e.g. '<think>\\n'; wins over "
+                                        '--enable_thinking.'})
+    enable_thinking: Optional[bool] = field(
+        default=None, metadata={'help': "Hybrid-thinking templates (qwen3): false starts the answer with an empty "
+                                        "think block, true lets the model think; unset keeps the chat template's "
+                                        'default (thinking).'})
+    preserve_thinking: Optional[bool] = field(
+        default=None, metadata={'help': 'Keep the <think> blocks of earlier rounds (default: only after the last '
+                                        'user turn).'})
+    add_non_thinking_prefix: bool = field(
+        default=True, metadata={'help': 'qwen3: a final answer without <think> gets the empty think block.'})
 
     def __post_init__(self):
         if self.max_length is not None and self.max_length <= 0:
             raise SwiftError(f'--max_length must be positive, got {self.max_length}')
+        if self.response_prefix is not None:
+            self.response_prefix = self.response_prefix.replace('\\n', '\n')
 
 
 @dataclass

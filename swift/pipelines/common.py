@@ -87,7 +87,9 @@ def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
     template_type = args.template or (detected if args.use_chat_template else 'default')
     return get_template(template_type, tokenizer, default_system=read_system(args.system), max_length=args.max_length,
                         truncation_strategy=args.truncation_strategy, loss_scale=args.loss_scale,
-                        use_chat_template=args.use_chat_template)
+                        use_chat_template=args.use_chat_template, response_prefix=args.response_prefix,
+                        enable_thinking=args.enable_thinking, preserve_thinking=args.preserve_thinking,
+                        add_non_thinking_prefix=args.add_non_thinking_prefix)
 
 
 def load_dataset_rows(args: BaseArguments, specs: list[str], check: Callable[[dict], None] | None = None) -> list[dict]:

@@ -30,6 +30,9 @@ class TemplateMeta:
     turn_sep: str = ''  # follows response_end, no loss
     default_system: str | None = None
     stop_words: list[str] = field(default_factory=list)
+    # Hybrid-thinking families (ms-swift's names): what --enable_thinking true/false appends to the generation prompt.
+    thinking_prefix: str = ''
+    non_thinking_prefix: str = ''
 
 
 class Prompt(list):
@@ -52,7 +55,9 @@ class Template:
 
     def __init__(self, meta: TemplateMeta, tokenizer: PreTrainedTokenizerBase | ProcessorMixin,
                  default_system: str | None = None, max_length: int | None = None, truncation_strategy: str = 'delete',
-                 loss_scale: str = 'default', use_chat_template: bool = True):
+                 loss_scale: str = 'default', use_chat_template: bool = True, response_prefix: str | None = None,
+                 enable_thinking: bool | None = None, preserve_thinking: bool | None = None,
+                 add_non_thinking_prefix: bool = True):
         self.meta = meta
         # A multimodal model comes with a processor, which holds the tokenizer (ms-swift's template.processor).
         self.processor = tokenizer
@@ -62,6 +67,13 @@ class Template:
         self.truncation_strategy = truncation_strategy
         self.loss_scale = loss_scale
         self.use_chat_template = use_chat_template
+        # Thinking flags (ms-swift's): response_prefix wins over enable_thinking; None keeps the chat template's own
+        # default (Qwen3 thinks). preserve_thinking keeps earlier rounds' <think>; add_non_thinking_prefix writes the
+        # empty think block of a final answer that has none. Templates without reasoning blocks ignore the last two.
+        self.response_prefix = response_prefix
+        self.enable_thinking = enable_thinking
+        self.preserve_thinking = preserve_thinking
+        self.add_non_thinking_prefix = add_non_thinking_prefix
         eos = tokenizer.eos_token or ''
         self.response_end = meta.response_end.replace('{{EOS}}', eos)
         self.stop_words = [w for w in dict.fromkeys([*meta.stop_words, self.response_end, eos]) if w]
@@ -101,11 +113,20 @@ class Template:
             else:
                 parts.append(self._format_query(message))
         if add_generation_prompt:
-            parts.append(self.meta.assistant_prefix)
+            parts.append(self.meta.assistant_prefix + self.generation_prefix())
         text = ''.join(parts)
         if self.loss_scale == 'all':
             spans = [(0, len(text))]
         return Rendered(text, spans)
+
+    def generation_prefix(self) -> str:
+        """What the answer starts with at inference: --response_prefix, else the thinking or non-thinking prefix
+        --enable_thinking asks for (nothing when it is unset)."""
+        if self.response_prefix is not None:
+            return self.response_prefix
+        if self.enable_thinking is None or not self.use_chat_template:
+            return ''
+        return self.meta.thinking_prefix if self.enable_thinking else self.meta.non_thinking_prefix
 
     def format_response(self, message: dict, after_last_query: bool, is_last: bool) -> str:
         """The assistant text as it appears in the prompt. Templates with reasoning blocks override this."""

@@ -23,11 +23,16 @@ class HfTemplate(Template):
             if self._carries_loss(messages[i], is_last_turn=i == assistant_turns[-1]):
                 spans.append((len(before), len(through.rstrip())))
         text = self._apply(messages, add_generation_prompt=add_generation_prompt)
+        if add_generation_prompt and self.response_prefix is not None:
+            text += self.response_prefix
         return Rendered(text, [(0, len(text))] if self.loss_scale == 'all' else spans)
 
     def _apply(self, messages: list[dict], add_generation_prompt: bool) -> str:
         plain = [{'role': m['role'], 'content': m['content']} for m in messages]
-        return self.tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+        # --enable_thinking reaches the chat template as the variable hybrid-thinking templates (Qwen3's) read.
+        kwargs = {} if self.enable_thinking is None else {'enable_thinking': self.enable_thinking}
+        return self.tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                                  **kwargs)
 
     def _with_default_system(self, messages: list[dict]) -> list[dict]:
         if self.default_system is None or (messages and messages[0]['role'] == 'system'):

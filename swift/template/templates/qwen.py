@@ -17,7 +17,8 @@ CHATML = TemplateMeta(
 
 
 class Qwen3Template(Template):
-    """Qwen3 keeps ``<think>`` blocks only after the last user turn, and always writes one for the final answer."""
+    """Qwen3 keeps ``<think>`` blocks only after the last user turn (all of them with --preserve_thinking true), and
+    writes an empty one for a final answer without reasoning (not with --add_non_thinking_prefix false)."""
 
     def format_response(self, message: dict, after_last_query: bool, is_last: bool) -> str:
         content = message['content']
@@ -26,7 +27,8 @@ class Qwen3Template(Template):
             reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')
             content = content.split('</think>')[-1].lstrip('\n')
         reasoning = reasoning or ''
-        if after_last_query and (is_last or reasoning):
+        if (reasoning and (after_last_query or self.preserve_thinking)) or (
+                after_last_query and is_last and self.add_non_thinking_prefix):
             return f"<think>\n{reasoning.strip(chr(10))}\n</think>\n\n{content.lstrip(chr(10))}"
         return content
 
@@ -38,4 +40,5 @@ register_template(CHATML)
 register_template(replace(CHATML, template_type='qwen', default_system='You are a helpful assistant.'))
 register_template(replace(CHATML, template_type='qwen2_5', tool_format=QWEN_TOOL_FORMAT,
                           default_system='You are Qwen, created by Alibaba Cloud. You are a helpful assistant.'))
-register_template(replace(CHATML, template_type='qwen3', tool_format=QWEN_TOOL_FORMAT), Qwen3Template)
+register_template(replace(CHATML, template_type='qwen3', tool_format=QWEN_TOOL_FORMAT,
+                          non_thinking_prefix='<think>\n\n</think>\n\n'), Qwen3Template)
