@@ -14,6 +14,9 @@ LIBRARY_QUANT_BITS = {'gptq': (4, 8), 'awq': (4,), 'fp8': (8,)}
 class ExportArguments(BaseArguments):
     merge_lora: bool = field(default=False, metadata={'help': 'Merge --adapters into the base: writes CKPT-merged/.'})
     output_dir: Optional[str] = field(default=None, metadata={'help': 'Where to write; default CKPT-merged.'})
+    exist_ok: bool = field(
+        default=False, metadata={'help': 'Replace an existing --output_dir (merged or quantized model) instead of '
+                                         'refusing.'})
     to_ollama: bool = field(default=False, metadata={'help': 'Write an Ollama Modelfile to --output_dir.'})
     quant_method: Optional[Literal['bnb', 'gptq', 'awq', 'fp8']] = field(
         default=None, metadata={'help': 'With --model: write a quantized copy. bnb = bitsandbytes (--quant_bits 4|8); '

@@ -55,10 +55,10 @@ def merge_lora(args) -> str:
     if args.quant_bits == 0 and args.quant_method:
         logger.warning('merging a QLoRA adapter into the unquantized base: outputs differ slightly from the '
                        'quantized model it was trained on')
+    out_dir = _fresh_output_dir(args, args.output_dir or f"{args.adapters[-1].rstrip('/')}-merged")
     model, tokenizer, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = merge_adapters(Swift.from_pretrained(model, adapter))
-    out_dir = args.output_dir or f"{args.adapters[-1].rstrip('/')}-merged"
     save_model_atomically(model, tokenizer, out_dir, _exported_args(args, out_dir, model, template))
     logger.info(f'merged model saved to {out_dir}')
     return out_dir
@@ -67,14 +67,23 @@ def merge_lora(args) -> str:
 def quantize(args: ExportArguments) -> str:
     """Write ``--model`` quantized: bnb while loading, gptq/awq/fp8 by llm-compressor after it. The folder's
     config.json records the quantization, so transformers (and swift infer) load it without further flags."""
+    suffix = 'fp8' if args.quant_method == 'fp8' else f'{args.quant_method}-int{args.quant_bits}'
+    out_dir = _fresh_output_dir(args, args.output_dir or f"{args.model.rstrip('/')}-{suffix}")
     model, tokenizer, template = load_model_and_template(args)
     if args.quant_method != 'bnb':
         samples = calibration_samples(args, template) if args.quant_method in CALIBRATED_METHODS else None
         quantize_model(model, args.quant_method, args.quant_bits, samples, args.quant_batch_size)
-    suffix = 'fp8' if args.quant_method == 'fp8' else f'{args.quant_method}-int{args.quant_bits}'
-    out_dir = args.output_dir or f"{args.model.rstrip('/')}-{suffix}"
     save_model_atomically(model, tokenizer, out_dir, _exported_args(args, out_dir, model, template))
     logger.info(f'{args.quant_bits}-bit {args.quant_method} model saved to {out_dir}')
+    return out_dir
+
+
+def _fresh_output_dir(args: ExportArguments, out_dir: str) -> str:
+    """``out_dir``, refused in one line when it exists, before any loading (ms-swift's check); --exist_ok true
+    replaces it."""
+    if os.path.exists(out_dir) and not args.exist_ok:
+        raise SwiftError(f'--output_dir {out_dir} already exists: pass another --output_dir, or --exist_ok true to '
+                         'replace it')
     return out_dir
 
 
