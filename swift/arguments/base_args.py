@@ -49,6 +49,12 @@ class ModelArguments:
     task_type: Literal['causal_lm', 'seq_cls'] = field(
         default='causal_lm', metadata={'help': 'causal_lm generates; seq_cls scores (reward models, classifiers).'})
     num_labels: Optional[int] = field(default=None, metadata={'help': 'Outputs of a seq_cls head (1 for a reward).'})
+    problem_type: Optional[Literal['regression', 'single_label_classification', 'multi_label_classification']] = field(
+        default=None, metadata={'help': "seq_cls loss, written into config.json; default: transformers' choice "
+                                        '(regression for one label).'})
+    new_special_tokens: list[str] = field(
+        default_factory=list, metadata={'help': 'Tokens to add to the tokenizer (or .txt files of them, one per '
+                                                'whitespace-separated word); the embeddings grow to hold them.'})
     quant_method: Optional[Literal['bnb']] = field(
         default=None, metadata={'help': 'Load the base model quantized (QLoRA): bnb = bitsandbytes.'})
     quant_bits: Optional[int] = field(
@@ -60,6 +66,19 @@ class ModelArguments:
     bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = field(
         default=None, metadata={'help': 'dtype the 4-bit layers compute in; default --torch_dtype (float32 on a '
                                         'CPU).'})
+
+    def expand_special_tokens(self) -> None:
+        """--new_special_tokens: a ``.txt`` entry stands for the whitespace-separated tokens it holds."""
+        tokens = []
+        for token in self.new_special_tokens:
+            if token.endswith('.txt'):
+                if not os.path.isfile(token):
+                    raise SwiftError(f'--new_special_tokens {token}: no such file')
+                with open(token, encoding='utf-8') as f:
+                    tokens += f.read().split()
+            else:
+                tokens.append(token)
+        self.new_special_tokens = tokens
 
     @property
     def quantized(self) -> bool:
@@ -151,7 +170,8 @@ class GenerationArguments:
 
 
 # Arguments saved by training that inference and export take back from a checkpoint's args.json.
-CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'task_type', 'num_labels', 'torch_dtype', 'template',
+CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'task_type', 'num_labels', 'problem_type',
+                   'new_special_tokens', 'torch_dtype', 'template',
                    'system', 'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
                    'quant_method', 'quant_bits', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant',
                    'bnb_4bit_compute_dtype')
@@ -170,6 +190,7 @@ class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
     def __post_init__(self):
         DataArguments.__post_init__(self)
         TemplateArguments.__post_init__(self)
+        self.expand_special_tokens()
 
     @property
     def adapter_paths(self) -> list[str]:

@@ -28,5 +28,8 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
         LmdeployArguments.__post_init__(self)
         if self.max_batch_size < 1:
             raise SwiftError(f'--max_batch_size must be at least 1, got {self.max_batch_size}')
+        if self.new_special_tokens and self.infer_backend != 'pt':
+            raise SwiftError(f'--new_special_tokens resizes the model as the pt backend loads it, not '
+                             f'--infer_backend {self.infer_backend}: export a model with the tokens first')
         if not self.model and not self.adapters:
             raise SwiftError('give --model or --adapters')

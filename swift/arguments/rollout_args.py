@@ -17,6 +17,10 @@ class RolloutArguments(ModelArguments, VllmArguments):
         if not self.model:
             raise SwiftError('--model is required: a local folder or a hub id')
         check_port('--port', self.port)
+        for flag in ('new_special_tokens', 'problem_type'):
+            if getattr(self, flag):
+                raise SwiftError(f'--{flag}: swift rollout serves --model as vLLM loads it; export a model with '
+                                 'the change first')
         VllmArguments.__post_init__(self)
         if self.vllm_data_parallel_size < 1:
             raise SwiftError(f'--vllm_data_parallel_size must be at least 1, got {self.vllm_data_parallel_size}')

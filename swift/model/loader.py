@@ -2,6 +2,7 @@
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 
 import torch
@@ -82,9 +83,12 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         model_type: str | None = None, attn_impl: str | None = None, use_hf: bool = False,
                         revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
+                        new_special_tokens: list[str] | None = None, problem_type: str | None = None,
                         **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``, the tokenizer being the processor for a multimodal family (as in ms-swift).
-    ``model.model_meta.template`` names the detected chat template."""
+    ``model.model_meta.template`` names the detected chat template. ``new_special_tokens`` are added to the
+    tokenizer and the embeddings grow to hold them (a multiple of 128, as ms-swift); ``problem_type`` is a seq_cls
+    model's loss (regression, single_label_classification, multi_label_classification)."""
     model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
                                                   revision=revision, hub_token=hub_token,
                                                   trust_remote_code=trust_remote_code)
@@ -93,6 +97,10 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         task_type = 'seq_cls'  # e.g. a merged reward model: load the scoring head it was saved with
     if task_type == 'seq_cls':
         model_kwargs['num_labels'] = num_labels or len(config.get('id2label') or {}) or 1
+        if problem_type is not None:
+            model_kwargs['problem_type'] = problem_type
+    elif problem_type is not None:
+        raise SwiftError(f'--problem_type {problem_type} is for --task_type seq_cls, not {task_type}')
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
     model_class = meta.model_class if task_type == 'causal_lm' and meta.model_class else _AUTO_CLASSES[task_type]
     try:
@@ -103,11 +111,23 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
     if task_type == 'seq_cls':  # the score is read at the last token that is not padding
         model.config.pad_token_id = tokenizer.pad_token_id
+    if new_special_tokens:
+        _add_special_tokens(model, tokenizer, new_special_tokens)
     if meta.patch_model is not None:
         meta.patch_model(model)
     model.model_meta = meta
     model.model_dir = model_dir
     return model, tokenizer
+
+
+def _add_special_tokens(model: PreTrainedModel, tokenizer, tokens: list[str]) -> None:
+    """ms-swift's --new_special_tokens: add them, and resize the embeddings when the vocabulary outgrows them."""
+    tokenizer = getattr(tokenizer, 'tokenizer', tokenizer)  # a processor's tokenizer
+    added = tokenizer.add_tokens(tokens, special_tokens=True)
+    if added:
+        logger.info(f'added {added} new special tokens')
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        model.resize_token_embeddings(math.ceil(len(tokenizer) / 128) * 128)
 
 
 def get_model_folder(model_id_or_path: str, *, model_type: str | None = None, use_hf: bool = False,

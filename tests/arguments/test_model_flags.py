@@ -1,0 +1,56 @@
+"""ms-swift's model flags that act here: --new_special_tokens, --problem_type (issue 13)."""
+import pytest
+import torch
+
+from swift.arguments import InferArguments, RolloutArguments, TrainArguments, parse_args
+from swift.model import get_model_tokenizer
+from swift.pipelines.common import load_model
+from swift.utils import SwiftError
+
+
+def test_new_special_tokens_are_single_tokens_the_model_embeds(qwen2_dir, tmp_path):
+    words = tmp_path / 'tokens.txt'
+    words.write_text('<tool_a> <tool_b>\n<tool_c>\n')
+    args = parse_args(InferArguments, ['--model', qwen2_dir, '--new_special_tokens', '<act>', str(words)])
+    assert args.new_special_tokens == ['<act>', '<tool_a>', '<tool_b>', '<tool_c>']
+    base_model, base_tokenizer = get_model_tokenizer(qwen2_dir)
+    assert len(base_tokenizer('<tool_a>', add_special_tokens=False)['input_ids']) > 1
+    model, tokenizer = load_model(args)
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in args.new_special_tokens]
+    assert tokenizer('x <act> y<tool_c>', add_special_tokens=False)['input_ids'].count(ids[0]) == 1
+    assert min(ids) >= len(base_tokenizer) and tokenizer.decode(ids) == '<act><tool_a><tool_b><tool_c>'
+    rows = model.get_input_embeddings().weight.shape[0]
+    assert rows >= len(tokenizer) and rows % 128 == 0
+    with torch.no_grad():
+        assert model(torch.tensor([ids])).logits.shape[-1] == model.get_output_embeddings().weight.shape[0]
+
+
+def test_new_special_tokens_refused_where_they_cannot_act(tmp_path):
+    with pytest.raises(SwiftError, match='--new_special_tokens .*missing.txt'):
+        parse_args(InferArguments, ['--model', 'm', '--new_special_tokens', str(tmp_path / 'missing.txt')])
+    with pytest.raises(SwiftError, match='--new_special_tokens'):
+        parse_args(InferArguments, ['--model', 'm', '--new_special_tokens', '<a>', '--infer_backend', 'vllm'])
+    with pytest.raises(SwiftError, match='--new_special_tokens'):
+        parse_args(RolloutArguments, ['--model', 'm', '--new_special_tokens', '<a>'])
+
+
+@pytest.mark.parametrize('problem_type,labels,loss', [
+    ('regression', torch.tensor([[0.5, -1.0]]), torch.nn.functional.mse_loss),
+    ('multi_label_classification', torch.tensor([[1.0, 0.0]]), torch.nn.functional.binary_cross_entropy_with_logits),
+    ('single_label_classification', torch.tensor([1]), torch.nn.functional.cross_entropy)])
+def test_problem_type_picks_the_seq_cls_loss(qwen2_dir, problem_type, labels, loss):
+    args = parse_args(InferArguments, ['--model', qwen2_dir, '--task_type', 'seq_cls', '--num_labels', '2',
+                                       '--problem_type', problem_type])
+    model, _ = load_model(args)
+    assert model.config.problem_type == problem_type
+    with torch.no_grad():
+        out = model(torch.tensor([[1, 5, 9]]), labels=labels)
+    torch.testing.assert_close(out.loss, loss(out.logits.view(labels.shape[0], -1) if labels.dim() > 1
+                                             else out.logits, labels))
+
+
+def test_problem_type_needs_seq_cls(qwen2_dir):
+    with pytest.raises(SwiftError, match='--problem_type regression is for --task_type seq_cls'):
+        load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--problem_type', 'regression']))
+    with pytest.raises(SwiftError, match='problem_type'):
+        parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--problem_type', 'ranking'])
