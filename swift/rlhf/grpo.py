@@ -10,6 +10,7 @@ Dataset columns other than the conversation reach the reward functions by name (
 import os
 import random
 import tempfile
+from urllib.parse import urlparse
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Optional
 
@@ -116,6 +117,51 @@ class GRPOArguments(AlignmentArguments, SamplingArguments, RewardArguments, Vllm
     offload_model: bool = field(default=False, metadata={'help': 'GPU only: offload weights during generation.'})
     offload_optimizer: bool = field(default=False, metadata={'help': 'GPU only: offload the optimizer state.'})
     gc_collect_after_offload: bool = field(default=False, metadata={'help': 'GPU only: gc after offloading.'})
+    vllm_server_base_url: list[str] = field(
+        default_factory=list, metadata={'help': 'vllm_mode server: the swift rollout URL (e.g. http://host:8000); '
+                                                'wins over --vllm_server_host/--vllm_server_port. One server.'})
+    vllm_server_timeout: float = field(
+        default=240.0, metadata={'help': 'vllm_mode server: seconds to wait for the server to come up.'})
+    vllm_server_group_port: list[int] = field(
+        default_factory=list, metadata={'help': "vllm_mode server: port of the weight-update group (trl's "
+                                                'vllm_group_port, default 51216). One server.'})
+    min_p: float = field(
+        default=0.0, metadata={'help': 'Min-p sampling of the completions (0 = off).'})
+    overlong_filter: bool = field(
+        default=False, metadata={'help': 'DAPO: completions cut off by --max_completion_length take no part in the '
+                                         'loss.'})
+    steps_per_generation: Optional[int] = field(
+        default=None, metadata={'help': 'Micro-steps that reuse one generation batch (default: '
+                                        '--gradient_accumulation_steps); not with --generation_batch_size.'})
+    generation_batch_size: Optional[int] = field(
+        default=None, metadata={'help': 'Completions generated at once, over all processes (default: '
+                                        'per-device batch x processes x --steps_per_generation).'})
+    num_generations_eval: Optional[int] = field(
+        default=None, metadata={'help': 'Completions per prompt when evaluating (default --num_generations).'})
+    delta: Optional[float] = field(
+        default=None, metadata={'help': 'Two-sided GRPO: upper bound of the ratio for negative advantages (> 1 + '
+                                        '--epsilon; unset = off).'})
+    top_entropy_quantile: float = field(
+        default=1.0, metadata={'help': 'Train only on the tokens of the top quantile of entropy (1.0 = all).'})
+    ds3_gather_for_generation: bool = field(
+        default=True, metadata={'help': 'DeepSpeed ZeRO-3: gather the weights for generation.'})
+    sync_ref_model: bool = field(
+        default=False, metadata={'help': 'TR-DPO: mix the policy into the reference every --ref_model_sync_steps '
+                                         '(full training; --beta > 0).'})
+    ref_model_sync_steps: int = field(default=512, metadata={'help': 'Steps between reference syncs.'})
+    ref_model_mixup_alpha: float = field(
+        default=0.6, metadata={'help': 'Reference = alpha * policy + (1 - alpha) * reference at each sync.'})
+    rollout_importance_sampling_mode: Optional[Literal['token_truncate', 'token_mask', 'sequence_truncate',
+                                                       'sequence_mask']] = field(
+        default=None, metadata={'help': "vLLM rollouts: correct the rollout/training mismatch by importance "
+                                        'weights, truncated or masked per token or sequence (unset = off).'})
+    rollout_importance_sampling_threshold: float = field(
+        default=2.0, metadata={'help': 'The importance weight bound of --rollout_importance_sampling_mode.'})
+    off_policy_sequence_mask_delta: Optional[float] = field(
+        default=None, metadata={'help': 'Drop sequences with a negative advantage whose mean log-ratio to the '
+                                        'rollout policy exceeds this.'})
+    reward_model_plugin: list[str] = field(
+        default_factory=list, metadata={'help': "How each --reward_model scores: 'default' (its scoring head)."})
     # ms-swift 3.x's placement flags, still in the seeds' multi-GPU commands; vLLM's placement now follows
     # --vllm_mode (colocate: on the training GPUs; server: swift rollout's).
     vllm_device: str = field(default='auto', metadata={'help': 'ms-swift 3.x; accepted and ignored (see --vllm_mode).'})
@@ -142,11 +188,15 @@ def check(args) -> None:
                                                                 args.scale_rewards)
     if args.scale_rewards not in ('group', 'batch', 'none'):
         raise SwiftError(f'--scale_rewards must be group, batch, none, true or false, got {args.scale_rewards}')
+    _check_passthrough(args)
     # One generation batch spans every process (trl gathers the rewards); dynamic sampling replaces groups
     # within a process, so it needs whole groups in each.
-    local = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    if local * env.world_size() % args.num_generations:
-        raise SwiftError(f'--per_device_train_batch_size x --gradient_accumulation_steps x processes '
+    local = args.per_device_train_batch_size * (args.steps_per_generation or args.gradient_accumulation_steps)
+    if args.generation_batch_size is not None:  # checked against the run's processes when the trainer is built
+        local = args.generation_batch_size // env.world_size()
+    elif local * env.world_size() % args.num_generations:
+        per_step = ('--steps_per_generation' if args.steps_per_generation else '--gradient_accumulation_steps')
+        raise SwiftError(f'--per_device_train_batch_size x {per_step} x processes '
                          f'({local} x {env.world_size()}) must be a multiple of --num_generations '
                          f'({args.num_generations}): each batch holds whole groups')
     evaluates = bool(args.val_dataset) or args.split_dataset_ratio > 0
@@ -157,6 +207,28 @@ def check(args) -> None:
     if args.dynamic_sample and local % args.num_generations:
         raise SwiftError(f'--dynamic_sample true: --per_device_train_batch_size x --gradient_accumulation_steps '
                          f'({local}) must be a multiple of --num_generations ({args.num_generations})')
+
+
+def _check_passthrough(args) -> None:
+    """The flags handed to trl's GRPOConfig: refused here in one line where trl would raise mid-build."""
+    if args.steps_per_generation is not None and args.generation_batch_size is not None:
+        raise SwiftError('--steps_per_generation and --generation_batch_size: set one of them')
+    for name in ('steps_per_generation', 'generation_batch_size', 'num_generations_eval', 'ref_model_sync_steps'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise SwiftError(f'--{name} must be at least 1, got {getattr(args, name)}')
+    if not 0 < args.top_entropy_quantile <= 1:
+        raise SwiftError(f'--top_entropy_quantile must be in (0, 1], got {args.top_entropy_quantile}')
+    if not 0 <= args.min_p <= 1:
+        raise SwiftError(f'--min_p must be in [0, 1], got {args.min_p}')
+    if args.delta is not None and args.delta <= 0:
+        raise SwiftError(f'--delta must be positive (trl recommends above 1 + --epsilon), got {args.delta}')
+    for name in ('vllm_server_base_url', 'vllm_server_group_port'):
+        if len(getattr(args, name)) > 1:
+            raise SwiftError(f'--{name}: one rollout server is supported, got {len(getattr(args, name))}')
+    unknown = [name for name in args.reward_model_plugin if name != 'default']
+    if unknown:
+        raise SwiftError(f"--reward_model_plugin {unknown[0]}: only 'default' (the reward model's scoring head) is "
+                         'available')
 
 
 def _check_loss(args) -> None:
@@ -232,7 +304,8 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         self.vllm_generation = CPURolloutGeneration(
             model=self.model, accelerator=self.accelerator, processing_class=self.processing_class, mode='server',
             server_host=self.args.vllm_server_host, server_port=self.args.vllm_server_port,
-            server_timeout=self.args.vllm_server_timeout, repetition_penalty=self.repetition_penalty,
+            server_timeout=self.args.vllm_server_timeout, server_base_url=self.args.vllm_server_base_url,
+            repetition_penalty=self.repetition_penalty,
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
             max_completion_length=self.max_completion_length, logprobs=0, generation_kwargs=self.args.generation_kwargs)
 
@@ -331,11 +404,12 @@ class CPURolloutGeneration(VLLMGeneration):
     host, so it reads the folder directly."""
 
     def _init_vllm(self) -> None:
-        if self.server_host not in LOCAL_HOSTS:
-            raise SwiftError(f'--vllm_server_host {self.server_host}: swift rollout on vLLM\'s CPU build reads the '
+        base_url = self.server_base_url or f'http://{self.server_host}:{self.server_port}'
+        if urlparse(base_url).hostname not in LOCAL_HOSTS:
+            raise SwiftError(f'--vllm_server_host {base_url}: swift rollout on vLLM\'s CPU build reads the '
                              'trainer\'s weights from a local folder, so it must run on this host (127.0.0.1)')
         if self.accelerator.is_main_process:
-            self.vllm_client = VLLMClient(base_url=f'http://{self.server_host}:{self.server_port}',
+            self.vllm_client = VLLMClient(base_url=base_url,
                                           connection_timeout=self.server_timeout)
             # the weights the server reloads; removed with the trainer
             self.weights_dir = tempfile.TemporaryDirectory(prefix='swift-rollout-weights-')
@@ -382,6 +456,7 @@ def make_trainer(training, settings: GRPOArguments, *, reward_funcs: list, templ
     if use_vllm and vllm_is_cpu_build():
         offload = _without_gpu_memory_flags(settings, offload)
     rollout_on_cpu = use_vllm and settings.vllm_mode == 'server' and vllm_is_cpu_build()
+    _check_at_build(training, settings, kwargs.get('model'))
     config = trl_config(
         trl.GRPOConfig, training, beta=settings.beta, loss_type=(settings.loss_type or ['grpo'])[0],
         num_generations=settings.num_generations, max_completion_length=settings.max_completion_length,
@@ -391,12 +466,49 @@ def make_trainer(training, settings: GRPOArguments, *, reward_funcs: list, templ
         num_iterations=settings.num_iterations, importance_sampling_level=settings.importance_sampling_level,
         reward_weights=settings.reward_weights or None, log_completions=False,
         sapo_temperature_pos=settings.tau_pos, sapo_temperature_neg=settings.tau_neg,
+        **_passthrough_config(settings),
         use_vllm=use_vllm and not rollout_on_cpu, **(_vllm_config(settings) if use_vllm else {}))
     return GRPOTrainer(args=config, reward_funcs=reward_funcs, template=template, completions_path=completions_path,
                        advantage_scale=advantage_scale,
                        max_resample_times=settings.max_resample_times if settings.dynamic_sample else 0,
                        offload=offload, rollout_on_cpu=rollout_on_cpu, settings=settings, expert_rows=expert_rows,
                        **kwargs)
+
+
+def _check_at_build(training, settings: GRPOArguments, model) -> None:
+    """What needs the run's processes or model (trl would raise a long error mid-build)."""
+    if settings.generation_batch_size is not None:
+        step = training.per_device_train_batch_size * training.world_size
+        if settings.generation_batch_size % step or settings.generation_batch_size % settings.num_generations:
+            raise SwiftError(f'--generation_batch_size {settings.generation_batch_size} must be a multiple of '
+                             f'--per_device_train_batch_size x processes ({step}) and of --num_generations '
+                             f'({settings.num_generations})')
+    if settings.sync_ref_model:
+        if hasattr(model, 'peft_config'):
+            raise SwiftError('--sync_ref_model true needs --train_type full: with an adapter the reference is the '
+                             'base model, which has no weights of its own to sync (as in trl)')
+        if settings.beta == 0:
+            raise SwiftError('--sync_ref_model true with --beta 0: there is no reference model to sync')
+
+
+def _passthrough_config(settings: GRPOArguments) -> dict:
+    """ms-swift's flags that are trl GRPOConfig fields, under trl's names."""
+    mode = settings.rollout_importance_sampling_mode
+    return dict(
+        min_p=settings.min_p or None, mask_truncated_completions=settings.overlong_filter,
+        steps_per_generation=settings.steps_per_generation, generation_batch_size=settings.generation_batch_size,
+        num_generations_eval=settings.num_generations_eval, delta=settings.delta,
+        top_entropy_quantile=settings.top_entropy_quantile,
+        ds3_gather_for_generation=settings.ds3_gather_for_generation, sync_ref_model=settings.sync_ref_model,
+        ref_model_sync_steps=settings.ref_model_sync_steps, ref_model_mixup_alpha=settings.ref_model_mixup_alpha,
+        # ms-swift corrects only when a mode is given (trl corrects by default, sequence_mask)
+        vllm_importance_sampling_correction=mode is not None,
+        vllm_importance_sampling_mode=mode or 'sequence_mask',
+        vllm_importance_sampling_clip_max=settings.rollout_importance_sampling_threshold,
+        off_policy_mask_threshold=settings.off_policy_sequence_mask_delta,
+        vllm_server_timeout=settings.vllm_server_timeout,
+        vllm_server_base_url=(settings.vllm_server_base_url or [None])[0],
+        **({'vllm_group_port': settings.vllm_server_group_port[0]} if settings.vllm_server_group_port else {}))
 
 
 def _vllm_usable() -> bool:

@@ -37,3 +37,98 @@ def test_kto_trains_with_a_per_device_batch_of_one(qwen2_dir, tmp_path):
                         '--max_steps', '2', '--logging_steps', '1', *COMMON])
     losses = [record['loss'] for record in result['log_history'] if 'loss' in record]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+# ---- GRPO: ms-swift's flags that are trl GRPOConfig fields -------------------------------------------------------
+def _grpo_trainer(qwen2_dir, tmp_path, model=None, **settings):
+    from peft import LoraConfig, get_peft_model
+
+    from swift.rlhf.grpo import GRPOArguments, make_trainer
+    from swift.template import get_template
+    tokenizer = AutoTokenizer.from_pretrained(qwen2_dir)
+    if model is None:
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(qwen2_dir),
+                               LoraConfig(r=4, target_modules='all-linear'))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=2,
+                             gradient_accumulation_steps=2, remove_unused_columns=False)
+    return make_trainer(args, GRPOArguments(**{'num_generations': 2, 'max_completion_length': 4, **settings}),
+                        model=model, processing_class=tokenizer, template=get_template('qwen', tokenizer),
+                        reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                        train_dataset=Dataset.from_list([{'prompt': [{'role': 'user', 'content': 'hi'}]}] * 4))
+
+
+def test_grpo_flags_reach_trl_under_its_names(qwen2_dir, tmp_path):
+    trainer = _grpo_trainer(qwen2_dir, tmp_path, overlong_filter=True, steps_per_generation=4, min_p=0.1,
+                            num_generations_eval=1, delta=1.5, top_entropy_quantile=0.2,
+                            rollout_importance_sampling_mode='token_truncate',
+                            rollout_importance_sampling_threshold=3.5, off_policy_sequence_mask_delta=0.7,
+                            vllm_server_base_url=['http://10.0.0.1:8001'], vllm_server_timeout=30.0,
+                            vllm_server_group_port=[51300], ds3_gather_for_generation=False)
+    assert trainer.mask_truncated_completions and trainer.top_entropy_quantile == 0.2
+    assert trainer.args.generation_batch_size == 2 * 4  # per device x steps per generation (one process)
+    assert trainer.args.steps_per_generation == 4 and trainer.num_generations_eval == 1
+    assert trainer.min_p == 0.1 and trainer.args.delta == 1.5 and trainer.off_policy_mask_threshold == 0.7
+    assert trainer.vllm_importance_sampling_correction and trainer.vllm_importance_sampling_mode == 'token_truncate'
+    assert trainer.vllm_importance_sampling_clip_max == 3.5
+    assert (trainer.args.vllm_server_base_url, trainer.args.vllm_server_timeout, trainer.args.vllm_group_port,
+            trainer.args.ds3_gather_for_generation) == ('http://10.0.0.1:8001', 30.0, 51300, False)
+    plain = _grpo_trainer(qwen2_dir, tmp_path / 'plain')
+    # ms-swift corrects vLLM's rollouts only when a mode is given; trl would by default
+    assert not plain.vllm_importance_sampling_correction and not plain.mask_truncated_completions
+    assert plain.args.generation_batch_size == 2 * 2 and plain.min_p is None
+
+
+def test_grpo_generation_batch_and_sync_ref_model_are_one_line_errors(qwen2_dir, tmp_path):
+    from swift.utils import SwiftError
+    with pytest.raises(SwiftError, match=r'--generation_batch_size 3 must be a multiple of'):
+        _grpo_trainer(qwen2_dir, tmp_path, generation_batch_size=3)
+    assert _grpo_trainer(qwen2_dir, tmp_path, generation_batch_size=6).args.steps_per_generation == 3
+    with pytest.raises(SwiftError, match='--sync_ref_model true needs --train_type full'):
+        _grpo_trainer(qwen2_dir, tmp_path, sync_ref_model=True, beta=0.04)
+    full = _grpo_trainer(qwen2_dir, tmp_path, model=AutoModelForCausalLM.from_pretrained(qwen2_dir),
+                         sync_ref_model=True, beta=0.04, ref_model_sync_steps=3, ref_model_mixup_alpha=0.5)
+    assert any(type(c).__name__ == 'SyncRefModelCallback' for c in full.callback_handler.callbacks)
+    assert (full.args.ref_model_sync_steps, full.args.ref_model_mixup_alpha) == (3, 0.5)
+
+
+def test_grpo_steps_per_generation_and_both_batch_flags_parse(qwen2_dir):
+    from swift.arguments import parse_args
+    from swift.rlhf.arguments import RLHFArguments
+    from swift.utils import SwiftError
+    argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format', '--dataset', 'd.jsonl',
+            '--split_dataset_ratio', '0', '--per_device_train_batch_size', '2', '--num_generations', '4']
+    with pytest.raises(SwiftError, match=r'--gradient_accumulation_steps x processes \(2 x 1\) must be a multiple'):
+        parse_args(RLHFArguments, argv)  # 2 rows per generation cannot hold a group of 4
+    assert parse_args(RLHFArguments, [*argv, '--steps_per_generation', '2']).steps_per_generation == 2
+    with pytest.raises(SwiftError, match='set one of them'):
+        parse_args(RLHFArguments, [*argv, '--steps_per_generation', '2', '--generation_batch_size', '4'])
+    with pytest.raises(SwiftError, match="--reward_model_plugin genrm: only 'default'"):
+        parse_args(RLHFArguments, [*argv, '--steps_per_generation', '2', '--reward_model_plugin', 'genrm'])
+
+
+OVERLONG_PLUGIN = '''
+from swift.rlhf.rewards import register_reward
+
+
+@register_reward('first_id_parity')
+def first_id_parity(prompts, completions, completion_ids, **kwargs):
+    return [float(ids[0] % 2) for ids in completion_ids]
+'''
+
+
+def test_overlong_filter_trains_on_no_truncated_completion(qwen2_dir, tmp_path):
+    """Two-token completions of a random model are cut off: with --overlong_filter none takes part in the loss, so
+    no gradient flows; without it they do."""
+    from tests.rlhf.seed import NUMINA
+    plugin = tmp_path / 'parity.py'
+    plugin.write_text(OVERLONG_PLUGIN)
+
+    def grad_norms(*extra):
+        result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
+                            '--reward_funcs', 'first_id_parity', '--dataset', NUMINA, '--max_completion_length', '2',
+                            '--per_device_train_batch_size', '4', '--num_generations', '4', '--max_steps', '2',
+                            '--logging_steps', '1', '--save_strategy', 'no',
+                            '--output_dir', str(tmp_path / f'out{len(extra)}'), *COMMON, *extra])
+        return [r['grad_norm'] for r in result['log_history'] if 'grad_norm' in r]
+    assert all(norm > 0 for norm in grad_norms())
+    assert grad_norms('--overlong_filter', 'true') == [0.0, 0.0]
