@@ -20,6 +20,11 @@ class DPOArguments(AlignmentArguments):
     rpo_alpha: Optional[float] = field(
         default=None, metadata={'help': 'DPO: add this times the NLL of the chosen answer (RPO).'})
     label_smoothing: float = field(default=0.0, metadata={'help': 'DPO: assumed probability of flipped labels.'})
+    ld_alpha: Optional[float] = field(
+        default=None, metadata={'help': 'LD-DPO: weight of the answer tokens past the shorter answer\'s length in '
+                                        'the log-probabilities (unset: plain sums).'})
+    discopop_tau: float = field(
+        default=0.05, metadata={'help': 'DPO --loss_type discopop: temperature of its log-ratio modulation.'})
 
 
 class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
@@ -51,7 +56,8 @@ def dpo_losses(settings: DPOArguments) -> tuple[list[str], list[float]]:
 def make_trainer(training, settings: DPOArguments, **kwargs) -> DPOTrainer:
     loss_type, loss_weights = dpo_losses(settings)
     config = trl_config(trl.DPOConfig, training, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,
-                        label_smoothing=settings.label_smoothing,
+                        label_smoothing=settings.label_smoothing, ld_alpha=settings.ld_alpha,
+                        discopop_tau=settings.discopop_tau,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs,
                         max_length=None, padding_free=False)  # the template truncated already
     return DPOTrainer(args=config, **kwargs)

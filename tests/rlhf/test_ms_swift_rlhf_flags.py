@@ -132,3 +132,42 @@ def test_overlong_filter_trains_on_no_truncated_completion(qwen2_dir, tmp_path):
         return [r['grad_norm'] for r in result['log_history'] if 'grad_norm' in r]
     assert all(norm > 0 for norm in grad_norms())
     assert grad_norms('--overlong_filter', 'true') == [0.0, 0.0]
+
+
+# ---- DPO: LD-DPO's ld_alpha and DiscoPOP's tau ---------------------------------------------------------------
+@pytest.mark.parametrize('settings', [{'ld_alpha': 0.3}, {'loss_type': ['discopop'], 'discopop_tau': 0.5}])
+def test_dpo_ld_alpha_and_discopop_tau_by_hand(qwen2_dir, tmp_path, settings):
+    import math
+
+    import torch
+
+    from swift.rlhf.dpo import DPOArguments
+    from swift.rlhf.dpo import make_trainer as make_dpo_trainer
+    from tests.rlhf.test_losses import CHOSEN, PROMPT, REJECTED, _answer_logp, _policy, _training_args
+    model = _policy(qwen2_dir)
+    beta = 0.2
+    rows = [{'prompt_ids': PROMPT, 'chosen_ids': CHOSEN, 'rejected_ids': REJECTED}]
+    trainer = make_dpo_trainer(_training_args(tmp_path), DPOArguments(beta=beta, **settings), model=model,
+                               train_dataset=Dataset.from_list(rows),
+                               processing_class=AutoTokenizer.from_pretrained(qwen2_dir))
+    model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, trainer.data_collator(rows)).item()
+
+    alpha = settings.get('ld_alpha', 1.0)
+    shared = min(len(CHOSEN), len(REJECTED))  # LD-DPO: tokens past the shorter answer weigh alpha
+
+    def logp(answer):
+        head = _answer_logp(model, PROMPT, answer[:shared])
+        return head + alpha * (_answer_logp(model, PROMPT, answer) - head)
+    policy = [logp(CHOSEN), logp(REJECTED)]
+    with model.disable_adapter():
+        reference = [logp(CHOSEN), logp(REJECTED)]
+    logits = beta * ((policy[0] - reference[0]) - (policy[1] - reference[1]))
+    logistic = math.log(1 + math.exp(-logits))
+    if 'discopop_tau' in settings:  # a blend of the logistic and exponential losses, by sigmoid(logits / tau)
+        weight = 1 / (1 + math.exp(-logits / settings['discopop_tau']))
+        expected = logistic * (1 - weight) + math.exp(-logits) * weight
+    else:
+        expected = logistic
+    assert loss == pytest.approx(expected, rel=1e-4)
