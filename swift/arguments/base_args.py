@@ -167,6 +167,14 @@ class GenerationArguments:
         default=None, metadata={'help': 'Above 1 makes tokens already in the text less likely.'})
     stop_words: list[str] = field(default_factory=list, metadata={'help': 'Strings that end generation.'})
     stream: bool = field(default=False, metadata={'help': 'Print tokens as they are generated.'})
+    logprobs: bool = field(default=False, metadata={'help': "Return each generated token's log-probability (batch "
+                                                            'inference writes them into the results).'})
+    top_logprobs: Optional[int] = field(
+        default=None, metadata={'help': 'With --logprobs: also this many (0..20) most likely tokens per position.'})
+
+    def __post_init__(self):
+        if self.top_logprobs is not None and not 0 <= self.top_logprobs <= 20:
+            raise SwiftError(f'--top_logprobs must be in 0..20, got {self.top_logprobs}')
 
 
 # Arguments saved by training that inference and export take back from a checkpoint's args.json.

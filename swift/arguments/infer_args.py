@@ -18,11 +18,25 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
     result_path: Optional[str] = field(default=None, metadata={'help': 'Where batch inference writes its jsonl.'})
     output_dir: Optional[str] = field(default=None, metadata={'help': 'Folder for a merged model.'})
     split_dataset_ratio: float = field(default=0.0, metadata={'help': 'Held-out fraction for --load_data_args.'})
+    write_batch_size: int = field(
+        default=1000, metadata={'help': 'Batch inference appends its results to the jsonl every N rows; -1 writes '
+                                        'once at the end.'})
+    metric: Optional[Literal['acc', 'rouge']] = field(
+        default=None, metadata={'help': 'Score batch-inference answers against the labels: acc (exact match).'})
+    val_dataset_sample: Optional[int] = field(
+        default=None, metadata={'help': 'Rows of the inference dataset to answer (repeated or drawn at random as '
+                                        '--dataset_shuffle says).'})
 
     def __post_init__(self):
         if self.infer_backend == 'transformers':
             self.infer_backend = 'pt'
         BaseArguments.__post_init__(self)
+        GenerationArguments.__post_init__(self)
+        if self.metric == 'rouge':
+            raise SwiftError('--metric rouge: not built yet (ms-swift scores it with rouge, jieba and nltk, which '
+                             'swift does not install); use --metric acc')
+        if self.val_dataset_sample is not None and self.val_dataset_sample < 0:
+            raise SwiftError(f'--val_dataset_sample must be positive, got {self.val_dataset_sample}')
         VllmArguments.__post_init__(self)
         SglangArguments.__post_init__(self)
         LmdeployArguments.__post_init__(self)

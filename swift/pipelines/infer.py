@@ -3,8 +3,11 @@
     swift infer --adapters output/vx-xxx/checkpoint-xxx --stream true --temperature 0 --max_new_tokens 2048
     swift infer --adapters output/vx-xxx/checkpoint-xxx --load_data_args true --max_batch_size 8
 """
+import dataclasses
 import datetime as dt
+import json
 import os
+import random
 
 from ..arguments import InferArguments, group
 from ..dataset import split_rows
@@ -104,7 +107,7 @@ FOLDER_ENGINES = {'vllm': _vllm_engine, 'sglang': _sglang_engine, 'lmdeploy': _l
 def request_config(args: InferArguments) -> RequestConfig:
     return RequestConfig(max_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                          top_k=args.top_k, repetition_penalty=args.repetition_penalty, stop=args.stop_words,
-                         stream=args.stream)
+                         stream=args.stream, logprobs=args.logprobs, top_logprobs=args.top_logprobs)
 
 
 def chat(engine: InferEngine, config: RequestConfig) -> None:
@@ -143,20 +146,57 @@ def _answer(engine: InferEngine, messages: list[dict], config: RequestConfig) ->
 
 
 def batch_infer(engine: InferEngine, args: InferArguments, config: RequestConfig) -> list[dict]:
-    """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl."""
+    """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl, every
+    --write_batch_size rows (-1 or 0: once at the end); --metric scores the answers against the labels."""
     rows = _validation_rows(args)
     if engine.is_scorer:
         return _write_results(args, _scores(engine, rows))
     config.stream = False
+    path = args.result_path or _default_result_path(args)
+    size = args.write_batch_size if args.write_batch_size > 0 else max(len(rows), 1)
+    results = []
+    for start in range(0, len(rows), size):
+        part = _answers(engine, rows[start:start + size], config)
+        (_append_jsonl if start else write_jsonl)(path, part)
+        results += part
+        if len(rows) > size:
+            logger.info(f'{len(results)}/{len(rows)} results written to {path}')
+    if not rows:
+        write_jsonl(path, [])
+    logger.info(f'{len(results)} results written to {path}')
+    if args.metric is not None:
+        logger.info(f'{args.metric}: {metric(args.metric, results)}')
+    return results
+
+
+def _answers(engine: InferEngine, rows: list[dict], config: RequestConfig) -> list[dict]:
     requests = [InferRequest(messages=_prompt_messages(row['messages']), **_media(row)) for row in rows]
     responses = engine.infer(requests, config)
     results = []
     for row, request, response in zip(rows, requests, responses):
         answer = response.choices[0].message.content
         label = row['messages'][-1]['content'] if row['messages'][-1]['role'] == 'assistant' else None
-        results.append({'messages': request.messages + [{'role': 'assistant', 'content': answer}],
-                        'response': answer, 'labels': label, **_media(row, paths_only=True)})
-    return _write_results(args, results)
+        result = {'messages': request.messages + [{'role': 'assistant', 'content': answer}],
+                  'response': answer, 'labels': label, **_media(row, paths_only=True)}
+        if config.logprobs:  # as ms-swift writes them: the choice's logprobs object
+            logprobs = response.choices[0].logprobs
+            result['logprobs'] = dataclasses.asdict(logprobs) if dataclasses.is_dataclass(logprobs) else logprobs
+        results.append(result)
+    return results
+
+
+def _append_jsonl(path: str, rows: list[dict]) -> None:
+    with open(path, 'a', encoding='utf-8') as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=str) + '\n')
+
+
+def metric(name: str, results: list[dict]) -> float:
+    """--metric acc: the share of answers equal to their label (ms-swift's exact-match accuracy)."""
+    scored = [r for r in results if r.get('labels') is not None]
+    if not scored:
+        raise SwiftError(f'--metric {name} needs labels: the rows have no assistant answer to compare with')
+    return sum(r['response'] == r['labels'] for r in scored) / len(scored)
 
 
 def _scores(engine: InferEngine, rows: list[dict]) -> list[dict]:
@@ -184,12 +224,25 @@ def _write_results(args: InferArguments, results: list[dict]) -> list[dict]:
 
 def _validation_rows(args: InferArguments) -> list[dict]:
     if args.val_dataset:
-        return load_dataset_rows(args, args.val_dataset)
-    rows = load_dataset_rows(args, args.dataset)
-    _, val = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
-    if not val:
-        raise SwiftError('--load_data_args true found no validation split in the run; pass --val_dataset FILE')
-    return val
+        val = load_dataset_rows(args, args.val_dataset)
+    else:
+        rows = load_dataset_rows(args, args.dataset)
+        _, val = split_rows(rows, args.split_dataset_ratio, args.data_seed, args.dataset_shuffle)
+        if not val:
+            raise SwiftError('--load_data_args true found no validation split in the run; pass --val_dataset FILE')
+    return sample_rows(val, args.val_dataset_sample, args.dataset_shuffle, args.data_seed)
+
+
+def sample_rows(rows: list[dict], n: int | None, shuffle: bool, seed: int) -> list[dict]:
+    """--val_dataset_sample, as ms-swift's sample_dataset: whole copies of the rows, then the remainder drawn at
+    random (--dataset_shuffle, --data_seed) or taken from the start."""
+    if n is None or not rows:
+        return rows
+    repeats, remainder = divmod(n, len(rows))
+    order = list(range(len(rows)))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    return rows * repeats + [rows[i] for i in order[:remainder]]
 
 
 def _media(row: dict, paths_only: bool = False) -> dict[str, list]:
