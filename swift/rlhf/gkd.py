@@ -35,6 +35,12 @@ class GKDArguments(AlignmentArguments, SamplingArguments):
     seq_kd: bool = field(
         default=False, metadata={'help': "GKD: off-policy batches use the teacher's samples, not the dataset's "
                                          'answers.'})
+    sft_alpha: float = field(
+        default=0.0, metadata={'help': "GKD: add this times the student's NLL of the completion, on batches that "
+                                       "are not the student's own samples."})
+    gkd_logits_topk: Optional[int] = field(
+        default=None, metadata={'help': "GKD: compare the two models only on the teacher's top-k tokens at each "
+                                        'position, each side renormalised over them (unset: the whole vocabulary).'})
 
 
 def check(args: GKDArguments) -> None:
@@ -43,6 +49,10 @@ def check(args: GKDArguments) -> None:
     for name in ('lmbda', 'beta'):
         if not 0 <= getattr(args, name) <= 1:
             raise SwiftError(f'--{name} must lie in [0, 1] for gkd, got {getattr(args, name)}')
+    if args.sft_alpha < 0:
+        raise SwiftError(f'--sft_alpha must be at least 0, got {args.sft_alpha}')
+    if args.gkd_logits_topk is not None and args.gkd_logits_topk < 1:
+        raise SwiftError(f'--gkd_logits_topk must be at least 1, got {args.gkd_logits_topk}')
 
 
 def generalized_jsd_loss(student_logits: Tensor, teacher_logits: Tensor, labels_mask: Tensor, beta: float,
@@ -117,7 +127,11 @@ class GKDTrainer(MetricsTrainer):
         elif self.settings.seq_kd:
             inputs = self._sampled(self.teacher, inputs)
         self._metrics['train']['on_policy'].append(float(on_policy))
-        return super().training_step(model, inputs, num_items_in_batch)
+        self._on_policy = on_policy
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            self._on_policy = False
 
     def _sampled(self, model, inputs: dict) -> dict:
         """``inputs`` with ``model``'s samples, one per prompt, as the completions."""
@@ -140,11 +154,28 @@ class GKDTrainer(MetricsTrainer):
             teacher = self.teacher(**forward).logits
         # The logits at position t predict token t + 1: the completion is predicted from one before it.
         predicting = slice(inputs['prompt_ids'].shape[1] - 1, -1)
-        loss = generalized_jsd_loss(student[:, predicting, :self.vocab_size], teacher[:, predicting, :self.vocab_size],
-                                    inputs['completion_mask'], self.settings.beta, self.settings.temperature)
+        student_logits = student[:, predicting, :self.vocab_size]
+        teacher_logits = teacher[:, predicting, :self.vocab_size]
+        if self.settings.gkd_logits_topk:  # the teacher's top-k tokens only, both sides renormalised over them
+            teacher_logits, top = teacher_logits.topk(min(self.settings.gkd_logits_topk, self.vocab_size), dim=-1)
+            student_logits = student_logits.gather(-1, top)
+        loss = generalized_jsd_loss(student_logits, teacher_logits, inputs['completion_mask'], self.settings.beta,
+                                    self.settings.temperature)
         metrics = self._metrics['train' if model.training else 'eval']
+        if self.settings.sft_alpha > 0 and not getattr(self, '_on_policy', False):
+            # ms-swift: the SFT term is added unless the completions are the student's own samples
+            sft_loss = completion_nll(student[:, predicting], inputs['completion_ids'], inputs['completion_mask'])
+            metrics['sft_loss'].append(sft_loss.item())
+            loss = loss + self.settings.sft_alpha * sft_loss
         metrics['completion_length'].append(inputs['completion_mask'].sum(1).float().mean().item())
         return (loss, student) if return_outputs else loss
+
+
+def completion_nll(logits: Tensor, completion_ids: Tensor, completion_mask: Tensor) -> Tensor:
+    """The mean negative log-likelihood of the completion tokens (``logits`` predict them, position by position)."""
+    nll = F.cross_entropy(logits.float().transpose(1, 2), completion_ids, reduction='none')
+    mask = completion_mask.float()
+    return (nll * mask).sum() / mask.sum().clamp(min=1)
 
 
 def shared_vocab_size(student: torch.nn.Module, teacher: torch.nn.Module, tokenizer_size: int) -> int:

@@ -171,3 +171,56 @@ def test_dpo_ld_alpha_and_discopop_tau_by_hand(qwen2_dir, tmp_path, settings):
     else:
         expected = logistic
     assert loss == pytest.approx(expected, rel=1e-4)
+
+
+# ---- GKD: sft_alpha and gkd_logits_topk ------------------------------------------------------------------------
+def _gkd_loss(qwen2_dir, teacher, tmp_path, on_policy=False, **settings):
+    import torch
+
+    from swift.rlhf.gkd import GKDArguments
+    from swift.rlhf.gkd import make_trainer as make_gkd_trainer
+    tokenizer = AutoTokenizer.from_pretrained(qwen2_dir)
+    torch.manual_seed(0)
+    student = AutoModelForCausalLM.from_pretrained(qwen2_dir)
+    rows = [{'prompt_ids': [1, 2, 3], 'completion_ids': [4, 5, 6]}, {'prompt_ids': [7, 8], 'completion_ids': [9, 10]}]
+    training = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False)
+    trainer = make_gkd_trainer(training, GKDArguments(beta=0.0, temperature=1.0, **settings), teacher_model=teacher,
+                               stop_token_ids=[tokenizer.eos_token_id], model=student, processing_class=tokenizer,
+                               train_dataset=Dataset.from_list(rows))
+    batch = trainer.data_collator(rows)
+    student.eval()
+    trainer._on_policy = on_policy
+    with torch.no_grad():
+        loss = trainer.compute_loss(student, batch).item()
+        forward = {'input_ids': batch['input_ids'], 'attention_mask': batch['attention_mask'],
+                   'position_ids': (batch['attention_mask'].cumsum(1) - 1).clamp(min=0)}
+        cut = slice(batch['prompt_ids'].shape[1] - 1, -1)
+        s_logits, t_logits = student(**forward).logits[:, cut], teacher(**forward).logits[:, cut]
+    return loss, s_logits, t_logits, batch
+
+
+def test_gkd_sft_alpha_and_logits_topk_by_hand(qwen2_dir, tmp_path):
+    import torch
+    teacher = AutoModelForCausalLM.from_pretrained(qwen2_dir)
+    with torch.no_grad():
+        for param in teacher.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    plain, s_logits, t_logits, batch = _gkd_loss(qwen2_dir, teacher, tmp_path)
+    mask = batch['completion_mask'].float()
+
+    def forward_kl(s, t):  # beta 0: KL(teacher || student), mean over completion tokens
+        t_log, s_log = t.log_softmax(-1), s.log_softmax(-1)
+        return ((t_log.exp() * (t_log - s_log)).sum(-1) * mask).sum() / mask.sum()
+    assert plain == pytest.approx(forward_kl(s_logits, t_logits).item(), rel=1e-4)
+
+    topk, *_ = _gkd_loss(qwen2_dir, teacher, tmp_path, gkd_logits_topk=5)
+    top_t, index = t_logits.topk(5, dim=-1)
+    assert topk == pytest.approx(forward_kl(s_logits.gather(-1, index), top_t).item(), rel=1e-4)
+    assert topk != pytest.approx(plain, rel=1e-3)
+
+    nll = -s_logits.log_softmax(-1).gather(-1, batch['completion_ids'][..., None]).squeeze(-1)
+    nll = ((nll * mask).sum() / mask.sum()).item()
+    with_sft, *_ = _gkd_loss(qwen2_dir, teacher, tmp_path, sft_alpha=0.5)
+    assert with_sft == pytest.approx(plain + 0.5 * nll, rel=1e-4)
+    on_policy, *_ = _gkd_loss(qwen2_dir, teacher, tmp_path, on_policy=True, sft_alpha=0.5)
+    assert on_policy == pytest.approx(plain, rel=1e-5)  # the student's own samples get no SFT term (ms-swift)
