@@ -3,7 +3,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 from transformers import Seq2SeqTrainingArguments
@@ -17,8 +17,53 @@ from .deepspeed import SHORTHANDS, deepspeed_config
 logger = get_logger()
 
 
+# --loss_type names of ms-swift's loss plugins (swift/loss/mapping.py) for embedding and reranker models.
+EMBEDDING_LOSSES = ('cosine_similarity', 'contrastive', 'online_contrastive', 'infonce', 'pointwise_reranker',
+                    'listwise_reranker')
+# --optimizer: ms-swift's optimizer plugins (swift/optimizers/mapping.py) that run here.
+OPTIMIZERS = ('default', 'galore', 'lorap', 'muon')
+
+
 @dataclass
-class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
+class TrainerSettings:
+    """The flags the trainer and the run read beside transformers' TrainingArguments (ms-swift's names)."""
+    loss_type: Optional[str] = field(
+        default=None, metadata={'help': "sft: cross_entropy (ms-swift's loss plugin: per-token cross entropy); "
+                                        "default the model's own loss."})
+    enable_dft_loss: bool = field(
+        default=False, metadata={'help': 'DFT loss (arXiv 2508.05629): each token loss weighted by its detached '
+                                         'probability.'})
+    acc_strategy: Literal['token', 'seq'] = field(
+        default='token', metadata={'help': 'Training accuracy logged as token_acc (per token) or seq_acc (a row '
+                                           'counts when all its labelled tokens are right).'})
+    use_logits_to_keep: Optional[bool] = field(
+        default=None, metadata={'help': 'Compute logits only from the first labelled position on (less memory); '
+                                        'default on where the model takes logits_to_keep.'})
+    train_dataloader_shuffle: bool = field(default=True, metadata={'help': 'Shuffle the training rows.'})
+    resume_only_model: bool = field(
+        default=False, metadata={'help': 'With --resume_from_checkpoint: load the weights only, not the optimizer, '
+                                         'scheduler or RNG states; with --ignore_data_skip true also restart at '
+                                         'step 0.'})
+    early_stop_interval: Optional[int] = field(
+        default=None, metadata={'help': 'Stop when the best metric has not improved for this many saves.'})
+    optimizer: Optional[str] = field(
+        default=None, metadata={'help': 'Optimizer plugin (over --optim): default, galore (--use_galore), lorap '
+                                        '(LoRA+, --lorap_lr_ratio), muon (torch.optim.Muon on 2-D weights, AdamW on '
+                                        'the rest).'})
+    max_shard_size: str = field(default='5GB', metadata={'help': 'Largest weight file of a saved full model.'})
+    safe_serialization: bool = field(default=True, metadata={'help': 'Save safetensors (the only format here).'})
+    add_version: bool = field(
+        default=True, metadata={'help': 'Run in <output_dir>/vN-<date-time>; false runs in --output_dir itself.'})
+    create_checkpoint_symlink: bool = field(
+        default=False, metadata={'help': 'Link <run>/last and <run>/best to the last and best checkpoints.'})
+    galore_proj_type: Literal['std', 'reverse_std', 'left', 'right', 'full'] = field(
+        default='std', metadata={'help': 'GaLore projection type.'})
+    galore_optim_per_parameter: bool = field(
+        default=False, metadata={'help': 'GaLore: one optimizer per parameter (layer-wise updates).'})
+
+
+@dataclass
+class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
     # Defaults differ from transformers' where ms-swift users expect its behaviour.
     output_dir: str = field(default='output', metadata={'help': 'Runs go to <output_dir>/vN-<date-time>/.'})
     learning_rate: Optional[float] = field(default=None, metadata={'help': 'Default 1e-4 for LoRA, 1e-5 for full.'})
@@ -60,6 +105,14 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             raise SwiftError('--quant_bits trains adapters on a frozen quantized base: use --train_type lora')
         if self.quant_bits and self.quant_method is None:
             self.quant_method = 'bnb'
+        for name in ('target_regex', 'freeze_parameters_regex', 'trainable_parameters_regex'):
+            if getattr(self, name):
+                try:
+                    re.compile(getattr(self, name))
+                except re.error as err:
+                    raise SwiftError(f'--{name} {getattr(self, name)!r}: not a regular expression ({err})') from None
+        if self.lora_dtype and self.train_type not in ('lora', 'qlora', 'longlora', 'adalora'):
+            raise SwiftError('--lora_dtype applies to LoRA adapters (--train_type lora, qlora, adalora, longlora)')
         if not 0 <= self.freeze_parameters_ratio <= 1:
             raise SwiftError(f'--freeze_parameters_ratio must be in [0, 1], got {self.freeze_parameters_ratio}')
         if self.train_type == 'longlora' and (self.packing or self.padding_free):
@@ -67,6 +120,7 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
                              'drop --packing and --padding_free')
         if self.lorap_lr_ratio is not None and self.train_type not in ('lora', 'qlora'):
             raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
+        self._check_trainer_flags()
         self._check_tuner_flags()
         if self.learning_rate is None:
             self.learning_rate = 1e-5 if self.train_type in ('full', 'llamapro') else 1e-4
@@ -156,6 +210,51 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
             logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
             self.tuner_backend = 'peft'
 
+    def _check_trainer_flags(self) -> None:
+        rlhf = getattr(self, 'rlhf_type', None)
+        if rlhf:  # the alignment trainers compute their own losses
+            for name in ('enable_dft_loss', 'use_logits_to_keep'):
+                if getattr(self, name):
+                    raise SwiftError(f'--{name}: swift sft and swift pt only; --rlhf_type {rlhf} computes its own '
+                                     'loss')
+            if self.acc_strategy != 'token':
+                raise SwiftError(f'--acc_strategy {self.acc_strategy}: swift sft and swift pt only')
+        elif self.loss_type is not None:
+            if self.loss_type in EMBEDDING_LOSSES:
+                raise SwiftError(f'--loss_type {self.loss_type}: embedding and reranker training is not built yet '
+                                 '(issue 15)')
+            if self.loss_type != 'cross_entropy':
+                raise SwiftError(f'--loss_type {self.loss_type}: swift sft takes cross_entropy (or none: the '
+                                 "model's own loss)")
+        if not self.safe_serialization:
+            raise SwiftError('--safe_serialization false: checkpoints are saved as safetensors only')
+        self.save_safetensors = True
+        if not self.train_dataloader_shuffle:
+            self.train_sampling_strategy = 'sequential'
+        if self.early_stop_interval is not None and self.early_stop_interval <= 0:
+            raise SwiftError(f'--early_stop_interval must be positive, got {self.early_stop_interval}')
+        if self.early_stop_interval and self.metric_for_best_model is None:
+            self.metric_for_best_model = 'loss'  # ms-swift's default best metric
+        if self.optimizer == 'multimodal':
+            raise SwiftError('--optimizer multimodal: per-part learning rates (--vit_lr, --aligner_lr) are not built '
+                             'yet (issue 14)')
+        if self.optimizer == 'muonclip':
+            raise SwiftError('--optimizer muonclip: not built yet (MuonClip needs attention-logit clipping hooks)')
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise SwiftError(f"--optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer == 'galore':
+            self.use_galore = True
+        if self.optimizer == 'lorap' and self.lorap_lr_ratio is None:
+            raise SwiftError('--optimizer lorap needs --lorap_lr_ratio (e.g. 16)')
+        if self.optimizer == 'muon' and not hasattr(torch.optim, 'Muon'):
+            raise SwiftError('--optimizer muon needs torch.optim.Muon (torch >= 2.9)')
+        if self.optimizer == 'muon' and (self.use_galore or self.lorap_lr_ratio is not None):
+            raise SwiftError('--optimizer muon: not with GaLore or LoRA+')
+        if self.use_galore and self.train_type == 'full' and self.optimizer is None:
+            self.optimizer = 'galore'
+        if self.lorap_lr_ratio is not None and self.optimizer is None:
+            self.optimizer = 'lorap'
+
     def _check_lora_ga(self) -> None:
         if self.quant_bits:
             raise SwiftError('--init_weights lora-ga needs full-precision gradients: no quantized base')
@@ -166,8 +265,9 @@ class TrainArguments(TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
     def _use_galore(self) -> None:
         """GaLore through transformers' galore_adamw optimizer."""
         require_extra('galore_torch', 'galore', '--use_galore true')
-        self.optim = 'galore_adamw'
+        self.optim = 'galore_adamw_layerwise' if self.galore_optim_per_parameter else 'galore_adamw'
         targets = self.galore_target_modules
-        self.optim_target_modules = 'all-linear' if targets == ['all-linear'] else targets
+        targets = 'all-linear' if targets == ['all-linear'] else list(targets)
+        self.optim_target_modules = targets
         self.optim_args = (f'rank={self.galore_rank},update_proj_gap={self.galore_update_proj_gap},'
-                           f'scale={self.galore_scale}')
+                           f'scale={self.galore_scale},proj_type={self.galore_proj_type}')

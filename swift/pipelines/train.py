@@ -8,10 +8,11 @@ from functools import partial
 from itertools import islice
 from typing import Callable
 
-from transformers import TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments, group
+from ..arguments.train_args import TrainerSettings
 from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..template.base import IGNORE_INDEX
@@ -23,6 +24,7 @@ from ..utils import SwiftError, get_logger
 from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
 from ..utils.output_dir import next_run_dir
+from ..trainers.optimizers import muon_optimizer
 from .common import load_dataset_rows, load_model_and_template, to_arguments
 
 logger = get_logger()
@@ -68,10 +70,20 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         callbacks=[JsonlLoggingCallback(os.path.join(run_dir, 'logging.jsonl')), SaveAtEndCallback(),
                    *tuner_callbacks(model, args.train_type, tuner, args.seed)],
         checkpoint_args=checkpoint_args)
+    trainer.settings = group(args, TrainerSettings)
+    if args.early_stop_interval:
+        if not val_data:
+            raise SwiftError('--early_stop_interval needs evaluation rows: --val_dataset or --split_dataset_ratio')
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=args.early_stop_interval))
     _use_own_progress_bar(trainer)
 
     # ---- train ----
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    resume = args.resume_from_checkpoint
+    if resume and args.resume_only_model and args.ignore_data_skip:
+        # Weights only, and a fresh start at step 0 over all the data (ms-swift's --resume_only_model).
+        trainer._load_from_checkpoint(resume)
+        resume = None
+    trainer.train(resume_from_checkpoint=resume)
 
     # ---- save ----
     return _finish(trainer, run_dir)
@@ -86,7 +98,7 @@ def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Te
 def _choose_run_dir(args: TrainArguments) -> str:
     """A new ``vN-date-time`` folder under --output_dir, also when resuming: the resumed run only reads the
     checkpoint it starts from, so the source run keeps every file as it was (ms-swift does the same)."""
-    run_dir = broadcast_from_main(next_run_dir(args.output_dir) if args.should_save else None)
+    run_dir = broadcast_from_main(next_run_dir(args.output_dir, args.add_version) if args.should_save else None)
     os.makedirs(run_dir, exist_ok=True)
     logger.info(f'run folder: {run_dir}')
     return run_dir
@@ -146,7 +158,10 @@ def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callab
 
 
 def _optimizer(args: TrainArguments, model):
-    """None lets transformers build the optimizer from --optim; LoRA+ needs its own parameter groups."""
+    """None lets transformers build the optimizer from --optim (GaLore's too); LoRA+ and Muon build their own."""
+    if args.optimizer == 'muon':
+        return muon_optimizer(model, args.learning_rate, args.weight_decay, (args.adam_beta1, args.adam_beta2),
+                              args.adam_epsilon)
     if args.lorap_lr_ratio is None:
         return None
     return loraplus_optimizer(model, args.lorap_lr_ratio, args.learning_rate, args.weight_decay,
@@ -173,6 +188,14 @@ def _use_own_progress_bar(trainer: SwiftTrainer) -> None:
 def _finish(trainer: SwiftTrainer, run_dir: str) -> dict:
     last = get_last_checkpoint(run_dir)
     best = trainer.state.best_model_checkpoint
+    if trainer.settings.create_checkpoint_symlink and last:  # <run>/last and <run>/best, as ms-swift links them
+        links = {os.path.join(run_dir, 'last'): last, os.path.join(run_dir, 'best'): best or last}
+        if trainer.args.should_save:
+            for path, target in links.items():
+                if os.path.islink(path):
+                    os.remove(path)
+                os.symlink(os.path.abspath(target), path)
+        last, best = links
     if trainer.args.should_save:
         plot_logging(os.path.join(run_dir, 'logging.jsonl'), os.path.join(run_dir, 'images'))
         logger.info(f'last_model_checkpoint: {last}')

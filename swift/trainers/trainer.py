@@ -1,13 +1,18 @@
 """The Trainer for pt and sft, and the mixin that gives every trainer (sft, rlhf) atomic checkpoints with args.json
 and real-token throughput in the logs."""
+import inspect
 import os
 import shutil
 import time
+from functools import partial
 
 import torch
-from transformers import Trainer
+import torch.nn.functional as F
+from transformers import PreTrainedModel, Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from ..arguments.train_args import TrainerSettings
+from ..template.base import IGNORE_INDEX
 from ..utils.io import write_json
 
 STAGING_DIR = '.staging'
@@ -36,6 +41,7 @@ class SwiftTrainerMixin:
     def __init__(self, *args, checkpoint_args: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.checkpoint_args = checkpoint_args or {}
+        self.settings = TrainerSettings()  # the run sets the command's (pipelines/train.py)
         self._staging_root: str | None = None
         self._tokens_since_log = 0
         self._last_log_time = None
@@ -56,6 +62,26 @@ class SwiftTrainerMixin:
         if torch.cuda.is_available():
             logs['memory(GiB)'] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
         super().log(logs, start_time)
+
+    # ---- --resume_only_model: weights only, no optimizer, scheduler or RNG state ------------------------------
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if not self.settings.resume_only_model:
+            super()._load_optimizer_and_scheduler(checkpoint)
+
+    def _load_rng_state(self, checkpoint):
+        if not self.settings.resume_only_model:
+            super()._load_rng_state(checkpoint)
+
+    # ---- --max_shard_size ----------------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        if not isinstance(model, PreTrainedModel) or 'save_pretrained' in vars(model):  # adapters are small
+            return super()._save(output_dir, state_dict)
+        model.save_pretrained = partial(type(model).save_pretrained, model, max_shard_size=self.settings.max_shard_size)
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            del model.save_pretrained
 
     # ---- atomic checkpoints --------------------------------------------------------------------------------
     def _get_output_dir(self, trial) -> str:
@@ -86,4 +112,63 @@ class SwiftTrainerMixin:
 
 
 class SwiftTrainer(SwiftTrainerMixin, Trainer):
-    """transformers' Trainer with the mixin's checkpoints and throughput: the trainer of ``swift pt`` and ``sft``."""
+    """transformers' Trainer with the mixin's checkpoints and throughput: the trainer of ``swift pt`` and ``sft``.
+
+    Its loss is per-token cross entropy through transformers' ``compute_loss_func`` hook (``--loss_type
+    cross_entropy``, ``--enable_dft_loss``), logits come only from the first labelled position on
+    (``--use_logits_to_keep``), and training logs carry ``token_acc`` or ``seq_acc`` (``--acc_strategy``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._acc = [0.0, 0]  # correct, counted since the last log
+
+    def _keeps_logits(self, model) -> bool:
+        if self.settings.use_logits_to_keep is False:
+            return False
+        base = self.accelerator.unwrap_model(model)
+        base = base.get_base_model() if hasattr(base, 'get_base_model') else base
+        return 'logits_to_keep' in inspect.signature(base.forward).parameters
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.get('labels')
+        if labels is not None and labels.dim() == 2 and self._keeps_logits(model):
+            labelled = (labels != IGNORE_INDEX).any(0).nonzero()
+            # the logits of the position before the first label predict it: keep from there on
+            start = max(int(labelled[0]) - 1, 0) if len(labelled) else 0
+            if start:
+                inputs = {**inputs, 'labels': labels[:, start:], 'logits_to_keep': labels.shape[1] - start}
+        custom = self.settings.loss_type == 'cross_entropy' or self.settings.enable_dft_loss
+        self.compute_loss_func = self._token_loss if custom and labels is not None else None
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        logits = getattr(outputs, 'logits', None)
+        if model.training and logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
+            self._count_accuracy(logits[:, :-1], inputs['labels'][:, 1:].to(logits.device))
+        return (loss, outputs) if return_outputs else loss
+
+    def _token_loss(self, outputs, labels, num_items_in_batch=None):
+        logits = outputs.logits[:, :-1].float()
+        labels = labels[:, 1:].to(logits.device)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
+                               reduction='none')
+        if self.settings.enable_dft_loss:  # DFT: each token's loss weighted by its (detached) probability
+            loss = loss * torch.exp(-loss).detach()
+        count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE_INDEX).sum()
+        return loss.sum() / count
+
+    @torch.no_grad()
+    def _count_accuracy(self, logits, labels) -> None:
+        mask = labels != IGNORE_INDEX
+        right = (logits.argmax(-1) == labels) | ~mask
+        if self.settings.acc_strategy == 'token':
+            self._acc[0] += float((right & mask).sum())
+            self._acc[1] += int(mask.sum())
+        else:  # rows of a padded batch (a packed row counts as one sequence)
+            rows = mask.any(-1)
+            self._acc[0] += float((right.all(-1) & rows).sum())
+            self._acc[1] += int(rows.sum())
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        if 'loss' in logs and self._acc[1]:
+            logs[f'{self.settings.acc_strategy}_acc'] = round(self._acc[0] / self._acc[1], 6)
+            self._acc = [0.0, 0]
+        super().log(logs, start_time)

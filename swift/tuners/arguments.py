@@ -24,11 +24,22 @@ class TunerArguments:
     lora_bias: Literal['none', 'all'] = field(default='none', metadata={'help': 'Which biases LoRA trains.'})
     target_modules: list[str] = field(
         default_factory=lambda: ['all-linear'], metadata={'help': "Modules to adapt; 'all-linear' picks every Linear."})
+    target_regex: Optional[str] = field(
+        default=None, metadata={'help': 'A regex over module names to adapt (peft target_modules as a regex); '
+                                        'overrides --target_modules.'})
     modules_to_save: list[str] = field(default_factory=list, metadata={'help': 'Modules trained fully beside LoRA.'})
+    lora_dtype: Optional[Literal['float16', 'bfloat16', 'float32']] = field(
+        default=None, metadata={'help': "dtype of the LoRA weights; default: peft's (the base layer's)."})
     use_dora: bool = field(default=False, metadata={'help': 'Weight-decomposed LoRA (DoRA).'})
     use_rslora: bool = field(default=False, metadata={'help': 'Rank-stabilised LoRA scaling.'})
     vera_rank: int = field(default=256, metadata={'help': 'Rank of the shared random VeRA matrices.'})
+    vera_projection_prng_key: int = field(default=0, metadata={'help': 'VeRA: seed of the shared projections.'})
+    vera_dropout: float = field(default=0.0, metadata={'help': 'VeRA: dropout on the layer input.'})
+    vera_d_initial: float = field(default=0.1, metadata={'help': 'VeRA: initial value of the d vector.'})
     boft_block_size: int = field(default=4, metadata={'help': 'BOFT block size; must divide the layer widths.'})
+    boft_block_num: int = field(
+        default=0, metadata={'help': 'BOFT: number of blocks (instead of --boft_block_size; give one of the two).'})
+    boft_dropout: float = field(default=0.0, metadata={'help': 'BOFT: multiplicative dropout.'})
     boft_n_butterfly_factor: int = field(default=1, metadata={'help': 'BOFT butterfly factors.'})
     fourier_n_frequency: int = field(default=2000, metadata={'help': 'FourierFT: spectral coefficients per layer.'})
     fourier_scaling: float = field(default=300.0, metadata={'help': 'FourierFT scaling.'})
@@ -87,10 +98,15 @@ class TunerArguments:
         default=None, metadata={'help': 'LoRA+: the B matrices learn this many times faster (e.g. 16).'})
     freeze_parameters: list[str] = field(
         default_factory=list, metadata={'help': 'Full training: parameter name prefixes to freeze.'})
+    freeze_parameters_regex: Optional[str] = field(
+        default=None, metadata={'help': 'Full training: freeze parameters whose name this regex finds (re.search).'})
     freeze_parameters_ratio: float = field(
         default=0.0, metadata={'help': 'Full training: freeze this fraction of the parameters, from the bottom.'})
     trainable_parameters: list[str] = field(
         default_factory=list, metadata={'help': 'Full training: prefixes or regexes trained even when frozen above.'})
+    trainable_parameters_regex: Optional[str] = field(
+        default=None, metadata={'help': 'Full training: parameters whose name this regex finds (re.search) train '
+                                        'even when frozen above.'})
     freeze_llm: bool = field(
         default=False, metadata={'help': 'Multimodal models: full training freezes the language model; with '
                                          '--target_modules all-linear a tuner leaves it out.'})

@@ -14,6 +14,8 @@ def _common(s: TunerArguments, task_type: str) -> dict:
     # peft understands 'all-linear' itself and leaves the output head out. SEQ_CLS also trains the fresh scoring
     # head of a reward model or classifier.
     targets = 'all-linear' if s.target_modules == ['all-linear'] else s.target_modules
+    if s.target_regex:  # peft reads a string target_modules as a regex that must match the whole module name
+        targets = s.target_regex
     return {'task_type': PEFT_TASK_TYPES[task_type], 'target_modules': targets,
             'modules_to_save': s.modules_to_save or None}
 
@@ -64,12 +66,16 @@ def _adalora(s: TunerArguments, task_type: str) -> PeftConfig:
 
 
 def _vera(s: TunerArguments, task_type: str) -> PeftConfig:
-    return VeraConfig(r=s.vera_rank, vera_dropout=s.lora_dropout, **_common(s, task_type))
+    return VeraConfig(r=s.vera_rank, projection_prng_key=s.vera_projection_prng_key, vera_dropout=s.vera_dropout,
+                      d_initial=s.vera_d_initial, **_common(s, task_type))
 
 
 def _boft(s: TunerArguments, task_type: str) -> PeftConfig:
-    return BOFTConfig(boft_block_size=s.boft_block_size, boft_n_butterfly_factor=s.boft_n_butterfly_factor,
-                      boft_dropout=s.lora_dropout, **_common(s, task_type))
+    # peft takes one of block size and block number: --boft_block_num replaces the block size.
+    size = 0 if s.boft_block_num else s.boft_block_size
+    return BOFTConfig(boft_block_size=size, boft_block_num=s.boft_block_num,
+                      boft_n_butterfly_factor=s.boft_n_butterfly_factor, boft_dropout=s.boft_dropout,
+                      **_common(s, task_type))
 
 
 def _fourierft(s: TunerArguments, task_type: str) -> PeftConfig:

@@ -2,6 +2,8 @@
 DoRA, AdaLoRA, VeRA, BOFT, ...)."""
 import re
 import tempfile
+
+import torch
 from types import MethodType
 from typing import Callable
 
@@ -62,6 +64,8 @@ def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerArguments
     if settings.init_weights == 'lora-ga':
         config = _estimate_gradients(model, config, lora_ga_step)
     model = get_peft_model(model, config)
+    if settings.lora_dtype:
+        _cast_adapter(model, getattr(torch, settings.lora_dtype))
     if settings.init_weights.startswith(('pissa', 'olora', 'lora-ga')):
         _save_as_plain_lora(model)
     return model
@@ -89,8 +93,19 @@ def _select_full_parameters(model: PreTrainedModel, settings: TunerArguments) ->
             frozen.add(name)
         seen += param.numel()
     frozen |= {name for name, _ in params if name.startswith(tuple(settings.freeze_parameters))}
+    if settings.freeze_parameters_regex:
+        frozen |= {name for name, _ in params if re.search(settings.freeze_parameters_regex, name)}
     for name, param in params:
-        param.requires_grad_(name not in frozen or _matches(name, settings.trainable_parameters))
+        param.requires_grad_(name not in frozen or _matches(name, settings.trainable_parameters)
+                             or bool(settings.trainable_parameters_regex
+                                     and re.search(settings.trainable_parameters_regex, name)))
+
+
+def _cast_adapter(model, dtype: torch.dtype) -> None:
+    """--lora_dtype: the adapter's own weights (peft names them lora_*) in this dtype; the base keeps its own."""
+    for name, param in model.named_parameters():
+        if 'lora_' in name:
+            param.data = param.data.to(dtype)
 
 
 def _matches(name: str, patterns: list[str]) -> bool:

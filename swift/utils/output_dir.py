@@ -6,9 +6,12 @@ import re
 _VERSION = re.compile(r'^v(\d+)-')
 
 
-def next_run_dir(output_dir: str) -> str:
-    """Pick the next ``vN-date-time`` folder under ``output_dir``; N is one past the largest present."""
+def next_run_dir(output_dir: str, add_version: bool = True) -> str:
+    """Pick the next ``vN-date-time`` folder under ``output_dir``; N is one past the largest present. Without
+    ``add_version`` (ms-swift's ``--add_version false``) the run is ``output_dir`` itself."""
     os.makedirs(output_dir, exist_ok=True)
+    if not add_version:
+        return output_dir
     versions = [int(m.group(1)) for name in os.listdir(output_dir) if (m := _VERSION.match(name))]
     version = max(versions, default=-1) + 1
     stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')

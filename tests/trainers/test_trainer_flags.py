@@ -1,0 +1,158 @@
+"""The training flags the trainer and the run read: losses, accuracy, logits_to_keep, early stopping, optimizers,
+run folder, checkpoint links and shards, resume of the weights only, dataloader order."""
+import functools
+import json
+import os
+
+import pytest
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainingArguments
+
+from swift.arguments import TrainArguments, group, parse_args
+from swift.llm import sft_main
+from swift.utils import SwiftError
+
+
+def _rows(path, n: int = 8) -> str:
+    with open(path, 'w') as f:
+        for i in range(n):
+            f.write(json.dumps({'messages': [{'role': 'user', 'content': f'what is {i} plus {i}?'},
+                                             {'role': 'assistant', 'content': f'{i} plus {i} is {2 * i}.'}]}) + '\n')
+    return str(path)
+
+
+def _sft(model_dir, tmp_path, *extra, steps: int = 1) -> dict:
+    os.makedirs(tmp_path, exist_ok=True)
+    data = _rows(tmp_path / 'rows.jsonl')
+    return sft_main(['--model', model_dir, '--dataset', data, '--output_dir', str(tmp_path / 'out'),
+                     '--max_steps', str(steps), '--logging_steps', '1', '--split_dataset_ratio', '0',
+                     '--per_device_train_batch_size', '2', '--save_steps', '1000', '--dataloader_num_workers', '0',
+                     '--train_dataloader_shuffle', 'false', *extra])
+
+
+def _first(result: dict, key: str) -> float:
+    return next(r[key] for r in result['log_history'] if key in r)
+
+
+def test_cross_entropy_matches_the_model_loss_and_dft_weights_it_down(qwen2_dir, tmp_path):
+    plain = _first(_sft(qwen2_dir, tmp_path / 'a'), 'loss')
+    ce = _first(_sft(qwen2_dir, tmp_path / 'b', '--loss_type', 'cross_entropy'), 'loss')
+    dft = _first(_sft(qwen2_dir, tmp_path / 'c', '--enable_dft_loss', 'true'), 'loss')
+    assert ce == pytest.approx(plain, rel=1e-4)
+    assert dft < 0.5 * plain  # a random tiny model gives each answer token a small probability
+
+
+@pytest.mark.parametrize('strategy', ['token', 'seq'])
+def test_accuracy_is_logged_by_strategy(qwen2_dir, tmp_path, strategy):
+    result = _sft(qwen2_dir, tmp_path, '--acc_strategy', strategy)
+    acc = _first(result, f'{strategy}_acc')
+    assert 0 <= acc <= 1
+    other = 'seq' if strategy == 'token' else 'token'
+    assert not any(f'{other}_acc' in r for r in result['log_history'])
+
+
+def test_logits_to_keep_skips_the_prompt_and_keeps_the_loss(qwen2_dir, tmp_path, monkeypatch):
+    from transformers.models.qwen2 import modeling_qwen2
+    seen, forward = [], modeling_qwen2.Qwen2ForCausalLM.forward
+
+    @functools.wraps(forward)  # keeps the signature, which says the model takes logits_to_keep
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get('logits_to_keep', 0))
+        return forward(self, *args, **kwargs)
+    monkeypatch.setattr(modeling_qwen2.Qwen2ForCausalLM, 'forward', spy)
+    kept = _first(_sft(qwen2_dir, tmp_path / 'a', '--use_logits_to_keep', 'true'), 'loss')
+    assert seen and all(isinstance(n, int) and n > 0 for n in seen)
+    seen.clear()
+    full = _first(_sft(qwen2_dir, tmp_path / 'b', '--use_logits_to_keep', 'false'), 'loss')
+    assert seen and all(n == 0 for n in seen)
+    assert kept == pytest.approx(full, rel=1e-4)
+
+
+def test_early_stop_interval_stops_when_eval_loss_stalls(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--learning_rate', '0', '--early_stop_interval', '1', '--eval_steps', '1',
+                  '--save_steps', '1', '--split_dataset_ratio', '0.25', steps=20)
+    evals = [r for r in result['log_history'] if 'eval_loss' in r]
+    assert len(evals) == 2, evals  # the first sets the best, the second does not beat it
+
+
+def test_early_stop_interval_needs_evaluation_rows(qwen2_dir, tmp_path):
+    with pytest.raises(SwiftError, match='--early_stop_interval'):
+        _sft(qwen2_dir, tmp_path, '--early_stop_interval', '1')
+
+
+def test_add_version_false_runs_in_output_dir_and_links_checkpoints(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--add_version', 'false', '--create_checkpoint_symlink', 'true')
+    out = str(tmp_path / 'out')
+    assert result['run_dir'] == out and os.path.isfile(os.path.join(out, 'logging.jsonl'))
+    last = os.path.join(out, 'last')
+    assert os.path.islink(last) and os.path.realpath(last) == os.path.realpath(os.path.join(out, 'checkpoint-1'))
+    assert os.path.islink(os.path.join(out, 'best')) and result['last_model_checkpoint'] == last
+
+
+def test_max_shard_size_splits_a_full_checkpoint(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--train_type', 'full', '--max_shard_size', '200KB')
+    files = os.listdir(result['last_model_checkpoint'])
+    assert 'model.safetensors.index.json' in files
+    assert sum(name.endswith('.safetensors') for name in files) > 1
+
+
+def test_muon_steps_matrices_with_muon_and_the_rest_with_adamw(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--train_type', 'full', '--optimizer', 'muon', '--learning_rate', '1e-2',
+                  '--save_steps', '1', steps=2)
+    state = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=False)
+    assert set(state) == {'muon', 'adamw'}
+    assert state['muon']['state'] and state['adamw']['state']  # both stepped
+    assert all('momentum_buffer' in s for s in state['muon']['state'].values())
+
+
+def test_resume_only_model_restarts_from_step_zero_with_the_weights(qwen2_dir, tmp_path):
+    first = _sft(qwen2_dir, tmp_path / 'a', '--train_type', 'full', '--learning_rate', '1e-3', '--save_steps', '2',
+                 steps=2)
+    ckpt = first['last_model_checkpoint']
+    again = _sft(qwen2_dir, tmp_path / 'b', '--train_type', 'full', '--learning_rate', '1e-3', '--save_steps', '2',
+                 '--resume_from_checkpoint', ckpt, '--resume_only_model', 'true', '--ignore_data_skip', 'true',
+                 steps=2)
+    steps = [r['step'] for r in again['log_history'] if 'loss' in r]
+    assert steps[0] == 1  # a fresh run over the data ...
+    base = _first(first, 'loss')
+    assert _first(again, 'loss') < base  # ... from the trained weights
+
+
+def test_resume_only_model_skips_optimizer_state(qwen2_dir, tmp_path, monkeypatch):
+    from swift.trainers import SwiftTrainer
+    first = _sft(qwen2_dir, tmp_path / 'a', '--train_type', 'full', '--save_steps', '2', steps=2)
+    loaded = []
+    original = Trainer._load_optimizer_and_scheduler
+    monkeypatch.setattr(Trainer, '_load_optimizer_and_scheduler',
+                        lambda self, ckpt: (loaded.append(ckpt), original(self, ckpt)))
+    again = _sft(qwen2_dir, tmp_path / 'b', '--train_type', 'full', '--save_steps', '2', '--resume_from_checkpoint',
+                 first['last_model_checkpoint'], '--resume_only_model', 'true', steps=3)
+    # the checkpoint's state carries steps 1 and 2: the data already seen is skipped
+    assert [r['step'] for r in again['log_history'] if 'loss' in r] == [1, 2, 3]
+    assert loaded == [] and issubclass(SwiftTrainer, Trainer)
+
+
+def test_train_dataloader_shuffle_false_gives_a_sequential_sampler():
+    args = parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--train_dataloader_shuffle', 'false'])
+    trainer = Trainer(model=torch.nn.Linear(2, 2), args=group(args, TrainingArguments, output_dir='x', eval_strategy='no'),
+                      train_dataset=[{'x': 1}] * 4)
+    assert isinstance(trainer._get_train_sampler(), SequentialSampler)
+
+
+def test_galore_extras_reach_transformers():
+    args = parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--train_type', 'full',
+                                       '--optimizer', 'galore', '--galore_proj_type', 'left',
+                                       '--galore_optim_per_parameter', 'true'])
+    assert args.use_galore and args.optim == 'galore_adamw_layerwise' and 'proj_type=left' in args.optim_args
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['--loss_type', 'infonce'], 'issue 15'), (['--loss_type', 'sigmoid'], 'cross_entropy'),
+    (['--optimizer', 'multimodal'], 'issue 14'), (['--optimizer', 'adam'], 'choose one of'),
+    (['--optimizer', 'lorap'], '--lorap_lr_ratio'), (['--safe_serialization', 'false'], 'safetensors only'),
+    (['--early_stop_interval', '0'], 'positive')])
+def test_bad_values_are_one_line(argv, words):
+    with pytest.raises(SwiftError, match=words) as err:
+        parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', *argv])
+    assert '\n' not in str(err.value) and argv[0] in str(err.value)
