@@ -52,6 +52,9 @@ class ModelArguments:
     problem_type: Optional[Literal['regression', 'single_label_classification', 'multi_label_classification']] = field(
         default=None, metadata={'help': "seq_cls loss, written into config.json; default: transformers' choice "
                                         '(regression for one label).'})
+    rope_scaling: Optional[str] = field(
+        default=None, metadata={'help': "RoPE scaling: linear, dynamic or yarn (factor from --max_model_len), or a "
+                                        'JSON object such as \'{"rope_type": "yarn", "factor": 4}\'.'})
     new_special_tokens: list[str] = field(
         default_factory=list, metadata={'help': 'Tokens to add to the tokenizer (or .txt files of them, one per '
                                                 'whitespace-separated word); the embeddings grow to hold them.'})
@@ -66,6 +69,12 @@ class ModelArguments:
     bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = field(
         default=None, metadata={'help': 'dtype the 4-bit layers compute in; default --torch_dtype (float32 on a '
                                         'CPU).'})
+
+    def parse_rope_scaling(self) -> None:
+        if isinstance(self.rope_scaling, str) and self.rope_scaling.strip().startswith('{'):
+            self.rope_scaling = json_object('--rope_scaling', self.rope_scaling, "such as '{\"factor\": 2}'")
+        elif isinstance(self.rope_scaling, str) and self.rope_scaling not in ('linear', 'dynamic', 'yarn'):
+            raise SwiftError(f'--rope_scaling must be linear, dynamic, yarn or a JSON object, got {self.rope_scaling!r}')
 
     def expand_special_tokens(self) -> None:
         """--new_special_tokens: a ``.txt`` entry stands for the whitespace-separated tokens it holds."""
@@ -179,7 +188,7 @@ class GenerationArguments:
 
 # Arguments saved by training that inference and export take back from a checkpoint's args.json.
 CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'task_type', 'num_labels', 'problem_type',
-                   'new_special_tokens', 'torch_dtype', 'template',
+                   'new_special_tokens', 'rope_scaling', 'torch_dtype', 'template',
                    'system', 'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
                    'quant_method', 'quant_bits', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant',
                    'bnb_4bit_compute_dtype')
@@ -199,6 +208,7 @@ class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
         DataArguments.__post_init__(self)
         TemplateArguments.__post_init__(self)
         self.expand_special_tokens()
+        self.parse_rope_scaling()
 
     @property
     def adapter_paths(self) -> list[str]:

@@ -42,8 +42,9 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
         LmdeployArguments.__post_init__(self)
         if self.max_batch_size < 1:
             raise SwiftError(f'--max_batch_size must be at least 1, got {self.max_batch_size}')
-        if self.new_special_tokens and self.infer_backend != 'pt':
-            raise SwiftError(f'--new_special_tokens resizes the model as the pt backend loads it, not '
-                             f'--infer_backend {self.infer_backend}: export a model with the tokens first')
+        for flag in ('new_special_tokens', 'rope_scaling'):
+            if getattr(self, flag) and self.infer_backend != 'pt':
+                raise SwiftError(f'--{flag} changes the model as the pt backend loads it, not --infer_backend '
+                                 f'{self.infer_backend}: export a model with the change first')
         if not self.model and not self.adapters:
             raise SwiftError('give --model or --adapters')

@@ -84,11 +84,13 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         revision: str | None = None, hub_token: str | None = None, trust_remote_code: bool = False,
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         new_special_tokens: list[str] | None = None, problem_type: str | None = None,
+                        rope_scaling: str | dict | None = None, max_model_len: int | None = None,
                         **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``, the tokenizer being the processor for a multimodal family (as in ms-swift).
     ``model.model_meta.template`` names the detected chat template. ``new_special_tokens`` are added to the
     tokenizer and the embeddings grow to hold them (a multiple of 128, as ms-swift); ``problem_type`` is a seq_cls
-    model's loss (regression, single_label_classification, multi_label_classification)."""
+    model's loss (regression, single_label_classification, multi_label_classification). ``rope_scaling`` (a type
+    or a dict) overrides the config's RoPE as ms-swift's --rope_scaling does (see ``rope_config``)."""
     model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
                                                   revision=revision, hub_token=hub_token,
                                                   trust_remote_code=trust_remote_code)
@@ -102,6 +104,11 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
     elif problem_type is not None:
         raise SwiftError(f'--problem_type {problem_type} is for --task_type seq_cls, not {task_type}')
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
+    if rope_scaling:
+        model_kwargs['config'] = rope_config(model_dir, rope_scaling, max_model_len, trust_remote_code)
+        for key in ('num_labels', 'problem_type'):  # with a config given, from_pretrained takes no config kwargs
+            if key in model_kwargs:
+                setattr(model_kwargs['config'], key, model_kwargs.pop(key))
     model_class = meta.model_class if task_type == 'causal_lm' and meta.model_class else _AUTO_CLASSES[task_type]
     try:
         model = model_class.from_pretrained(
@@ -118,6 +125,37 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
     model.model_meta = meta
     model.model_dir = model_dir
     return model, tokenizer
+
+
+def rope_config(model_dir: str, rope_scaling: str | dict, max_model_len: int | None, trust_remote_code: bool = False):
+    """The model's config with ms-swift's --rope_scaling: a type (linear, dynamic, yarn) or a dict. Without a
+    ``factor`` it is ceil(max_model_len / the original context), at least 1; ``original_max_position_embeddings``
+    is recorded, and ``max_position_embeddings`` becomes max_model_len (default: original x factor)."""
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    base = getattr(config, 'rope_parameters', None)
+    if not isinstance(base, dict) or not getattr(config, 'max_position_embeddings', None):
+        raise SwiftError(f'--rope_scaling: the config of {model_dir} has no rope_parameters / '
+                         'max_position_embeddings to scale')
+    rope = {'rope_type': rope_scaling} if isinstance(rope_scaling, str) else dict(rope_scaling)
+    if 'type' in rope:
+        rope['rope_type'] = rope.pop('type')
+    origin = rope.get('original_max_position_embeddings') or base.get('original_max_position_embeddings')
+    if origin is None:
+        origin = config.max_position_embeddings // base['factor'] if base.get('factor') else \
+            config.max_position_embeddings
+    rope['original_max_position_embeddings'] = int(origin)
+    if 'factor' not in rope:
+        if not max_model_len:
+            raise SwiftError('--rope_scaling without a factor needs --max_model_len (the context to reach)')
+        rope['factor'] = max(float(math.ceil(max_model_len / origin)), 1.0)
+    for key in ('rope_theta', 'partial_rotary_factor'):  # kept from the model's own RoPE, as ms-swift does
+        if key not in rope and base.get(key) is not None:
+            rope[key] = base[key]
+    config.rope_parameters = rope
+    config.max_position_embeddings = max_model_len or int(origin * rope['factor'])
+    logger.info(f'rope_scaling: {rope}, max_position_embeddings: {config.max_position_embeddings}')
+    return config
 
 
 def _add_special_tokens(model: PreTrainedModel, tokenizer, tokens: list[str]) -> None:

@@ -54,3 +54,33 @@ def test_problem_type_needs_seq_cls(qwen2_dir):
         load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--problem_type', 'regression']))
     with pytest.raises(SwiftError, match='problem_type'):
         parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--problem_type', 'ranking'])
+
+
+def _logits(model, n=64):
+    with torch.no_grad():
+        return model(torch.arange(1, n + 1).unsqueeze(0) % 50 + 1).logits
+
+
+@pytest.mark.parametrize('flags,rope_type,factor', [
+    (['--rope_scaling', 'linear'], 'linear', 2.0),  # factor from --max_model_len / the original context
+    (['--rope_scaling', '{"type": "dynamic", "factor": 3}'], 'dynamic', 3.0)])
+def test_rope_scaling(qwen2_dir, flags, rope_type, factor):
+    base, _ = get_model_tokenizer(qwen2_dir)
+    origin = base.config.max_position_embeddings
+    args = parse_args(InferArguments, ['--model', qwen2_dir, '--max_model_len', str(2 * origin - 1), *flags])
+    model, _ = load_model(args)
+    rope = model.config.rope_parameters
+    assert (rope['rope_type'], rope['factor'], rope['original_max_position_embeddings']) == (rope_type, factor, origin)
+    assert rope['rope_theta'] == base.config.rope_parameters['rope_theta']
+    assert model.config.max_position_embeddings == 2 * origin - 1
+    if rope_type == 'linear':  # positions are divided by the factor: the logits change
+        assert not torch.allclose(_logits(model), _logits(base), atol=1e-4)
+
+
+def test_rope_scaling_bad_values(qwen2_dir):
+    with pytest.raises(SwiftError, match='--rope_scaling must be'):
+        parse_args(InferArguments, ['--model', 'm', '--rope_scaling', 'ntk'])
+    with pytest.raises(SwiftError, match='--rope_scaling without a factor needs --max_model_len'):
+        load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--rope_scaling', 'yarn']))
+    with pytest.raises(SwiftError, match='--rope_scaling'):
+        parse_args(InferArguments, ['--model', 'm', '--rope_scaling', 'linear', '--infer_backend', 'vllm'])
