@@ -56,6 +56,9 @@ class TrainerSettings:
         default=True, metadata={'help': 'Run in <output_dir>/vN-<date-time>; false runs in --output_dir itself.'})
     create_checkpoint_symlink: bool = field(
         default=False, metadata={'help': 'Link <run>/last and <run>/best to the last and best checkpoints.'})
+    packing_length: Optional[int] = field(
+        default=None, metadata={'help': 'With --packing: pack rows into sequences of at most this many tokens; '
+                                        'default --max_length.'})
     galore_proj_type: Literal['std', 'reverse_std', 'left', 'right', 'full'] = field(
         default='std', metadata={'help': 'GaLore projection type.'})
     galore_optim_per_parameter: bool = field(
@@ -217,6 +220,8 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
                 if getattr(self, name):
                     raise SwiftError(f'--{name}: swift sft and swift pt only; --rlhf_type {rlhf} computes its own '
                                      'loss')
+            if self.packing_length is not None:
+                raise SwiftError(f'--packing_length: swift sft and swift pt only; --rlhf_type {rlhf} does not pack')
             if self.acc_strategy != 'token':
                 raise SwiftError(f'--acc_strategy {self.acc_strategy}: swift sft and swift pt only')
         elif self.loss_type is not None:
@@ -226,6 +231,8 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             if self.loss_type != 'cross_entropy':
                 raise SwiftError(f'--loss_type {self.loss_type}: swift sft takes cross_entropy (or none: the '
                                  "model's own loss)")
+        if self.packing_length is not None and self.packing_length <= 0:
+            raise SwiftError(f'--packing_length must be positive, got {self.packing_length}')
         if not self.safe_serialization:
             raise SwiftError('--safe_serialization false: checkpoints are saved as safetensors only')
         self.save_safetensors = True

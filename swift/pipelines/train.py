@@ -129,10 +129,11 @@ def encode_split(template: Template, rows: list[dict], args: TrainArguments, spl
         raise SwiftError(f'no {split} row is left to train on: all are longer than --max_length {args.max_length} '
                          'or carry no loss')
     if args.packing:
-        if args.max_length is None:
-            raise SwiftError('--packing true needs --max_length')
-        encoded = pack_rows(encoded, args.max_length)
-        logger.info(f'{split}: packed into {len(encoded)} sequences of at most {args.max_length} tokens')
+        length = args.packing_length or args.max_length
+        if length is None:
+            raise SwiftError('--packing true needs --max_length or --packing_length')
+        encoded = pack_rows(encoded, length)
+        logger.info(f'{split}: packed into {len(encoded)} sequences of at most {length} tokens')
     return encoded
 
 

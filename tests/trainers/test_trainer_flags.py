@@ -156,3 +156,22 @@ def test_bad_values_are_one_line(argv, words):
     with pytest.raises(SwiftError, match=words) as err:
         parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', *argv])
     assert '\n' not in str(err.value) and argv[0] in str(err.value)
+
+
+@pytest.mark.parametrize('length, sequences', [(120, 4), (60, 8)])
+def test_packing_length_sets_the_packed_sequence_size(qwen2_dir, tmp_path, length, sequences):
+    # eight rows of about 55 tokens: two fit in 120 tokens, one in 60
+    result = _sft(qwen2_dir, tmp_path, '--packing', 'true', '--max_length', '512', '--packing_length', str(length),
+                  '--per_device_train_batch_size', '1', '--num_train_epochs', '1', steps=-1)
+    assert result['log_history'][-1]['step'] == sequences
+
+
+@pytest.mark.parametrize('proj_type, layerwise', [('left', 'false'), ('std', 'true')])
+def test_galore_trains_with_its_projection_type(qwen2_dir, tmp_path, proj_type, layerwise):
+    result = _sft(qwen2_dir, tmp_path, '--train_type', 'full', '--optimizer', 'galore', '--galore_rank', '4',
+                  '--galore_proj_type', proj_type, '--galore_optim_per_parameter', layerwise, '--save_steps', '1',
+                  steps=2)
+    assert [r['step'] for r in result['log_history'] if 'loss' in r] == [1, 2]
+    if layerwise == 'false':
+        state = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=False)
+        assert any(group.get('proj_type') == proj_type for group in state['param_groups'])
