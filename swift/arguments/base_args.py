@@ -145,6 +145,12 @@ class TemplateArguments:
     loss_scale: Literal['default', 'last_round', 'all'] = field(
         default='default', metadata={'help': 'Which tokens carry loss: assistant turns, the last one, or all.'})
     use_chat_template: bool = field(default=True, metadata={'help': 'False trains on raw text (swift pt).'})
+    template_backend: Literal['swift', 'jinja'] = field(
+        default='swift', metadata={'help': "jinja renders with the tokenizer's own chat template (the hf template: "
+                                           'loss spans found turn by turn, so it trains too); text-only models.'})
+    is_binary_loss_scale: Optional[bool] = field(
+        default=None, metadata={'help': "ms-swift's switch to express 0/1 loss scales as -100 labels: every "
+                                        '--loss_scale here is 0/1 and always expressed as labels.'})
     response_prefix: Optional[str] = field(
         default=None, metadata={'help': "Text the answer starts with at inference, e.g. '<think>\\n'; wins over "
                                         '--enable_thinking.'})

@@ -9,7 +9,8 @@ from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
 from ..dataset import load_rows
 from ..model import bnb_config, get_model_folder, get_model_tokenizer
-from ..template import Template, get_template
+from ..template import TEMPLATE_REGISTRY, Template, get_template
+from ..template.vision import VisionTemplate
 from ..utils import SwiftError
 from ..utils.io import read_json
 
@@ -86,11 +87,23 @@ def load_folder_and_template(args: BaseArguments) -> tuple[str, Template]:
 
 def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
     template_type = args.template or (detected if args.use_chat_template else 'default')
+    if args.template_backend == 'jinja' and args.use_chat_template:
+        template_type = _jinja_template(tokenizer, template_type)
     return get_template(template_type, tokenizer, default_system=read_system(args.system), max_length=args.max_length,
                         truncation_strategy=args.truncation_strategy, loss_scale=args.loss_scale,
                         use_chat_template=args.use_chat_template, response_prefix=args.response_prefix,
                         enable_thinking=args.enable_thinking, preserve_thinking=args.preserve_thinking,
                         add_non_thinking_prefix=args.add_non_thinking_prefix)
+
+
+def _jinja_template(tokenizer, template_type: str) -> str:
+    """--template_backend jinja: the tokenizer's own chat template (the hf template) in place of ours."""
+    if issubclass(TEMPLATE_REGISTRY.get(template_type, (None, Template))[1], VisionTemplate):
+        raise SwiftError(f'--template_backend jinja: the {template_type} template expands images and videos, which '
+                         "the tokenizer's chat template does not; use --template_backend swift")
+    if not getattr(tokenizer, 'chat_template', None):
+        raise SwiftError("--template_backend jinja needs a tokenizer with a chat template; this one has none")
+    return 'hf'
 
 
 def load_dataset_rows(args: BaseArguments, specs: list[str], check: Callable[[dict], None] | None = None) -> list[dict]:
