@@ -50,6 +50,10 @@ class TrainerSettings:
         default=None, metadata={'help': 'Optimizer plugin (over --optim): default, galore (--use_galore), lorap '
                                         '(LoRA+, --lorap_lr_ratio), muon (torch.optim.Muon on 2-D weights, AdamW on '
                                         'the rest).'})
+    max_epochs: Optional[int] = field(
+        default=None, metadata={'help': 'Stop (and save) at the end of this epoch, whatever --num_train_epochs says.'})
+    logging_dir: Optional[str] = field(
+        default=None, metadata={'help': "TensorBoard folder; default transformers' <run>/runs/<date_host>."})
     max_shard_size: str = field(default='5GB', metadata={'help': 'Largest weight file of a saved full model.'})
     safe_serialization: bool = field(default=True, metadata={'help': 'Save safetensors (the only format here).'})
     add_version: bool = field(
@@ -240,6 +244,8 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             self.train_sampling_strategy = 'sequential'
         if self.early_stop_interval is not None and self.early_stop_interval <= 0:
             raise SwiftError(f'--early_stop_interval must be positive, got {self.early_stop_interval}')
+        if self.max_epochs is not None and self.max_epochs <= 0:
+            raise SwiftError(f'--max_epochs must be positive, got {self.max_epochs}')
         if self.early_stop_interval and self.metric_for_best_model is None:
             self.metric_for_best_model = 'loss'  # ms-swift's default best metric
         if self.optimizer == 'multimodal':

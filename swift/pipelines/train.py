@@ -9,6 +9,7 @@ from itertools import islice
 from typing import Callable
 
 from transformers import EarlyStoppingCallback, TrainingArguments, set_seed
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments, group
@@ -16,8 +17,8 @@ from ..arguments.train_args import TrainerSettings
 from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..template.base import IGNORE_INDEX
-from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, ProgressBarCallback, SaveAtEndCallback,
-                        SwiftTrainer, encode_rows, plot_logging)
+from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, MaxEpochsCallback, ProgressBarCallback,
+                        SaveAtEndCallback, SwiftTrainer, encode_rows, plot_logging)
 from ..tuners import TunerArguments, loraplus_optimizer, prepare_model, tuner_callbacks
 from ..tuners.longlora import GROUPS as LONGLORA_GROUPS
 from ..utils import SwiftError, get_logger
@@ -75,6 +76,12 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         if not val_data:
             raise SwiftError('--early_stop_interval needs evaluation rows: --val_dataset or --split_dataset_ratio')
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=args.early_stop_interval))
+    if args.max_epochs:
+        trainer.add_callback(MaxEpochsCallback(args.max_epochs))
+    if args.logging_dir:  # transformers 5 dropped TrainingArguments.logging_dir; its TensorBoard callback keeps one
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback):
+                callback.logging_dir = os.path.abspath(args.logging_dir)
     _use_own_progress_bar(trainer)
 
     # ---- train ----

@@ -65,3 +65,15 @@ class SaveAtEndCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
             control.should_save = True
+
+
+class MaxEpochsCallback(TrainerCallback):
+    """--max_epochs: stop and save at the end of epoch N, also when --num_train_epochs or --max_steps go further."""
+
+    def __init__(self, max_epochs: int):
+        self.max_epochs = max_epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.epoch is not None and state.epoch >= self.max_epochs - 1e-6:
+            control.should_training_stop = True
+            control.should_save = True

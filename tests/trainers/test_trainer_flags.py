@@ -175,3 +175,15 @@ def test_galore_trains_with_its_projection_type(qwen2_dir, tmp_path, proj_type, 
     if layerwise == 'false':
         state = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=False)
         assert any(group.get('proj_type') == proj_type for group in state['param_groups'])
+
+
+def test_max_epochs_stops_at_the_end_of_that_epoch(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--num_train_epochs', '3', '--max_epochs', '1', steps=-1)
+    assert result['log_history'][-1]['step'] == 4  # 8 rows, 2 a batch: one epoch
+    assert result['last_model_checkpoint'].endswith('checkpoint-4')
+
+
+def test_logging_dir_receives_the_tensorboard_events(qwen2_dir, tmp_path):
+    pytest.importorskip('tensorboard')
+    _sft(qwen2_dir, tmp_path, '--logging_dir', str(tmp_path / 'tb'), '--report_to', 'tensorboard')
+    assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path / 'tb'))
