@@ -7,6 +7,7 @@ and distillation (gkd).
 The run is ``swift sft``'s (same model loading, tuners, output folder, checkpoints); only the data encoding and
 the trainer come from the algorithm's entry in ``swift.rlhf.ALGORITHMS``.
 """
+import copy
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -76,18 +77,29 @@ def _reference_model(args, run: _Run):
     """--ref_model; else with full training a frozen copy of --model. None lets a LoRA run disable its adapter."""
     if args.ref_model is None and (args.train_type != 'full' or args.precompute_ref_log_probs):
         return None
-    return _frozen_model(args, args.ref_model)[0]
+    if args.ref_model is None:
+        return _frozen_model(args, None)[0]
+    return _frozen_model(args, args.ref_model, args.ref_model_type, args.ref_model_revision)[0]
 
 
 def _teacher_model(args, run: _Run):
-    """--teacher_model, loaded like --model and frozen; its tokenizer must be the student's."""
-    model, teacher_tokenizer = _frozen_model(args, args.teacher_model)
+    """--teacher_model (with its --teacher_model_type, --teacher_model_revision), loaded like --model, with
+    --teacher_adapters merged in, and frozen; its tokenizer must be the student's."""
+    model, teacher_tokenizer = _frozen_model(args, args.teacher_model, args.teacher_model_type,
+                                             args.teacher_model_revision, args.teacher_adapters)
     check_teacher_tokenizer(teacher_tokenizer, run.tokenizer, args.teacher_model)
     return model
 
 
-def _frozen_model(args, model_id: str | None):
+def _frozen_model(args, model_id: str | None, model_type: str | None = None, revision: str | None = None,
+                  adapters: list[str] = ()):
+    """``model_id`` loaded like --model, under its own model_type and revision when given, adapters merged in."""
+    if model_id is not None:  # --model's own type and revision do not describe another model
+        args = copy.copy(args)
+        args.model_type, args.model_revision = model_type, revision
     model, tokenizer = load_model(args, model_id)
+    for adapter in adapters:
+        model = Swift.from_pretrained(model, adapter).merge_and_unload()
     return model.requires_grad_(False).eval(), tokenizer
 
 

@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from transformers import Trainer, TrainingArguments
 
+from ..utils import SwiftError
+
 
 # --beta where the algorithm declares no default of its own (Algorithm.defaults).
 DEFAULT_BETA = 0.1
@@ -28,6 +30,12 @@ class AlignmentArguments:
         default=None, metadata={'help': 'Reference model of the algorithms that use one (DPO, KTO, PPO) with full '
                                         'training; default: a frozen copy of --model (with LoRA: the base model, '
                                         'adapter disabled).'})
+    ref_adapters: list[str] = field(
+        default_factory=list, metadata={'help': 'DPO/KTO/GRPO with an adapter: the reference is the base model with '
+                                                'this adapter (e.g. the SFT checkpoint that --adapters also starts '
+                                                'from) instead of the bare base model.'})
+    ref_model_type: Optional[str] = field(default=None, metadata={'help': 'model_type of --ref_model.'})
+    ref_model_revision: Optional[str] = field(default=None, metadata={'help': 'Hub revision of --ref_model.'})
     precompute_ref_log_probs: bool = field(
         default=False, metadata={'help': 'DPO/KTO: compute the reference log-probs once before training.'})
     reward_model: list[str] = field(
@@ -92,9 +100,17 @@ def keep_trainable_float32(model: torch.nn.Module) -> None:
             param.data = param.data.float()
 
 
-def use_base_as_reference(model: torch.nn.Module) -> None:
+def use_base_as_reference(model: torch.nn.Module, ref_adapters: list[str] = ()) -> None:
     """trl copies an existing adapter into a 'ref' adapter to serve as the reference. Ours is freshly made or being
-    resumed, so the reference is the base model with the adapter disabled: drop the copy (and its memory)."""
+    resumed, so the reference is the base model with the adapter disabled: drop the copy (and its memory). With
+    --ref_adapters, that adapter is loaded as 'ref', which trl then switches to for the reference."""
     peft_config = getattr(model, 'peft_config', {})
     if 'ref' in peft_config:
         model.delete_adapter('ref')
+    if ref_adapters:
+        if not peft_config:
+            raise SwiftError('--ref_adapters: the reference adapter sits beside the trained one, so it needs an '
+                             'adapter run (--train_type lora); with full training give --ref_model')
+        if len(ref_adapters) > 1:
+            raise SwiftError(f'--ref_adapters takes one adapter, got {len(ref_adapters)}')
+        model.load_adapter(ref_adapters[0], adapter_name='ref', is_trainable=False)

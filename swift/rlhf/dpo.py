@@ -29,9 +29,9 @@ class DPOArguments(AlignmentArguments):
 
 class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ref_adapters: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        use_base_as_reference(self.model)
+        use_base_as_reference(self.model, ref_adapters)
         keep_trainable_float32(self.model)
 
     def _prepare_dataset(self, dataset, *args, **kwargs):
@@ -60,7 +60,7 @@ def make_trainer(training, settings: DPOArguments, **kwargs) -> DPOTrainer:
                         discopop_tau=settings.discopop_tau,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs,
                         max_length=None, padding_free=False)  # the template truncated already
-    return DPOTrainer(args=config, **kwargs)
+    return DPOTrainer(args=config, ref_adapters=settings.ref_adapters, **kwargs)
 
 
 DPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=DPOArguments, needs=('ref_model',))

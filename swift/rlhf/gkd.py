@@ -30,6 +30,11 @@ class GKDArguments(AlignmentArguments, SamplingArguments):
     teacher_model: Optional[str] = field(
         default=None, metadata={'help': 'GKD: the teacher, a local folder or hub id loaded like --model; it must '
                                         "share the student's tokenizer."})
+    teacher_model_type: Optional[str] = field(default=None, metadata={'help': 'GKD: model_type of --teacher_model.'})
+    teacher_model_revision: Optional[str] = field(
+        default=None, metadata={'help': 'GKD: hub revision of --teacher_model.'})
+    teacher_adapters: list[str] = field(
+        default_factory=list, metadata={'help': 'GKD: adapters (e.g. an SFT checkpoint) merged into the teacher.'})
     lmbda: float = field(
         default=0.5, metadata={'help': "GKD: share of batches trained on the student's own samples (on-policy)."})
     seq_kd: bool = field(
@@ -118,13 +123,13 @@ class GKDTrainer(MetricsTrainer):
         super().__init__(*args, data_collator=partial(collate, pad_token_id=pad_token_id), **kwargs)
         self.vocab_size = shared_vocab_size(self.model, teacher_model, len(self.processing_class))
         self.teacher = self.accelerator.prepare_model(teacher_model.requires_grad_(False).eval(), evaluation_mode=True)
-        self.settings, self.stop_token_ids, self.pad_token_id = settings, stop_token_ids, pad_token_id
+        self.rlhf, self.stop_token_ids, self.pad_token_id = settings, stop_token_ids, pad_token_id
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        on_policy = random.random() < self.settings.lmbda
+        on_policy = random.random() < self.rlhf.lmbda
         if on_policy:
             inputs = self._sampled(model, inputs)
-        elif self.settings.seq_kd:
+        elif self.rlhf.seq_kd:
             inputs = self._sampled(self.teacher, inputs)
         self._metrics['train']['on_policy'].append(float(on_policy))
         self._on_policy = on_policy
@@ -138,8 +143,8 @@ class GKDTrainer(MetricsTrainer):
         with unwrap_model_for_generation(model, self.accelerator) as unwrapped, torch.no_grad():
             output = unwrapped.generate(
                 input_ids=inputs['prompt_ids'], attention_mask=inputs['prompt_mask'], do_sample=True,
-                temperature=self.settings.temperature, top_p=self.settings.top_p, top_k=self.settings.top_k or 0,
-                max_new_tokens=self.settings.max_completion_length, eos_token_id=self.stop_token_ids,
+                temperature=self.rlhf.temperature, top_p=self.rlhf.top_p, top_k=self.rlhf.top_k or 0,
+                max_new_tokens=self.rlhf.max_completion_length, eos_token_id=self.stop_token_ids,
                 pad_token_id=self.pad_token_id)
         completions = output[:, inputs['prompt_ids'].shape[1]:]
         return with_completions(inputs, *cut_at_stop(completions, self.stop_token_ids, self.pad_token_id))
@@ -156,17 +161,17 @@ class GKDTrainer(MetricsTrainer):
         predicting = slice(inputs['prompt_ids'].shape[1] - 1, -1)
         student_logits = student[:, predicting, :self.vocab_size]
         teacher_logits = teacher[:, predicting, :self.vocab_size]
-        if self.settings.gkd_logits_topk:  # the teacher's top-k tokens only, both sides renormalised over them
-            teacher_logits, top = teacher_logits.topk(min(self.settings.gkd_logits_topk, self.vocab_size), dim=-1)
+        if self.rlhf.gkd_logits_topk:  # the teacher's top-k tokens only, both sides renormalised over them
+            teacher_logits, top = teacher_logits.topk(min(self.rlhf.gkd_logits_topk, self.vocab_size), dim=-1)
             student_logits = student_logits.gather(-1, top)
-        loss = generalized_jsd_loss(student_logits, teacher_logits, inputs['completion_mask'], self.settings.beta,
-                                    self.settings.temperature)
+        loss = generalized_jsd_loss(student_logits, teacher_logits, inputs['completion_mask'], self.rlhf.beta,
+                                    self.rlhf.temperature)
         metrics = self._metrics['train' if model.training else 'eval']
-        if self.settings.sft_alpha > 0 and not getattr(self, '_on_policy', False):
+        if self.rlhf.sft_alpha > 0 and not getattr(self, '_on_policy', False):
             # ms-swift: the SFT term is added unless the completions are the student's own samples
             sft_loss = completion_nll(student[:, predicting], inputs['completion_ids'], inputs['completion_mask'])
             metrics['sft_loss'].append(sft_loss.item())
-            loss = loss + self.settings.sft_alpha * sft_loss
+            loss = loss + self.rlhf.sft_alpha * sft_loss
         metrics['completion_length'].append(inputs['completion_mask'].sum(1).float().mean().item())
         return (loss, student) if return_outputs else loss
 

@@ -274,13 +274,13 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         super().__init__(*args, **kwargs)
         if rollout_on_cpu:
             self._generate_with_cpu_rollout()
-        self.settings = settings
+        self.rlhf = settings
         self.chord_batches = self._expert_batches(expert_rows) if expert_rows else None
         self.template = template
         self.completions_path = completions_path
         self.advantage_scale = advantage_scale
         self.max_resample_times = max_resample_times  # 0 = no dynamic sampling
-        use_base_as_reference(self.model)
+        use_base_as_reference(self.model, settings.ref_adapters)
         keep_trainable_float32(self.model)
         if self.use_vllm and self.vllm_mode == 'colocate' and offload.any:
             self._offload_during_generation(offload)
@@ -311,7 +311,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
 
     def _expert_batches(self, rows: list[dict]) -> Iterator[dict]:
         """CHORD's expert rows in shuffled batches, endlessly; each process draws from its own share."""
-        loader = DataLoader(rows, batch_size=self.settings.chord_sft_per_device_train_batch_size
+        loader = DataLoader(rows, batch_size=self.rlhf.chord_sft_per_device_train_batch_size
                             or self.args.per_device_train_batch_size, shuffle=True,
                             collate_fn=DataCollator(self.processing_class.pad_token_id),
                             generator=torch.Generator().manual_seed(self.args.seed))
@@ -328,14 +328,14 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
     def _with_chord_sft(self, model, grpo_loss):
         """CHORD: (1 - mu) * GRPO + mu * SFT on a batch of expert rows. trl's loss is already this micro-batch's share
         of the accumulated step, so the SFT loss is divided by the accumulation steps alike."""
-        mu = chord_mu_at(self.settings, self.state.global_step)
+        mu = chord_mu_at(self.rlhf, self.state.global_step)
         self._metrics['train']['chord/mu'].append(mu)
         if mu == 0:  # nothing to mix: spare the expert forward pass
             return grpo_loss
         batch = dict(next(self.chord_batches))
         labels = batch.pop('labels')
         sft_loss = chord_sft_loss(model(**batch, use_cache=False).logits, labels,
-                                  self.settings.chord_enable_phi_function)
+                                  self.rlhf.chord_enable_phi_function)
         steps = self.current_gradient_accumulation_steps
         for name, part in (('grpo_loss', grpo_loss * steps), ('sft_loss', sft_loss)):  # both per micro-batch
             self._metrics['train'][f'chord/{name}'].append(self.accelerator.gather(part.detach()).mean().item())

@@ -23,7 +23,7 @@ class KTOArguments(AlignmentArguments):
 
 class KTOTrainer(SwiftTrainerMixin, trl.KTOTrainer):
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ref_adapters: list[str] = (), **kwargs):
         config = kwargs.pop('args')
         per_device = config.per_device_train_batch_size
         # trl refuses a per-device batch of 1 because it pairs within it; we pair within the global batch instead
@@ -35,7 +35,7 @@ class KTOTrainer(SwiftTrainerMixin, trl.KTOTrainer):
         finally:
             config.per_device_train_batch_size = per_device
         self._train_batch_size = config.train_batch_size
-        use_base_as_reference(self.model)
+        use_base_as_reference(self.model, ref_adapters)
         keep_trainable_float32(self.model)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
@@ -57,7 +57,7 @@ def make_trainer(training, settings: KTOArguments, **kwargs) -> KTOTrainer:
                         precompute_ref_log_probs=settings.precompute_ref_log_probs, max_length=None,
                         # The KL pairs are built per global batch in dataset order (the rows were shuffled on loading).
                         train_sampling_strategy='sequential')
-    return KTOTrainer(args=config, **kwargs)
+    return KTOTrainer(args=config, ref_adapters=settings.ref_adapters, **kwargs)
 
 
 KTO = Algorithm(rows='kto', encoding='completion', make_trainer=make_trainer, arguments=KTOArguments,

@@ -181,7 +181,7 @@ class PPOTrainer(MetricsTrainer):
     def __init__(self, *args, settings: PPOArguments, template: Template, reward_model, value_model,
                  ref_model=None, micro_batch_size: Optional[int] = None, **kwargs):
         super().__init__(*args, data_collator=list, **kwargs)  # rows stay conversations until generation
-        self.settings, self.template = settings, template
+        self.rlhf, self.template = settings, template
         self.micro_batch_size = micro_batch_size or self.args.per_device_train_batch_size
         self.ref_model, self.reward_model, self.value_model = (
             _on_device(m, self.args.device) for m in (ref_model, reward_model, value_model))
@@ -207,7 +207,7 @@ class PPOTrainer(MetricsTrainer):
     def _rollout(self, model, rows: list[dict]) -> Rollout:
         model.eval()
         prompt_ids, prompt_mask = self._encode_prompts(rows)
-        s = self.settings
+        s = self.rlhf
         sequences = self.accelerator.unwrap_model(model).generate(
             input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=s.max_completion_length,
             do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or 0,
@@ -239,15 +239,15 @@ class PPOTrainer(MetricsTrainer):
     def _ref_logprobs(self, model, rollout: Rollout) -> Tensor:
         """Full training: the frozen copy; LoRA: the same model with its adapter disabled."""
         if self.ref_model is not None:
-            return token_logprobs(self.ref_model, rollout, self.settings.temperature)
+            return token_logprobs(self.ref_model, rollout, self.rlhf.temperature)
         with self.accelerator.unwrap_model(model).disable_adapter():
-            return token_logprobs(model, rollout, self.settings.temperature)
+            return token_logprobs(model, rollout, self.rlhf.temperature)
 
     def _values(self, rollout: Rollout) -> Tensor:
         return self.value_head(**rollout.forward_kwargs())[:, rollout.prompt_length - 1:-1]
 
     def _advantages(self, rollout: Rollout) -> None:
-        s, mask = self.settings, rollout.mask
+        s, mask = self.rlhf, rollout.mask
         rewards = kl_shaped_rewards(rollout.scores, rollout.logprobs, rollout.ref_logprobs, mask, s.kl_coef)
         if s.whiten_rewards:
             rewards = masked_whiten(rewards, mask, shift_mean=False) * mask
@@ -262,9 +262,9 @@ class PPOTrainer(MetricsTrainer):
         self._advantages(rollout)
         model.train()
         self.value_model.train()
-        for _ in range(self.settings.num_ppo_epochs):
+        for _ in range(self.rlhf.num_ppo_epochs):
             order = torch.randperm(len(rollout.input_ids), device=rollout.input_ids.device)
-            for rows in order.chunk(self.settings.num_mini_batches):
+            for rows in order.chunk(self.rlhf.num_mini_batches):
                 for micro in rows.split(self.micro_batch_size):  # gradient accumulation within the mini-batch
                     loss = self._ppo_loss(model, rollout.select(micro))
                     self.accelerator.backward(loss * len(micro) / len(rows))
@@ -285,7 +285,7 @@ class PPOTrainer(MetricsTrainer):
         self._add_metrics(norms)
 
     def _ppo_loss(self, model, rollout: Rollout) -> Tensor:
-        s, mask = self.settings, rollout.mask
+        s, mask = self.rlhf, rollout.mask
         with self.compute_loss_context_manager():
             logprobs = token_logprobs(model, rollout, s.temperature)
             values = self._values(rollout)
@@ -300,7 +300,7 @@ class PPOTrainer(MetricsTrainer):
     def _record_rollout(self, rollout: Rollout) -> None:
         kl = rollout.kl.sum(-1)
         self._add_metrics({'objective/scores': rollout.scores, 'objective/kl': kl,
-                           'objective/rlhf_reward': rollout.scores - self.settings.kl_coef * kl,
+                           'objective/rlhf_reward': rollout.scores - self.rlhf.kl_coef * kl,
                            'val/mean': masked_mean(rollout.values, rollout.mask),
                            'completions/mean_length': rollout.mask.sum(-1)})
 

@@ -224,3 +224,72 @@ def test_gkd_sft_alpha_and_logits_topk_by_hand(qwen2_dir, tmp_path):
     assert with_sft == pytest.approx(plain + 0.5 * nll, rel=1e-4)
     on_policy, *_ = _gkd_loss(qwen2_dir, teacher, tmp_path, on_policy=True, sft_alpha=0.5)
     assert on_policy == pytest.approx(plain, rel=1e-5)  # the student's own samples get no SFT term (ms-swift)
+
+
+# ---- the reference and the teacher: adapters, model_type, revision ----------------------------------------------
+def test_dpo_ref_adapters_make_the_reference_base_plus_that_adapter(qwen2_dir, tmp_path):
+    import math
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from swift.rlhf.dpo import DPOArguments
+    from swift.rlhf.dpo import make_trainer as make_dpo_trainer
+    from tests.rlhf.test_losses import CHOSEN, PROMPT, REJECTED, _answer_logp, _policy, _training_args
+    sft = _policy(qwen2_dir, seed=1)  # an 'SFT' adapter, moved off zero
+    sft.save_pretrained(str(tmp_path / 'sft'))
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(qwen2_dir, dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, target_modules='all-linear', lora_dropout=0.0))
+    beta = 0.2
+    rows = [{'prompt_ids': PROMPT, 'chosen_ids': CHOSEN, 'rejected_ids': REJECTED}]
+    trainer = make_dpo_trainer(_training_args(tmp_path), DPOArguments(beta=beta, ref_adapters=[str(tmp_path / 'sft')]),
+                               model=model, train_dataset=Dataset.from_list(rows),
+                               processing_class=AutoTokenizer.from_pretrained(qwen2_dir))
+    assert model.active_adapter == 'default' and not any(p.requires_grad for n, p in model.named_parameters()
+                                                            if '.ref.' in n)
+    model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, trainer.data_collator(rows)).item()
+    sft.eval()
+    policy = [_answer_logp(model, PROMPT, a) for a in (CHOSEN, REJECTED)]  # fresh adapter: the base model
+    reference = [_answer_logp(sft, PROMPT, a) for a in (CHOSEN, REJECTED)]
+    logits = beta * ((policy[0] - reference[0]) - (policy[1] - reference[1]))
+    assert abs(logits) > 1e-3  # the reference is not the policy
+    assert loss == pytest.approx(math.log(1 + math.exp(-logits)), rel=1e-4)
+
+
+def test_ref_adapters_with_full_training_is_one_line(qwen2_dir, tmp_path):
+    from swift.rlhf.base import use_base_as_reference
+    from swift.utils import SwiftError
+    with pytest.raises(SwiftError, match=r'--ref_adapters: .* \(--train_type lora\)'):
+        use_base_as_reference(AutoModelForCausalLM.from_pretrained(qwen2_dir), [str(tmp_path)])
+
+
+def test_teacher_and_reference_load_with_their_own_type_revision_and_adapters(qwen2_dir, tmp_path, monkeypatch):
+    import torch
+
+    from swift.arguments import parse_args
+    from swift.pipelines import rlhf as pipeline
+    from swift.rlhf.arguments import RLHFArguments
+    from tests.rlhf.test_losses import _policy
+    sft = _policy(qwen2_dir, seed=1)
+    sft.save_pretrained(str(tmp_path / 'sft'))
+    merged = sft.merge_and_unload()
+    args = parse_args(RLHFArguments, ['--rlhf_type', 'gkd', '--model', qwen2_dir, '--dataset', 'd.jsonl',
+                                      '--teacher_model', qwen2_dir, '--teacher_adapters', str(tmp_path / 'sft'),
+                                      '--torch_dtype', 'float32'])
+    tokenizer = AutoTokenizer.from_pretrained(qwen2_dir)
+    teacher = pipeline._teacher_model(args, pipeline._Run(None, tokenizer, str(tmp_path)))
+    for (name, param), expected in zip(teacher.named_parameters(), merged.parameters()):
+        assert torch.allclose(param, expected, atol=1e-5), name
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+    seen = []
+    monkeypatch.setattr(pipeline, 'load_model', lambda a, model_id=None: seen.append(
+        (model_id, a.model_type, a.model_revision)) or (torch.nn.Linear(1, 1), None))
+    args = parse_args(RLHFArguments, ['--rlhf_type', 'dpo', '--model', qwen2_dir, '--dataset', 'd.jsonl',
+                                      '--train_type', 'full', '--ref_model', 'other/ref', '--ref_model_type', 'qwen2',
+                                      '--ref_model_revision', 'v1', '--model_revision', 'main'])
+    pipeline._reference_model(args, None)
+    assert seen == [('other/ref', 'qwen2', 'v1')] and args.model_revision == 'main'
