@@ -52,6 +52,12 @@ class ModelArguments:
     problem_type: Optional[Literal['regression', 'single_label_classification', 'multi_label_classification']] = field(
         default=None, metadata={'help': "seq_cls loss, written into config.json; default: transformers' choice "
                                         '(regression for one label).'})
+    max_memory: Optional[str] = field(
+        default=None, metadata={'help': 'JSON object of memory per device for device_map auto/sequential, e.g. '
+                                        '\'{"0": "20GB", "cpu": "60GB"}\'; passed to from_pretrained.'})
+    init_strategy: Optional[Literal['zero', 'uniform', 'normal', 'xavier_uniform', 'xavier_normal',
+                                    'kaiming_uniform', 'kaiming_normal', 'orthogonal']] = field(
+        default=None, metadata={'help': 'Initialise the parameters the checkpoint lacks (e.g. a new head) this way.'})
     rope_scaling: Optional[str] = field(
         default=None, metadata={'help': "RoPE scaling: linear, dynamic or yarn (factor from --max_model_len), or a "
                                         'JSON object such as \'{"rope_type": "yarn", "factor": 4}\'.'})
@@ -215,6 +221,15 @@ class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
         TemplateArguments.__post_init__(self)
         self.expand_special_tokens()
         self.parse_rope_scaling()
+        self.max_memory = json_object('--max_memory', self.max_memory, 'of memory per device')
+        if self.max_memory:  # device ids are ints in accelerate; JSON keys are strings
+            self.max_memory = {int(k) if isinstance(k, str) and k.isdigit() else k: v
+                               for k, v in self.max_memory.items()}
+            if self.device_map is None:
+                self.device_map = 'auto'
+            elif self.device_map not in ('auto', 'sequential', 'balanced', 'balanced_low_0'):
+                raise SwiftError(f'--max_memory needs --device_map auto, sequential, balanced or balanced_low_0, '
+                                 f'got {self.device_map}')
 
     @property
     def adapter_paths(self) -> list[str]:

@@ -85,12 +85,13 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         new_special_tokens: list[str] | None = None, problem_type: str | None = None,
                         rope_scaling: str | dict | None = None, max_model_len: int | None = None,
-                        **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+                        init_strategy: str | None = None, **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``, the tokenizer being the processor for a multimodal family (as in ms-swift).
     ``model.model_meta.template`` names the detected chat template. ``new_special_tokens`` are added to the
     tokenizer and the embeddings grow to hold them (a multiple of 128, as ms-swift); ``problem_type`` is a seq_cls
     model's loss (regression, single_label_classification, multi_label_classification). ``rope_scaling`` (a type
-    or a dict) overrides the config's RoPE as ms-swift's --rope_scaling does (see ``rope_config``)."""
+    or a dict) overrides the config's RoPE as ms-swift's --rope_scaling does (see ``rope_config``).
+    ``init_strategy`` re-initialises the parameters the checkpoint lacks (e.g. a new seq_cls head)."""
     model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
                                                   revision=revision, hub_token=hub_token,
                                                   trust_remote_code=trust_remote_code)
@@ -111,11 +112,13 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                 setattr(model_kwargs['config'], key, model_kwargs.pop(key))
     model_class = meta.model_class if task_type == 'causal_lm' and meta.model_class else _AUTO_CLASSES[task_type]
     try:
-        model = model_class.from_pretrained(
+        model, loading = model_class.from_pretrained(
             model_dir, dtype=dtype, attn_implementation=resolve_attn_impl(attn_impl), device_map=device_map,
-            trust_remote_code=trust_remote_code, use_safetensors=True, **model_kwargs)
+            trust_remote_code=trust_remote_code, use_safetensors=True, output_loading_info=True, **model_kwargs)
     except OSError as err:
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
+    if init_strategy is not None:
+        init_missing_parameters(model, loading.get('missing_keys') or [], init_strategy)
     if task_type == 'seq_cls':  # the score is read at the last token that is not padding
         model.config.pad_token_id = tokenizer.pad_token_id
     if new_special_tokens:
@@ -156,6 +159,41 @@ def rope_config(model_dir: str, rope_scaling: str | dict, max_model_len: int | N
     config.max_position_embeddings = max_model_len or int(origin * rope['factor'])
     logger.info(f'rope_scaling: {rope}, max_position_embeddings: {config.max_position_embeddings}')
     return config
+
+
+def _init_high_dim(init):
+    """Matrices take ``init``; vectors (biases, norms) are zeroed, as ms-swift does."""
+    def apply(param):
+        if param.dim() > 1:
+            init(param)
+        elif param.numel():
+            torch.nn.init.zeros_(param)
+    return apply
+
+
+# ms-swift's --init_strategy choices, with its constants.
+INIT_STRATEGIES = {
+    'zero': torch.nn.init.zeros_,
+    'uniform': lambda p: torch.nn.init.uniform_(p, -0.1, 0.1),
+    'normal': lambda p: torch.nn.init.normal_(p, 0.0, 0.01),
+    'xavier_uniform': _init_high_dim(torch.nn.init.xavier_uniform_),
+    'xavier_normal': _init_high_dim(torch.nn.init.xavier_normal_),
+    'kaiming_uniform': _init_high_dim(lambda p: torch.nn.init.kaiming_uniform_(p, a=0.1, mode='fan_out',
+                                                                               nonlinearity='leaky_relu')),
+    'kaiming_normal': _init_high_dim(lambda p: torch.nn.init.kaiming_normal_(p, mode='fan_in', nonlinearity='relu')),
+    'orthogonal': lambda p: torch.nn.init.orthogonal_(p, gain=1.0),
+}
+
+
+def init_missing_parameters(model: PreTrainedModel, missing: list[str], strategy: str) -> list[str]:
+    """Initialise the parameters ``missing`` from the checkpoint with ``strategy``; returns their names."""
+    params = dict(model.named_parameters())
+    names = [name for name in missing if name in params]
+    with torch.no_grad():
+        for name in names:
+            logger.info(f'--init_strategy {strategy}: initialising {name}')
+            INIT_STRATEGIES[strategy](params[name])
+    return names
 
 
 def _add_special_tokens(model: PreTrainedModel, tokenizer, tokens: list[str]) -> None:

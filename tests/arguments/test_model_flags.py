@@ -84,3 +84,29 @@ def test_rope_scaling_bad_values(qwen2_dir):
         load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--rope_scaling', 'yarn']))
     with pytest.raises(SwiftError, match='--rope_scaling'):
         parse_args(InferArguments, ['--model', 'm', '--rope_scaling', 'linear', '--infer_backend', 'vllm'])
+
+
+def test_init_strategy_initialises_what_the_checkpoint_lacks(qwen2_dir):
+    base, _ = get_model_tokenizer(qwen2_dir)
+    flags = ['--model', qwen2_dir, '--task_type', 'seq_cls', '--num_labels', '2']
+    plain, _ = load_model(parse_args(InferArguments, flags))
+    zero, _ = load_model(parse_args(InferArguments, [*flags, '--init_strategy', 'zero']))
+    normal, _ = load_model(parse_args(InferArguments, [*flags, '--init_strategy', 'normal']))
+    assert plain.score.weight.abs().sum() > 0 and zero.score.weight.abs().sum() == 0
+    assert 0.005 < normal.score.weight.std() < 0.02
+    # what the checkpoint has is loaded, not re-initialised
+    torch.testing.assert_close(zero.model.embed_tokens.weight, base.model.embed_tokens.weight)
+    with pytest.raises(SwiftError, match='init_strategy'):
+        parse_args(InferArguments, [*flags, '--init_strategy', 'ones'])
+
+
+def test_max_memory_reaches_from_pretrained(qwen2_dir, tmp_path):
+    args = parse_args(InferArguments, ['--model', qwen2_dir, '--max_memory', '{"cpu": "2GB"}'])
+    assert args.max_memory == {'cpu': '2GB'} and args.device_map == 'auto'
+    model, _ = load_model(args)
+    assert 'disk' not in set(getattr(model, 'hf_device_map', {}).values())
+    # a budget too small for any layer is enforced: accelerate offloads the weights to disk
+    tiny, _ = load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--max_memory', '{"cpu": "1KB"}']))
+    assert set(tiny.hf_device_map.values()) == {'disk'}
+    with pytest.raises(SwiftError, match='--max_memory needs --device_map auto'):
+        parse_args(InferArguments, ['--model', 'm', '--max_memory', '{"cpu": "1GB"}', '--device_map', 'cpu'])
