@@ -50,6 +50,9 @@ class TrainerSettings:
         default=None, metadata={'help': 'Optimizer plugin (over --optim): default, galore (--use_galore), lorap '
                                         '(LoRA+, --lorap_lr_ratio), muon (torch.optim.Muon on 2-D weights, AdamW on '
                                         'the rest).'})
+    router_aux_loss_coef: float = field(
+        default=0.0, metadata={'help': "Mixture-of-experts models: weight of the router's load-balancing loss "
+                                       '(0: the model\'s own setting).'})
     max_epochs: Optional[int] = field(
         default=None, metadata={'help': 'Stop (and save) at the end of this epoch, whatever --num_train_epochs says.'})
     logging_dir: Optional[str] = field(
@@ -118,6 +121,12 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
                     re.compile(getattr(self, name))
                 except re.error as err:
                     raise SwiftError(f'--{name} {getattr(self, name)!r}: not a regular expression ({err})') from None
+        if self.target_parameters and self.train_type not in ('lora', 'qlora'):
+            raise SwiftError('--target_parameters applies to --train_type lora')
+        if self.target_parameters and self.lora_dropout:
+            logger.warning(f"--target_parameters: peft's parameter adapters take no dropout, so --lora_dropout "
+                           f'{self.lora_dropout} becomes 0')
+            self.lora_dropout = 0.0
         if self.lora_dtype and self.train_type not in ('lora', 'qlora', 'longlora', 'adalora'):
             raise SwiftError('--lora_dtype applies to LoRA adapters (--train_type lora, qlora, adalora, longlora)')
         if not 0 <= self.freeze_parameters_ratio <= 1:
@@ -244,6 +253,8 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             self.train_sampling_strategy = 'sequential'
         if self.early_stop_interval is not None and self.early_stop_interval <= 0:
             raise SwiftError(f'--early_stop_interval must be positive, got {self.early_stop_interval}')
+        if self.router_aux_loss_coef < 0:
+            raise SwiftError(f'--router_aux_loss_coef must be >= 0, got {self.router_aux_loss_coef}')
         if self.max_epochs is not None and self.max_epochs <= 0:
             raise SwiftError(f'--max_epochs must be positive, got {self.max_epochs}')
         if self.early_stop_interval and self.metric_for_best_model is None:

@@ -53,6 +53,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         raise SwiftError(f'--resume_from_checkpoint {args.resume_from_checkpoint}: no such folder')
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
+    if args.router_aux_loss_coef > 0:
+        use_router_aux_loss(model, args.router_aux_loss_coef)
     train_data, val_data = (load_data or _load_datasets)(args, template)
     tuner = group(args, TunerArguments)
     model = prepare_model(model, args.train_type, tuner, bool(args.activation_checkpointing),
@@ -174,6 +176,17 @@ def _optimizer(args: TrainArguments, model):
         return None
     return loraplus_optimizer(model, args.lorap_lr_ratio, args.learning_rate, args.weight_decay,
                               (args.adam_beta1, args.adam_beta2), args.adam_epsilon)
+
+
+def use_router_aux_loss(model, coef: float) -> None:
+    """--router_aux_loss_coef: the model returns its router logits and adds ``coef`` times its load-balancing loss
+    (transformers' MoE models read the weight from their config at construction, so both are set)."""
+    if not hasattr(model.config, 'router_aux_loss_coef'):
+        raise SwiftError(f'--router_aux_loss_coef: {model.config.model_type} is not a mixture-of-experts model')
+    model.config.router_aux_loss_coef, model.config.output_router_logits = coef, True
+    for module in model.modules():
+        if hasattr(module, 'router_aux_loss_coef'):
+            module.router_aux_loss_coef = coef
 
 
 def _checkpoint_args(args: TrainArguments, model, template: Template, run_dir: str) -> dict:

@@ -27,6 +27,9 @@ class TunerArguments:
     target_regex: Optional[str] = field(
         default=None, metadata={'help': 'A regex over module names to adapt (peft target_modules as a regex); '
                                         'overrides --target_modules.'})
+    target_parameters: Optional[list[str]] = field(
+        default=None, metadata={'help': "LoRA on parameters by name (peft's target_parameters), e.g. fused MoE "
+                                        'experts: mlp.experts.gate_up_proj.'})
     modules_to_save: list[str] = field(default_factory=list, metadata={'help': 'Modules trained fully beside LoRA.'})
     lora_dtype: Optional[Literal['float16', 'bfloat16', 'float32']] = field(
         default=None, metadata={'help': "dtype of the LoRA weights; default: peft's (the base layer's)."})

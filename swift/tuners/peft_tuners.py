@@ -48,8 +48,10 @@ def _init_lora_weights(s: TunerArguments) -> dict:
 
 
 def _lora(s: TunerArguments, task_type: str) -> PeftConfig:
+    extra = {'target_parameters': s.target_parameters} if s.target_parameters else {}
     return LoraConfig(r=s.lora_rank, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, bias=s.lora_bias,
-                      use_dora=s.use_dora, use_rslora=s.use_rslora, **_init_lora_weights(s), **_common(s, task_type))
+                      use_dora=s.use_dora, use_rslora=s.use_rslora, **_init_lora_weights(s), **_common(s, task_type),
+                      **extra)
 
 
 # AdaLoRA's budget schedule needs the number of steps, which the trainer knows only when training begins; this
