@@ -16,11 +16,13 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import gather_object
 from torch import Tensor
 from trl.models.utils import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..utils import SwiftError
+from ..utils.io import append_jsonl
 from .base import AlignmentArguments, Algorithm, SamplingArguments, completion_mask
 from .preference import MetricsTrainer
 
@@ -30,6 +32,9 @@ class GKDArguments(AlignmentArguments, SamplingArguments):
     teacher_model: Optional[str] = field(
         default=None, metadata={'help': 'GKD: the teacher, a local folder or hub id loaded like --model; it must '
                                         "share the student's tokenizer."})
+    log_completions: bool = field(
+        default=False, metadata={'help': "GKD: write the student's own samples (on-policy batches) to "
+                                         'completions.jsonl in the run folder.'})
     teacher_model_type: Optional[str] = field(default=None, metadata={'help': 'GKD: model_type of --teacher_model.'})
     teacher_model_revision: Optional[str] = field(
         default=None, metadata={'help': 'GKD: hub revision of --teacher_model.'})
@@ -118,17 +123,19 @@ class GKDTrainer(MetricsTrainer):
     completion length. Evaluation scores the dataset's answers."""
 
     def __init__(self, *args, teacher_model: torch.nn.Module, settings: GKDArguments, stop_token_ids: list[int],
-                 **kwargs):
+                 completions_path: str | None = None, **kwargs):
         pad_token_id = kwargs['processing_class'].pad_token_id
         super().__init__(*args, data_collator=partial(collate, pad_token_id=pad_token_id), **kwargs)
         self.vocab_size = shared_vocab_size(self.model, teacher_model, len(self.processing_class))
         self.teacher = self.accelerator.prepare_model(teacher_model.requires_grad_(False).eval(), evaluation_mode=True)
         self.rlhf, self.stop_token_ids, self.pad_token_id = settings, stop_token_ids, pad_token_id
+        self.completions_path = completions_path
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         on_policy = random.random() < self.rlhf.lmbda
         if on_policy:
             inputs = self._sampled(model, inputs)
+            self._write_completions(inputs)
         elif self.rlhf.seq_kd:
             inputs = self._sampled(self.teacher, inputs)
         self._metrics['train']['on_policy'].append(float(on_policy))
@@ -137,6 +144,21 @@ class GKDTrainer(MetricsTrainer):
             return super().training_step(model, inputs, num_items_in_batch)
         finally:
             self._on_policy = False
+
+    def _write_completions(self, inputs: dict) -> None:
+        """--log_completions: the student's samples of this step (every process's), one completions.jsonl line
+        each, as ms-swift logs them."""
+        if not self.completions_path:
+            return
+        decode = self.processing_class.decode
+        rows = [{'step': self.state.global_step, 'prompt': decode(prompt[prompt_mask.bool()]),
+                 'completion': decode(completion[completion_mask.bool()], skip_special_tokens=True)}
+                for prompt, prompt_mask, completion, completion_mask in zip(
+                    inputs['prompt_ids'], inputs['prompt_mask'], inputs['completion_ids'], inputs['completion_mask'])]
+        rows = gather_object(rows)
+        if self.accelerator.is_main_process:
+            for row in rows:
+                append_jsonl(self.completions_path, row)
 
     def _sampled(self, model, inputs: dict) -> dict:
         """``inputs`` with ``model``'s samples, one per prompt, as the completions."""
@@ -203,10 +225,10 @@ def check_teacher_tokenizer(teacher_tokenizer, tokenizer, teacher_model: str) ->
 
 
 def make_trainer(training, settings: GKDArguments, *, teacher_model: torch.nn.Module, stop_token_ids: list[int],
-                 **kwargs) -> GKDTrainer:
+                 completions_path: str | None = None, **kwargs) -> GKDTrainer:
     return GKDTrainer(args=training, teacher_model=teacher_model, settings=settings, stop_token_ids=stop_token_ids,
-                      **kwargs)
+                      completions_path=completions_path, **kwargs)
 
 
 GKD = Algorithm(rows='answer', encoding='answer', make_trainer=make_trainer, arguments=GKDArguments,
-                needs=('teacher_model', 'stop_token_ids'), defaults={'beta': 0.5}, check=check)
+                needs=('teacher_model', 'stop_token_ids', 'completions_path'), defaults={'beta': 0.5}, check=check)

@@ -293,3 +293,15 @@ def test_teacher_and_reference_load_with_their_own_type_revision_and_adapters(qw
                                       '--ref_model_revision', 'v1', '--model_revision', 'main'])
     pipeline._reference_model(args, None)
     assert seen == [('other/ref', 'qwen2', 'v1')] and args.model_revision == 'main'
+
+
+def test_gkd_log_completions_writes_the_students_samples(qwen2_dir, tmp_path):
+    import json
+    pairs = os.path.join(DATA, 'pairs.jsonl')
+    result = rlhf_main(['--rlhf_type', 'gkd', '--model', qwen2_dir, '--teacher_model', qwen2_dir, '--dataset', pairs,
+                        '--max_completion_length', '3', '--per_device_train_batch_size', '2', '--max_steps', '2',
+                        '--lmbda', '1', '--log_completions', 'true', '--save_strategy', 'no',
+                        '--output_dir', str(tmp_path), *COMMON])
+    lines = [json.loads(line) for line in open(os.path.join(result['run_dir'], 'completions.jsonl'))]
+    assert [line['step'] for line in lines] == [0, 0, 1, 1]
+    assert all(set(line) == {'step', 'prompt', 'completion'} and line['prompt'] for line in lines)
