@@ -52,6 +52,8 @@ class ModelArguments:
     problem_type: Optional[Literal['regression', 'single_label_classification', 'multi_label_classification']] = field(
         default=None, metadata={'help': "seq_cls loss, written into config.json; default: transformers' choice "
                                         '(regression for one label).'})
+    experts_impl: Optional[Literal['grouped_mm', 'batched_mm', 'eager']] = field(
+        default=None, metadata={'help': "MoE experts kernel (transformers' experts_implementation)."})
     max_memory: Optional[str] = field(
         default=None, metadata={'help': 'JSON object of memory per device for device_map auto/sequential, e.g. '
                                         '\'{"0": "20GB", "cpu": "60GB"}\'; passed to from_pretrained.'})

@@ -42,7 +42,8 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
         LmdeployArguments.__post_init__(self)
         if self.max_batch_size < 1:
             raise SwiftError(f'--max_batch_size must be at least 1, got {self.max_batch_size}')
-        for flag in ('new_special_tokens', 'rope_scaling', 'max_memory', 'init_strategy'):
+        for flag in ('new_special_tokens', 'rope_scaling', 'max_memory', 'init_strategy',
+                     'experts_impl'):
             if getattr(self, flag) and self.infer_backend != 'pt':
                 raise SwiftError(f'--{flag} changes the model as the pt backend loads it, not --infer_backend '
                                  f'{self.infer_backend}: export a model with the change first')

@@ -17,7 +17,8 @@ class RolloutArguments(ModelArguments, VllmArguments):
         if not self.model:
             raise SwiftError('--model is required: a local folder or a hub id')
         check_port('--port', self.port)
-        for flag in ('new_special_tokens', 'problem_type', 'rope_scaling', 'max_memory', 'init_strategy'):
+        for flag in ('new_special_tokens', 'problem_type', 'rope_scaling', 'max_memory', 'init_strategy',
+                     'experts_impl'):
             if getattr(self, flag):
                 raise SwiftError(f'--{flag}: swift rollout serves --model as vLLM loads it; export a model with '
                                  'the change first')

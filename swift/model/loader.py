@@ -85,13 +85,14 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
                         device_map: str | None = None, task_type: str = 'causal_lm', num_labels: int | None = None,
                         new_special_tokens: list[str] | None = None, problem_type: str | None = None,
                         rope_scaling: str | dict | None = None, max_model_len: int | None = None,
-                        init_strategy: str | None = None, **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+                        init_strategy: str | None = None, experts_impl: str | None = None, **model_kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Return ``(model, tokenizer)``, the tokenizer being the processor for a multimodal family (as in ms-swift).
     ``model.model_meta.template`` names the detected chat template. ``new_special_tokens`` are added to the
     tokenizer and the embeddings grow to hold them (a multiple of 128, as ms-swift); ``problem_type`` is a seq_cls
     model's loss (regression, single_label_classification, multi_label_classification). ``rope_scaling`` (a type
     or a dict) overrides the config's RoPE as ms-swift's --rope_scaling does (see ``rope_config``).
-    ``init_strategy`` re-initialises the parameters the checkpoint lacks (e.g. a new seq_cls head)."""
+    ``init_strategy`` re-initialises the parameters the checkpoint lacks (e.g. a new seq_cls head);
+    ``experts_impl`` is transformers' ``experts_implementation`` of MoE layers (grouped_mm, batched_mm, eager)."""
     model_dir, tokenizer, meta = get_model_folder(model_id_or_path, model_type=model_type, use_hf=use_hf,
                                                   revision=revision, hub_token=hub_token,
                                                   trust_remote_code=trust_remote_code)
@@ -105,6 +106,8 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
     elif problem_type is not None:
         raise SwiftError(f'--problem_type {problem_type} is for --task_type seq_cls, not {task_type}')
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
+    if experts_impl:
+        model_kwargs['experts_implementation'] = experts_impl
     if rope_scaling:
         model_kwargs['config'] = rope_config(model_dir, rope_scaling, max_model_len, trust_remote_code)
         for key in ('num_labels', 'problem_type'):  # with a config given, from_pretrained takes no config kwargs
@@ -117,6 +120,10 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
             trust_remote_code=trust_remote_code, use_safetensors=True, output_loading_info=True, **model_kwargs)
     except OSError as err:
         raise SwiftError(f'cannot load the model from {model_dir}: {str(err).splitlines()[0]}') from None
+    except ValueError as err:
+        if experts_impl and 'experts implementation' in str(err):
+            raise SwiftError(f'--experts_impl {experts_impl}: {str(err).splitlines()[0]}') from None
+        raise
     if init_strategy is not None:
         init_missing_parameters(model, loading.get('missing_keys') or [], init_strategy)
     if task_type == 'seq_cls':  # the score is read at the last token that is not padding

@@ -68,7 +68,8 @@ def load_model(args: BaseArguments, model_id: str | None = None, **model_kwargs)
         trust_remote_code=args.trust_remote_code, device_map=args.device_map, task_type=args.task_type,
         num_labels=args.num_labels, new_special_tokens=args.new_special_tokens, problem_type=args.problem_type,
         rope_scaling=args.rope_scaling, max_model_len=args.max_length, init_strategy=args.init_strategy,
-        **({'max_memory': args.max_memory} if args.max_memory else {}), **model_kwargs)
+        experts_impl=args.experts_impl, **({'max_memory': args.max_memory} if args.max_memory else {}),
+        **model_kwargs)
 
 
 def load_model_and_template(args: BaseArguments, **model_kwargs):

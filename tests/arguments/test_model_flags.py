@@ -110,3 +110,10 @@ def test_max_memory_reaches_from_pretrained(qwen2_dir, tmp_path):
     assert set(tiny.hf_device_map.values()) == {'disk'}
     with pytest.raises(SwiftError, match='--max_memory needs --device_map auto'):
         parse_args(InferArguments, ['--model', 'm', '--max_memory', '{"cpu": "1GB"}', '--device_map', 'cpu'])
+
+
+def test_experts_impl(qwen2_dir):
+    model, _ = load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--experts_impl', 'batched_mm']))
+    assert model.config._experts_implementation == 'batched_mm'
+    with pytest.raises(SwiftError, match='--experts_impl grouped_mm: .*does not support'):
+        load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--experts_impl', 'grouped_mm']))
