@@ -22,6 +22,7 @@ from ..rlhf.gkd import check_teacher_tokenizer
 from ..rlhf.rewards import get_reward_funcs, load_external_plugins
 from ..template import Template
 from ..tuners import Swift
+from ..utils import SwiftError
 from .common import load_dataset_rows, load_model, to_arguments
 from .train import encode_split, load_train_val_rows, run_training
 
@@ -59,18 +60,41 @@ def _reward_funcs(args, run: _Run) -> list:
     takes the settings its ``__init__`` names."""
     load_external_plugins(args.external_plugins)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
-    return get_reward_funcs(args.reward_funcs, **settings) + [_reward_model(path) for path in args.reward_model]
+    return get_reward_funcs(args.reward_funcs, **settings) + [_reward_model(args, i)
+                                                               for i in range(len(args.reward_model))]
 
 
-def _reward_model(checkpoint: str):
-    """A reward model trained by ``--rlhf_type rm``: its base (from args.json) with the adapter merged in."""
-    rm_args = BaseArguments.from_pretrained(checkpoint)
+def _reward_model(args, index: int = 0, checkpoint: str | None = None):
+    """--reward_model number ``index`` (or ``checkpoint``): a ``--rlhf_type rm`` checkpoint is its base (from
+    args.json) with the adapter merged in; any other folder or hub id loads as a one-label sequence classifier, as
+    ms-swift loads it. Its --reward_model_type and --reward_model_revision apply, then --reward_adapters merge in."""
+    checkpoint = checkpoint or args.reward_model[index]
+    model_type, revision = (_nth(args.reward_model_type, index, '--reward_model_type'),
+                            _nth(args.reward_model_revision, index, '--reward_model_revision'))
+    if os.path.isfile(os.path.join(checkpoint, 'args.json')):
+        rm_args = BaseArguments.from_pretrained(checkpoint)
+    else:
+        rm_args = copy.copy(args)
+        rm_args.model, rm_args.model_type, rm_args.model_revision = checkpoint, None, None
     rm_args.task_type, rm_args.num_labels = 'seq_cls', 1
+    rm_args.model_type = model_type or rm_args.model_type
+    rm_args.model_revision = revision or rm_args.model_revision
     is_adapter = os.path.isfile(os.path.join(checkpoint, 'adapter_config.json'))
     model, _ = load_model(rm_args, None if is_adapter else checkpoint)
-    if is_adapter:
-        model = Swift.from_pretrained(model, checkpoint).merge_and_unload()
+    for adapter in ([checkpoint] if is_adapter else []) + list(args.reward_adapters):
+        model = Swift.from_pretrained(model, adapter).merge_and_unload()
     return model.requires_grad_(False).eval()
+
+
+def _nth(values: list, index: int, flag: str):
+    """The value of a per-reward-model flag for model ``index``: one value serves every model."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    if index >= len(values):
+        raise SwiftError(f'{flag} has {len(values)} values for more --reward_model entries')
+    return values[index]
 
 
 def _reference_model(args, run: _Run):
@@ -114,8 +138,8 @@ def _expert_rows(args, run: _Run) -> list[dict] | None:
 PROVIDERS = {
     'ref_model': _reference_model,
     'reward_funcs': _reward_funcs,
-    'reward_model': lambda args, run: _reward_model(args.reward_model[0]),
-    'value_model': lambda args, run: _reward_model(args.value_model or args.reward_model[0]).requires_grad_(True),
+    'reward_model': lambda args, run: _reward_model(args),
+    'value_model': lambda args, run: _reward_model(args, checkpoint=args.value_model).requires_grad_(True),
     'teacher_model': _teacher_model,
     'template': lambda args, run: run.template,
     'completions_path': lambda args, run: (os.path.join(run.run_dir, 'completions.jsonl') if args.log_completions

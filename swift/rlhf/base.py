@@ -41,6 +41,14 @@ class AlignmentArguments:
     reward_model: list[str] = field(
         default_factory=list, metadata={'help': 'Reward model checkpoints (trained with --rlhf_type rm): GRPO\'s '
                                                 'rewards beside --reward_funcs; PPO\'s reward.'})
+    reward_adapters: list[str] = field(
+        default_factory=list, metadata={'help': 'Adapters merged into each --reward_model (e.g. a --rlhf_type rm '
+                                                'LoRA checkpoint over a base given as --reward_model).'})
+    reward_model_type: list[str] = field(
+        default_factory=list, metadata={'help': 'model_type of each --reward_model (default: its args.json or '
+                                                'detected).'})
+    reward_model_revision: list[str] = field(
+        default_factory=list, metadata={'help': 'Hub revision of each --reward_model.'})
 
 
 @dataclass

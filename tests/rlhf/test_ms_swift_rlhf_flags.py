@@ -305,3 +305,24 @@ def test_gkd_log_completions_writes_the_students_samples(qwen2_dir, tmp_path):
     lines = [json.loads(line) for line in open(os.path.join(result['run_dir'], 'completions.jsonl'))]
     assert [line['step'] for line in lines] == [0, 0, 1, 1]
     assert all(set(line) == {'step', 'prompt', 'completion'} and line['prompt'] for line in lines)
+
+
+def test_reward_adapters_over_a_plain_base_score_as_the_rm_checkpoint(qwen2_dir, reward_checkpoint):
+    import torch
+
+    from swift.arguments import parse_args
+    from swift.pipelines import rlhf as pipeline
+    from swift.rlhf.arguments import RLHFArguments
+    from swift.utils import SwiftError
+    base = ['--rlhf_type', 'ppo', '--model', qwen2_dir, '--dataset', 'd.jsonl']
+    args = parse_args(RLHFArguments, [*base, '--reward_model', qwen2_dir, '--reward_adapters', reward_checkpoint,
+                                      '--reward_model_type', 'qwen2'])
+    merged = pipeline._reward_model(args)
+    trained = pipeline._reward_model(parse_args(RLHFArguments, [*base, '--reward_model', reward_checkpoint]))
+    ids = torch.tensor([[5, 17, 42, 8, 99]])
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits.float(), trained(input_ids=ids).logits.float(), atol=1e-4)
+    args = parse_args(RLHFArguments, [*base, '--reward_model', qwen2_dir, qwen2_dir, '--reward_model_type', 'a', 'b',
+                                      'c'])
+    with pytest.raises(SwiftError, match='--reward_model_type has 3 values'):
+        pipeline._nth(args.reward_model_type, 3, '--reward_model_type')
