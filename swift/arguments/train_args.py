@@ -70,6 +70,8 @@ class TrainerSettings:
         default='std', metadata={'help': 'GaLore projection type.'})
     galore_optim_per_parameter: bool = field(
         default=False, metadata={'help': 'GaLore: one optimizer per parameter (layer-wise updates).'})
+    galore_with_embedding: bool = field(
+        default=False, metadata={'help': 'GaLore: project the gradients of the embedding tables too.'})
 
 
 @dataclass
@@ -289,6 +291,9 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
     def _use_galore(self) -> None:
         """GaLore through transformers' galore_adamw optimizer."""
         require_extra('galore_torch', 'galore', '--use_galore true')
+        if self.galore_with_embedding and self.galore_optim_per_parameter:
+            raise SwiftError('--galore_with_embedding true: not with --galore_optim_per_parameter true (transformers '
+                             'builds the layer-wise optimizers over Linear layers only)')
         self.optim = 'galore_adamw_layerwise' if self.galore_optim_per_parameter else 'galore_adamw'
         targets = self.galore_target_modules
         targets = 'all-linear' if targets == ['all-linear'] else list(targets)

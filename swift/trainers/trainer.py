@@ -63,6 +63,13 @@ class SwiftTrainerMixin:
             logs['memory(GiB)'] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
         super().log(logs, start_time)
 
+    # ---- --galore_with_embedding -----------------------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.settings.galore_with_embedding:
+            _embeddings_into_galore_group(self.model, optimizer)
+        return optimizer
+
     # ---- --resume_only_model: weights only, no optimizer, scheduler or RNG state ------------------------------
     def _load_optimizer_and_scheduler(self, checkpoint):
         if not self.settings.resume_only_model:
@@ -109,6 +116,20 @@ class SwiftTrainerMixin:
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+
+def _embeddings_into_galore_group(model, optimizer) -> None:
+    """transformers' GaLore projects Linear layers only; move the trainable embedding tables into its projected group
+    (before any step, so there is no optimizer state to move)."""
+    galore = next((g for g in optimizer.param_groups if 'rank' in g), None)
+    if galore is None:
+        return
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad}
+    for group in optimizer.param_groups:
+        if group is not galore:
+            moved = [p for p in group['params'] if id(p) in tables]
+            group['params'] = [p for p in group['params'] if id(p) not in tables]
+            galore['params'].extend(moved)
 
 
 class SwiftTrainer(SwiftTrainerMixin, Trainer):

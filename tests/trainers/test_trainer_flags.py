@@ -187,3 +187,13 @@ def test_logging_dir_receives_the_tensorboard_events(qwen2_dir, tmp_path):
     pytest.importorskip('tensorboard')
     _sft(qwen2_dir, tmp_path, '--logging_dir', str(tmp_path / 'tb'), '--report_to', 'tensorboard')
     assert any(name.startswith('events.out.tfevents') for name in os.listdir(tmp_path / 'tb'))
+
+
+def test_galore_with_embedding_projects_the_embedding_table(qwen2_dir, tmp_path):
+    sizes = {}
+    for flag in ('false', 'true'):
+        result = _sft(qwen2_dir, tmp_path / flag, '--train_type', 'full', '--optimizer', 'galore', '--galore_rank', '4',
+                      '--galore_with_embedding', flag, '--save_steps', '1', steps=1)
+        state = torch.load(os.path.join(result['last_model_checkpoint'], 'optimizer.pt'), weights_only=False)
+        sizes[flag] = next(len(g['params']) for g in state['param_groups'] if 'rank' in g)
+    assert sizes['true'] == sizes['false'] + 1  # the tiny model's one (tied) embedding table
