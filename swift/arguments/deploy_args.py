@@ -19,11 +19,17 @@ class DeployArguments(InferArguments):
     max_batch_size: int = field(default=8, metadata={'help': 'Requests generated together in one batch.'})
     log_interval: float = field(
         default=20, metadata={'help': 'Seconds between throughput log lines; 0 or less turns them off.'})
+    owned_by: str = field(default='swift', metadata={'help': "The owned_by field of /v1/models' entries."})
+    verbose: bool = field(default=True, metadata={'help': 'Log each request and its whole (not streamed) response.'})
+    max_logprobs: int = field(
+        default=20, metadata={'help': 'Most top log-probabilities a request may ask for; more is a 400.'})
     adapter_mapping: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         InferArguments.__post_init__(self)
         check_port('--port', self.port)
+        if self.max_logprobs < 0:
+            raise SwiftError(f'--max_logprobs must be at least 0, got {self.max_logprobs}')
         bare = []
         for entry in self.adapters:
             name, sep, path = entry.partition('=')

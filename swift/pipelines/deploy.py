@@ -7,9 +7,12 @@
 A bare adapter path is applied to the served model, as in ``swift infer``; each ``name=path`` adapter is served
 as a model of its own, sharing the base weights with the others.
 """
+import json
 import os
 
 import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from ..arguments import DeployArguments
 from ..infer.server import create_app
@@ -26,6 +29,52 @@ def deploy_main(args: DeployArguments | list[str] | None = None) -> None:
     with build_engine(args, args.adapter_mapping) as engine:  # vLLM's processes end with the server
         app = create_app(engine, served_name, list(args.adapter_mapping), api_key=args.api_key,
                          default_request_config=request_config(args), log_interval=args.log_interval)
+        add_deploy_flags(app, max_logprobs=args.max_logprobs, verbose=args.verbose, owned_by=args.owned_by)
         names = ', '.join([served_name, *args.adapter_mapping])
         logger.info(f'serving {names} on http://{args.host}:{args.port}/v1')
         uvicorn.run(app, host=args.host, port=args.port, log_level='info')
+
+
+def add_deploy_flags(app: FastAPI, max_logprobs: int = 20, verbose: bool = False, owned_by: str = 'swift') -> None:
+    """ms-swift's deploy flags around the app: ``--max_logprobs`` (a request asking for more top log-probabilities
+    is a 400), ``--verbose`` (each request and whole response logged), ``--owned_by`` (the /v1/models field)."""
+
+    @app.middleware('http')
+    async def deploy_flags(request: Request, call_next):
+        path = request.url.path
+        if request.method == 'POST':
+            raw = await request.body()
+            asked = _asked_logprobs(path, raw)
+            if asked is not None and asked > max_logprobs:
+                message = f"top_logprobs ({asked}) is greater than the server's --max_logprobs ({max_logprobs})"
+                return JSONResponse({'error': {'message': message, 'type': 'invalid_request_error',
+                                               'code': 'max_logprobs'}}, status_code=400)
+            if verbose:
+                logger.info(f'request {path}: {raw.decode("utf-8", "replace")}')
+        response = await call_next(request)
+        rewrite = path == '/v1/models' and owned_by != 'swift' and response.status_code == 200
+        streamed = response.headers.get('content-type', '').startswith('text/event-stream')
+        if not (rewrite or (verbose and request.method == 'POST' and not streamed)):
+            return response
+        body = b''.join([chunk async for chunk in response.body_iterator])
+        if rewrite:
+            models = json.loads(body)
+            for model in models.get('data', []):
+                model['owned_by'] = owned_by
+            body = json.dumps(models).encode()
+        if verbose and request.method == 'POST':
+            logger.info(f'response {path}: {body.decode("utf-8", "replace")}')
+        headers = {k: v for k, v in response.headers.items() if k.lower() != 'content-length'}
+        return Response(body, status_code=response.status_code, headers=headers, media_type=response.media_type)
+
+
+def _asked_logprobs(path: str, raw: bytes) -> int | None:
+    """How many top log-probabilities a request asks for: chat's ``top_logprobs``, completions' ``logprobs``."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    value = body.get('top_logprobs' if path.endswith('/chat/completions') else 'logprobs')
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
