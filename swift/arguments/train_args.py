@@ -39,6 +39,8 @@ class TrainerSettings:
     use_logits_to_keep: Optional[bool] = field(
         default=None, metadata={'help': 'Compute logits only from the first labelled position on (less memory); '
                                         'default on where the model takes logits_to_keep.'})
+    eval_metric: Optional[str] = field(
+        default=None, metadata={'help': 'acc (the default): eval_token_acc or eval_seq_acc beside eval_loss.'})
     train_dataloader_shuffle: bool = field(default=True, metadata={'help': 'Shuffle the training rows.'})
     resume_only_model: bool = field(
         default=False, metadata={'help': 'With --resume_from_checkpoint: load the weights only, not the optimizer, '
@@ -248,6 +250,10 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
                                  "model's own loss)")
         if self.packing_length is not None and self.packing_length <= 0:
             raise SwiftError(f'--packing_length must be positive, got {self.packing_length}')
+        if self.eval_metric not in (None, 'acc'):
+            reason = ('embedding and reranker metrics are issue 15' if self.eval_metric in
+                      ('infonce', 'paired', 'reranker') else 'generation metrics (nlg) are not built yet')
+            raise SwiftError(f'--eval_metric {self.eval_metric}: swift sft takes acc; {reason}')
         if not self.safe_serialization:
             raise SwiftError('--safe_serialization false: checkpoints are saved as safetensors only')
         self.save_safetensors = True

@@ -141,7 +141,7 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._acc = [0.0, 0]  # correct, counted since the last log
+        self._acc = {'train': [0.0, 0], 'eval': [0.0, 0]}  # correct, counted since the last log
 
     def _keeps_logits(self, model) -> bool:
         if self.settings.use_logits_to_keep is False:
@@ -162,8 +162,9 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
         self.compute_loss_func = self._token_loss if custom and labels is not None else None
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         logits = getattr(outputs, 'logits', None)
-        if model.training and logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
-            self._count_accuracy(logits[:, :-1], inputs['labels'][:, 1:].to(logits.device))
+        if logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
+            self._count_accuracy(logits[:, :-1], inputs['labels'][:, 1:].to(logits.device),
+                                 self._acc['train' if model.training else 'eval'])
         return (loss, outputs) if return_outputs else loss
 
     def _token_loss(self, outputs, labels, num_items_in_batch=None):
@@ -177,19 +178,21 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
         return loss.sum() / count
 
     @torch.no_grad()
-    def _count_accuracy(self, logits, labels) -> None:
+    def _count_accuracy(self, logits, labels, acc: list) -> None:
         mask = labels != IGNORE_INDEX
         right = (logits.argmax(-1) == labels) | ~mask
         if self.settings.acc_strategy == 'token':
-            self._acc[0] += float((right & mask).sum())
-            self._acc[1] += int(mask.sum())
+            acc[0] += float((right & mask).sum())
+            acc[1] += int(mask.sum())
         else:  # rows of a padded batch (a packed row counts as one sequence)
             rows = mask.any(-1)
-            self._acc[0] += float((right.all(-1) & rows).sum())
-            self._acc[1] += int(rows.sum())
+            acc[0] += float((right.all(-1) & rows).sum())
+            acc[1] += int(rows.sum())
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
-        if 'loss' in logs and self._acc[1]:
-            logs[f'{self.settings.acc_strategy}_acc'] = round(self._acc[0] / self._acc[1], 6)
-            self._acc = [0.0, 0]
+        for split, key, prefix in (('train', 'loss', ''), ('eval', 'eval_loss', 'eval_')):
+            correct, count = self._acc[split]
+            if key in logs and count:  # --eval_metric acc: the evaluation's accuracy beside its loss
+                logs[f'{prefix}{self.settings.acc_strategy}_acc'] = round(correct / count, 6)
+                self._acc[split] = [0.0, 0]
         super().log(logs, start_time)

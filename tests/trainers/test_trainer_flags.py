@@ -76,6 +76,13 @@ def test_early_stop_interval_stops_when_eval_loss_stalls(qwen2_dir, tmp_path):
     assert len(evals) == 2, evals  # the first sets the best, the second does not beat it
 
 
+def test_evaluation_logs_accuracy_beside_its_loss(qwen2_dir, tmp_path):
+    result = _sft(qwen2_dir, tmp_path, '--eval_metric', 'acc', '--acc_strategy', 'seq', '--eval_steps', '1',
+                  '--split_dataset_ratio', '0.25', steps=1)
+    record = next(r for r in result['log_history'] if 'eval_loss' in r)
+    assert 0 <= record['eval_seq_acc'] <= 1 and 'seq_acc' in next(r for r in result['log_history'] if 'loss' in r)
+
+
 def test_early_stop_interval_needs_evaluation_rows(qwen2_dir, tmp_path):
     with pytest.raises(SwiftError, match='--early_stop_interval'):
         _sft(qwen2_dir, tmp_path, '--early_stop_interval', '1')
@@ -151,7 +158,8 @@ def test_galore_extras_reach_transformers():
     (['--loss_type', 'infonce'], 'issue 15'), (['--loss_type', 'sigmoid'], 'cross_entropy'),
     (['--optimizer', 'multimodal'], 'issue 14'), (['--optimizer', 'adam'], 'choose one of'),
     (['--optimizer', 'lorap'], '--lorap_lr_ratio'), (['--safe_serialization', 'false'], 'safetensors only'),
-    (['--early_stop_interval', '0'], 'positive')])
+    (['--early_stop_interval', '0'], 'positive'), (['--eval_metric', 'nlg'], 'not built yet'),
+    (['--eval_metric', 'infonce'], 'issue 15')])
 def test_bad_values_are_one_line(argv, words):
     with pytest.raises(SwiftError, match=words) as err:
         parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', *argv])
