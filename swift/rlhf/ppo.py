@@ -46,6 +46,9 @@ class PPOArguments(AlignmentArguments, SamplingArguments):
     cliprange_value: float = field(default=0.2, metadata={'help': 'PPO: clipping range of the value update.'})
     gamma: float = field(default=1.0, metadata={'help': 'PPO: discount factor.'})
     lam: float = field(default=0.95, metadata={'help': 'PPO: GAE lambda.'})
+    local_rollout_forward_batch_size: int = field(
+        default=64, metadata={'help': 'PPO: rows per generate() call and per forward pass of the rollout (its '
+                                      'memory peak), not the rollout size.'})
     response_length: Optional[int] = field(
         default=None, metadata={'help': "PPO: ms-swift's name for --max_completion_length (wins when set)."})
 
@@ -54,6 +57,9 @@ def check(args) -> None:
     if not args.reward_model:
         raise SwiftError('--rlhf_type ppo needs --reward_model (a checkpoint of --rlhf_type rm)')
     rollout = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    if args.local_rollout_forward_batch_size < 1:
+        raise SwiftError(f'--local_rollout_forward_batch_size must be at least 1, got '
+                         f'{args.local_rollout_forward_batch_size}')
     if args.num_mini_batches < 1 or rollout % args.num_mini_batches:
         raise SwiftError(f'--num_mini_batches {args.num_mini_batches} must divide the rollout of '
                          f'--per_device_train_batch_size x --gradient_accumulation_steps = {rollout} rows')
@@ -205,26 +211,41 @@ class PPOTrainer(MetricsTrainer):
     # ---- rollout ----
     @torch.no_grad()
     def _rollout(self, model, rows: list[dict]) -> Rollout:
+        """Generation and the rollout's forward passes run --local_rollout_forward_batch_size rows at a time."""
         model.eval()
         prompt_ids, prompt_mask = self._encode_prompts(rows)
         s = self.rlhf
-        sequences = self.accelerator.unwrap_model(model).generate(
-            input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=s.max_completion_length,
+        chunk = s.local_rollout_forward_batch_size
+        pad_id = self.processing_class.pad_token_id
+        pieces = [self.accelerator.unwrap_model(model).generate(
+            input_ids=ids, attention_mask=attention, max_new_tokens=s.max_completion_length,
             do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or 0,
-            pad_token_id=self.processing_class.pad_token_id, eos_token_id=self.stop_ids)
+            pad_token_id=pad_id, eos_token_id=self.stop_ids)
+            for ids, attention in zip(prompt_ids.split(chunk), prompt_mask.split(chunk))]
+        width = max(piece.shape[1] for piece in pieces)  # a piece whose rows all stopped early is padded
+        sequences = torch.cat([torch.nn.functional.pad(piece, (0, width - piece.shape[1]), value=pad_id)
+                               for piece in pieces])
         mask = completion_mask(sequences[:, prompt_ids.shape[1]:], self.stop_ids)
         rollout = Rollout(sequences, torch.cat([prompt_mask, mask.long()], -1), prompt_ids.shape[1], mask)
+        parts = [self._score_part(model, rollout.select(rows)) for rows in torch.arange(len(rows)).split(chunk)]
+        for name in ('logprobs', 'ref_logprobs', 'values', 'scores'):
+            setattr(rollout, name, torch.cat([getattr(part, name) for part in parts]))
+        if s.missing_eos_penalty is not None:
+            completions = sequences[:, rollout.prompt_length:]
+            ended = torch.isin(completions, torch.tensor(self.stop_ids, device=completions.device)).any(-1)
+            rollout.scores = rollout.scores - s.missing_eos_penalty * (~ended).float()
+        return rollout
+
+    def _score_part(self, model, rollout: Rollout) -> Rollout:
+        """Log-probabilities, reference log-probabilities, values and reward-model scores of some rollout rows."""
+        mask, s = rollout.mask, self.rlhf
         with self.compute_loss_context_manager():
             rollout.logprobs = token_logprobs(model, rollout, s.temperature)
             rollout.ref_logprobs = self._ref_logprobs(model, rollout)
             rollout.values = self._values(rollout) * mask
             last = (mask.sum(-1).long() - 1).clamp(min=0)
             rollout.scores = head_outputs(self.reward_model, rollout.forward_kwargs())[:, rollout.prompt_length:][
-                torch.arange(len(rows)), last]
-        if s.missing_eos_penalty is not None:
-            completions = sequences[:, rollout.prompt_length:]
-            ended = torch.isin(completions, torch.tensor(self.stop_ids, device=completions.device)).any(-1)
-            rollout.scores = rollout.scores - s.missing_eos_penalty * (~ended).float()
+                torch.arange(len(mask)), last]
         return rollout
 
     def _encode_prompts(self, rows: list[dict]) -> tuple[Tensor, Tensor]:

@@ -326,3 +326,27 @@ def test_reward_adapters_over_a_plain_base_score_as_the_rm_checkpoint(qwen2_dir,
                                       'c'])
     with pytest.raises(SwiftError, match='--reward_model_type has 3 values'):
         pipeline._nth(args.reward_model_type, 3, '--reward_model_type')
+
+
+def test_ppo_local_rollout_forward_batch_size_bounds_each_generate_and_forward(qwen2_dir, reward_checkpoint, tmp_path,
+                                                                              monkeypatch):
+    import transformers
+    pairs = os.path.join(DATA, 'pairs.jsonl')
+    sizes = {'generate': [], 'score': []}
+    generate = transformers.GenerationMixin.generate
+
+    def spy(self, *args, **kwargs):
+        sizes['generate'].append(len(kwargs['input_ids']))
+        return generate(self, *args, **kwargs)
+    monkeypatch.setattr(transformers.GenerationMixin, 'generate', spy)
+    from swift.rlhf import ppo
+    head_outputs = ppo.head_outputs
+    monkeypatch.setattr(ppo, 'head_outputs', lambda scorer, inputs: sizes['score'].append(len(inputs['input_ids']))
+                        or head_outputs(scorer, inputs))
+    result = rlhf_main(['--rlhf_type', 'ppo', '--model', qwen2_dir, '--dataset', pairs, '--reward_model',
+                        reward_checkpoint, '--per_device_train_batch_size', '5', '--local_rollout_forward_batch_size',
+                        '2', '--num_ppo_epochs', '1', '--response_length', '3', '--max_steps', '1', '--logging_steps',
+                        '1', '--save_strategy', 'no', '--output_dir', str(tmp_path), *COMMON])
+    # each part: the value model's and the reward model's heads (then the update's own forward passes)
+    assert sizes['generate'] == [2, 2, 1] and sizes['score'][:6] == [2, 2, 2, 2, 1, 1]
+    assert any('objective/scores' in r for r in result['log_history'])
