@@ -77,6 +77,9 @@ class ModelArguments:
     bnb_4bit_compute_dtype: Optional[Literal['float32', 'float16', 'bfloat16']] = field(
         default=None, metadata={'help': 'dtype the 4-bit layers compute in; default --torch_dtype (float32 on a '
                                         'CPU).'})
+    bnb_4bit_quant_storage: Optional[Literal['uint8', 'int8', 'float16', 'bfloat16', 'float32', 'float64']] = field(
+        default=None, metadata={'help': 'dtype the packed 4-bit weights are stored in (default uint8); FSDP/DeepSpeed '
+                                        'need it equal to the other weights.'})
 
     def parse_rope_scaling(self) -> None:
         if isinstance(self.rope_scaling, str) and self.rope_scaling.strip().startswith('{'):
@@ -205,7 +208,7 @@ CHECKPOINT_ARGS = ('model', 'model_type', 'model_revision', 'task_type', 'num_la
                    'new_special_tokens', 'rope_scaling', 'torch_dtype', 'template',
                    'system', 'use_chat_template', 'max_length', 'truncation_strategy', 'use_hf', 'trust_remote_code',
                    'quant_method', 'quant_bits', 'bnb_4bit_quant_type', 'bnb_4bit_use_double_quant',
-                   'bnb_4bit_compute_dtype')
+                   'bnb_4bit_quant_storage', 'bnb_4bit_compute_dtype')
 CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_seed', 'columns', 'model_name',
                         'model_author', 'dataset_shuffle', 'strict')
 

@@ -18,7 +18,7 @@ class RolloutArguments(ModelArguments, VllmArguments):
             raise SwiftError('--model is required: a local folder or a hub id')
         check_port('--port', self.port)
         for flag in ('new_special_tokens', 'problem_type', 'rope_scaling', 'max_memory', 'init_strategy',
-                     'experts_impl'):
+                     'experts_impl', 'bnb_4bit_quant_storage'):
             if getattr(self, flag):
                 raise SwiftError(f'--{flag}: swift rollout serves --model as vLLM loads it; export a model with '
                                  'the change first')

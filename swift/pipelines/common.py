@@ -5,6 +5,8 @@ import random
 import sys
 from typing import Callable, TypeVar
 
+import torch
+
 from ..arguments import BaseArguments, parse_args
 from ..arguments.base_args import CHECKPOINT_ARGS, CHECKPOINT_DATA_ARGS
 from ..dataset import load_rows
@@ -60,8 +62,13 @@ def _missing_base_model(adapter: str) -> None:
 def load_model(args: BaseArguments, model_id: str | None = None, **model_kwargs):
     """``(model, tokenizer)`` of --model, or of ``model_id`` loaded the same way (e.g. a reference model)."""
     if args.quantized and args.quant_method in (None, 'bnb'):  # export's gptq/awq/fp8 quantize after loading
-        model_kwargs['quantization_config'] = bnb_config(args.quant_bits, args.bnb_4bit_quant_type,
-                                                         args.bnb_4bit_use_double_quant, args.bnb_4bit_compute_dtype)
+        config = bnb_config(args.quant_bits, args.bnb_4bit_quant_type, args.bnb_4bit_use_double_quant,
+                            args.bnb_4bit_compute_dtype)
+        if args.bnb_4bit_quant_storage:
+            if args.quant_bits != 4:
+                raise SwiftError(f'--bnb_4bit_quant_storage is for --quant_bits 4, not {args.quant_bits}')
+            config.bnb_4bit_quant_storage = getattr(torch, args.bnb_4bit_quant_storage)
+        model_kwargs['quantization_config'] = config
     return get_model_tokenizer(
         model_id or args.model, args.torch_dtype, model_type=args.model_type, attn_impl=args.attn_impl,
         use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token,

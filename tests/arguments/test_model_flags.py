@@ -117,3 +117,15 @@ def test_experts_impl(qwen2_dir):
     assert model.config._experts_implementation == 'batched_mm'
     with pytest.raises(SwiftError, match='--experts_impl grouped_mm: .*does not support'):
         load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--experts_impl', 'grouped_mm']))
+
+
+def test_bnb_4bit_quant_storage(qwen2_dir):
+    pytest.importorskip('bitsandbytes')
+    flags = ['--model', qwen2_dir, '--quant_method', 'bnb', '--quant_bits', '4']
+    plain, _ = load_model(parse_args(InferArguments, flags))
+    stored, _ = load_model(parse_args(InferArguments, [*flags, '--bnb_4bit_quant_storage', 'bfloat16']))
+    assert plain.model.layers[0].self_attn.q_proj.weight.dtype == torch.uint8
+    assert stored.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    with pytest.raises(SwiftError, match='--bnb_4bit_quant_storage is for --quant_bits 4'):
+        load_model(parse_args(InferArguments, ['--model', qwen2_dir, '--quant_method', 'bnb', '--quant_bits', '8',
+                                               '--bnb_4bit_quant_storage', 'bfloat16']))
