@@ -141,6 +141,9 @@ class GRPOArguments(AlignmentArguments, SamplingArguments, RewardArguments, Vllm
     delta: Optional[float] = field(
         default=None, metadata={'help': 'Two-sided GRPO: upper bound of the ratio for negative advantages (> 1 + '
                                         '--epsilon; unset = off).'})
+    log_entropy: bool = field(
+        default=False, metadata={'help': "Log entropy/mean, entropy/max and entropy/min of the completions' "
+                                         'per-completion mean token entropy.'})
     top_entropy_quantile: float = field(
         default=1.0, metadata={'help': 'Train only on the tokens of the top quantile of entropy (1.0 = all).'})
     ds3_gather_for_generation: bool = field(
@@ -340,6 +343,36 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         for name, part in (('grpo_loss', grpo_loss * steps), ('sft_loss', sft_loss)):  # both per micro-batch
             self._metrics['train'][f'chord/{name}'].append(self.accelerator.gather(part.detach()).mean().item())
         return (1 - mu) * grpo_loss + mu * sft_loss / steps
+
+    def _compute_loss(self, model, inputs):
+        self._entropy_mask = inputs['completion_mask']  # what the entropies below are averaged over
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._entropy_mask = None
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        """trl's, plus ms-swift's entropy metrics of the loss's own forward pass (the one asking for entropies):
+        --log_entropy's per-completion mean entropy (mean, max, min over the gathered batch), and the threshold of
+        --top_entropy_quantile."""
+        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        mask = getattr(self, '_entropy_mask', None)
+        if entropies is not None and mask is not None:
+            metrics = self._metrics['train' if self.model.training else 'eval']
+            per_token = entropies.detach().float().masked_fill(mask == 0, float('nan'))
+            if self.rlhf.log_entropy:
+                per_completion = self.accelerator.gather(torch.nanmean(per_token, dim=1))
+                per_completion = per_completion[~per_completion.isnan()]
+                if len(per_completion):
+                    metrics['entropy/mean'].append(per_completion.mean().item())
+                    metrics['entropy/max'].append(per_completion.max().item())
+                    metrics['entropy/min'].append(per_completion.min().item())
+            if self.top_entropy_quantile < 1.0:
+                values = per_token[~per_token.isnan()]
+                if len(values):
+                    metrics['entropy/threshold'].append(
+                        torch.quantile(values, 1 - self.top_entropy_quantile).item())
+        return (logps, entropies, *rest)
 
     def _tokenize_prompts(self, prompts: list):
         return [self.template.encode_prompt(messages) for messages in prompts], None, {}

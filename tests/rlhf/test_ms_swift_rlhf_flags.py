@@ -350,3 +350,22 @@ def test_ppo_local_rollout_forward_batch_size_bounds_each_generate_and_forward(q
     # each part: the value model's and the reward model's heads (then the update's own forward passes)
     assert sizes['generate'] == [2, 2, 1] and sizes['score'][:6] == [2, 2, 2, 2, 1, 1]
     assert any('objective/scores' in r for r in result['log_history'])
+
+
+def test_grpo_log_entropy_and_the_top_entropy_threshold(qwen2_dir, tmp_path):
+    from tests.rlhf.seed import NUMINA
+    plugin = tmp_path / 'parity.py'
+    plugin.write_text(OVERLONG_PLUGIN)
+
+    def records(*extra):
+        result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
+                            '--reward_funcs', 'first_id_parity', '--dataset', NUMINA, '--max_completion_length', '3',
+                            '--per_device_train_batch_size', '4', '--num_generations', '4', '--max_steps', '2',
+                            '--logging_steps', '1', '--save_strategy', 'no',
+                            '--output_dir', str(tmp_path / f'out{len(extra)}'), *COMMON, *extra])
+        return [r for r in result['log_history'] if 'loss' in r]
+    logged = records('--log_entropy', 'true', '--top_entropy_quantile', '0.5')
+    assert len(logged) == 2
+    for r in logged:
+        assert 0 < r['entropy/min'] <= r['entropy/mean'] <= r['entropy/max'] and r['entropy/threshold'] > 0
+    assert not any('entropy/mean' in r or 'entropy/threshold' in r for r in records())
