@@ -143,6 +143,17 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
         super().__init__(*args, **kwargs)
         self._acc = {'train': [0.0, 0], 'eval': [0.0, 0]}  # correct, counted since the last log
 
+    @property
+    def settings(self) -> TrainerSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: TrainerSettings) -> None:
+        # transformers' hook for a loss of one's own: it then also scales the loss for gradient accumulation right
+        self._settings = value
+        custom = value.loss_type == 'cross_entropy' or value.enable_dft_loss
+        self.compute_loss_func = self._token_loss if custom else None
+
     def _keeps_logits(self, model) -> bool:
         if self.settings.use_logits_to_keep is False:
             return False
@@ -158,8 +169,6 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
             start = max(int(labelled[0]) - 1, 0) if len(labelled) else 0
             if start:
                 inputs = {**inputs, 'labels': labels[:, start:], 'logits_to_keep': labels.shape[1] - start}
-        custom = self.settings.loss_type == 'cross_entropy' or self.settings.enable_dft_loss
-        self.compute_loss_func = self._token_loss if custom and labels is not None else None
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         logits = getattr(outputs, 'logits', None)
         if logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
