@@ -72,7 +72,7 @@ def _asked_logprobs(path: str, raw: bytes) -> int | None:
     """How many top log-probabilities a request asks for: chat's ``top_logprobs``, completions' ``logprobs``."""
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # the server answers a body that is not JSON with its own 400
         return None
     if not isinstance(body, dict):
         return None

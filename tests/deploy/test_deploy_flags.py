@@ -38,6 +38,9 @@ def test_max_logprobs_and_owned_by(engine):
         assert refused.status_code == 400 and 'max_logprobs' in refused.json()['error']['message']
         text = client.post('/v1/completions', json={'model': 'm', 'prompt': 'hi', 'max_tokens': 2, 'logprobs': 3})
         assert text.status_code == 400
+        # a body too deep for json stays the server's own 400, not an error of the check
+        deep = client.post('/v1/chat/completions', content=b'[' * 100000, headers={'content-type': 'application/json'})
+        assert deep.status_code == 400
     with _client(engine) as client:  # defaults: 20, 'swift'
         assert client.get('/v1/models').json()['data'][0]['owned_by'] == 'swift'
         assert client.post('/v1/chat/completions', json={**CHAT, 'logprobs': True, 'top_logprobs': 3}).status_code == 200
