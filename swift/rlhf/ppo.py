@@ -14,10 +14,12 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from accelerate.utils import gather_object
 from trl.trainer.utils import disable_dropout_in_model
 
 from ..template import Template
 from ..utils import SwiftError
+from ..utils.io import append_jsonl
 from .base import (AlignmentArguments, Algorithm, SamplingArguments, completion_mask, keep_trainable_float32,
                    trl_config)
 from .preference import MetricsTrainer
@@ -49,6 +51,10 @@ class PPOArguments(AlignmentArguments, SamplingArguments):
     local_rollout_forward_batch_size: int = field(
         default=64, metadata={'help': 'PPO: rows per generate() call and per forward pass of the rollout (its '
                                       'memory peak), not the rollout size.'})
+    num_sample_generations: int = field(
+        default=10, metadata={'help': 'PPO: times during training that completions for the first held-out batch are '
+                                      'sampled, scored and written to sample_generations.jsonl (0 = never; needs '
+                                      'held-out rows).'})
     response_length: Optional[int] = field(
         default=None, metadata={'help': "PPO: ms-swift's name for --max_completion_length (wins when set)."})
 
@@ -294,7 +300,30 @@ class PPOTrainer(MetricsTrainer):
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
         self._record_rollout(rollout)
+        self._maybe_sample_generations(model)
         return loss.detach()
+
+    def _maybe_sample_generations(self, model) -> None:
+        """As trl's former PPOTrainer: --num_sample_generations times over the run (at steps 0, f, 2f, ...), the
+        first held-out batch's completions with their scores, here one sample_generations.jsonl line each."""
+        count = self.rlhf.num_sample_generations
+        if count <= 0 or self.eval_dataset is None:
+            return
+        every = max(1, self.state.max_steps // count)
+        if self.state.global_step % every:
+            return
+        rows = next(iter(self.get_eval_dataloader()))
+        rollout = self._rollout(model, rows)
+        model.train()
+        decode = self.processing_class.decode
+        lines = [{'step': self.state.global_step, 'query': decode(ids[:rollout.prompt_length][mask.bool()]),
+                  'response': decode(ids[rollout.prompt_length:][done.bool()], skip_special_tokens=True),
+                  'score': score.item()}
+                 for ids, mask, done, score in zip(rollout.input_ids, rollout.attention_mask[:, :rollout.prompt_length],
+                                                   rollout.mask, rollout.scores)]
+        for line in gather_object(lines):
+            if self.accelerator.is_main_process:
+                append_jsonl(os.path.join(self.args.output_dir, 'sample_generations.jsonl'), line)
 
     def _clip_gradients(self, model) -> None:
         """Each model on its own: a fully trained value model's gradients would otherwise swamp a LoRA policy's

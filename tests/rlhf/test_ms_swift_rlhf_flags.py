@@ -369,3 +369,22 @@ def test_grpo_log_entropy_and_the_top_entropy_threshold(qwen2_dir, tmp_path):
     for r in logged:
         assert 0 < r['entropy/min'] <= r['entropy/mean'] <= r['entropy/max'] and r['entropy/threshold'] > 0
     assert not any('entropy/mean' in r or 'entropy/threshold' in r for r in records())
+
+
+def test_ppo_num_sample_generations_writes_scored_held_out_samples(qwen2_dir, reward_checkpoint, tmp_path):
+    import json
+    pairs = os.path.join(DATA, 'pairs.jsonl')
+
+    def run(count: str, out: str) -> str:
+        result = rlhf_main(['--rlhf_type', 'ppo', '--model', qwen2_dir, '--dataset', pairs, '--reward_model',
+                            reward_checkpoint, '--per_device_train_batch_size', '2', '--per_device_eval_batch_size',
+                            '2', '--num_ppo_epochs', '1', '--response_length', '3', '--max_steps', '4',
+                            '--num_sample_generations', count, '--save_strategy', 'no', '--eval_strategy', 'no',
+                            '--report_to', 'none', '--dataloader_num_workers', '0', '--split_dataset_ratio', '0.25',
+                            '--output_dir', str(tmp_path / out)])
+        return os.path.join(result['run_dir'], 'sample_generations.jsonl')
+    lines = [json.loads(line) for line in open(run('2', 'two'))]
+    assert [line['step'] for line in lines] == [0, 0, 2, 2]  # every 4 // 2 steps, the first held-out batch
+    assert all(line['query'] and isinstance(line['response'], str) and isinstance(line['score'], float)
+               for line in lines)
+    assert not os.path.exists(run('0', 'none'))
