@@ -141,6 +141,9 @@ class GRPOArguments(AlignmentArguments, SamplingArguments, RewardArguments, Vllm
     delta: Optional[float] = field(
         default=None, metadata={'help': 'Two-sided GRPO: upper bound of the ratio for negative advantages (> 1 + '
                                         '--epsilon; unset = off).'})
+    kl_in_reward: Optional[bool] = field(
+        default=None, metadata={'help': 'false (and unset): the --beta KL penalty is a loss term, as trl computes it; '
+                                        'true (KL subtracted from the reward) is not available.'})
     log_entropy: bool = field(
         default=False, metadata={'help': "Log entropy/mean, entropy/max and entropy/min of the completions' "
                                          'per-completion mean token entropy.'})
@@ -228,6 +231,9 @@ def _check_passthrough(args) -> None:
     for name in ('vllm_server_base_url', 'vllm_server_group_port'):
         if len(getattr(args, name)) > 1:
             raise SwiftError(f'--{name}: one rollout server is supported, got {len(getattr(args, name))}')
+    if args.kl_in_reward:
+        raise SwiftError('--kl_in_reward true: the KL penalty is a loss term here (trl\'s GRPO computes it so); '
+                         'KL subtracted from the reward is not implemented, use --kl_in_reward false')
     unknown = [name for name in args.reward_model_plugin if name != 'default']
     if unknown:
         raise SwiftError(f"--reward_model_plugin {unknown[0]}: only 'default' (the reward model's scoring head) is "

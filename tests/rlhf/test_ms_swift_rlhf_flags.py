@@ -388,3 +388,14 @@ def test_ppo_num_sample_generations_writes_scored_held_out_samples(qwen2_dir, re
     assert all(line['query'] and isinstance(line['response'], str) and isinstance(line['score'], float)
                for line in lines)
     assert not os.path.exists(run('0', 'none'))
+
+
+def test_kl_in_reward_false_parses_and_true_is_one_line(qwen2_dir):
+    from swift.arguments import parse_args
+    from swift.rlhf.arguments import RLHFArguments
+    from swift.utils import SwiftError
+    argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'format', '--dataset', 'd.jsonl',
+            '--split_dataset_ratio', '0', '--per_device_train_batch_size', '8']
+    assert parse_args(RLHFArguments, [*argv, '--kl_in_reward', 'false']).kl_in_reward is False
+    with pytest.raises(SwiftError, match='--kl_in_reward true: the KL penalty is a loss term here'):
+        parse_args(RLHFArguments, [*argv, '--kl_in_reward', 'true'])
