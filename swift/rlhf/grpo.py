@@ -291,8 +291,24 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         self.max_resample_times = max_resample_times  # 0 = no dynamic sampling
         use_base_as_reference(self.model, settings.ref_adapters)
         keep_trainable_float32(self.model)
+        if self.use_vllm and self.vllm_mode == 'colocate' and vllm_is_cpu_build():
+            self._sync_colocated_cpu_weights_by_reload()
         if self.use_vllm and self.vllm_mode == 'colocate' and offload.any:
             self._offload_during_generation(offload)
+
+    def _sync_colocated_cpu_weights_by_reload(self) -> None:
+        """vLLM's CPU build packs each linear weight for its GEMM kernel after loading (oneDNN, on AVX-512 CPUs) and
+        drops the original, so trl's parameter-by-parameter ``load_weights`` finds nothing to load into. vLLM's
+        in-place reload takes the whole set in one pass and packs it again."""
+        generation = self.vllm_generation
+        runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
+
+        def sync_weights() -> None:
+            # cloned: a merged LoRA is unmerged in place once the iteration ends
+            weights = [(name, param.detach().clone()) for name, param in generation._iter_named_params()]
+            runner.reload_weights(weights_iterator=weights)
+            generation.llm.reset_prefix_cache()
+        generation.sync_weights = sync_weights
 
     def _offload_during_generation(self, offload: OffloadSettings) -> None:
         """While colocated vLLM generates, the training copy and the optimizer state need no GPU memory. (When sleep
