@@ -46,8 +46,10 @@ def merge_lora_main(argv: list[str]) -> dict:
     return export_main([*argv, '--merge_lora', 'true'])
 
 
-def merge_lora(args) -> str:
-    """Write ``<adapter>-merged`` (or ``--output_dir``): base weights plus every adapter, as one plain model."""
+def merge_lora(args, reuse_existing: bool = False) -> str:
+    """Write ``<adapter>-merged`` (or ``--output_dir``): base weights plus every adapter, as one plain model.
+    ``reuse_existing`` (``swift infer --merge_lora true``) serves a merged folder already there, as ms-swift does;
+    ``swift export`` refuses it without --exist_ok."""
     if args.quantized:
         raise SwiftError('refusing to merge into a quantized base: the adapter was trained with QLoRA '
                          f'(--quant_bits {args.quant_bits}), and merged 4/8-bit weights lose precision. '
@@ -55,7 +57,12 @@ def merge_lora(args) -> str:
     if args.quant_bits == 0 and args.quant_method:
         logger.warning('merging a QLoRA adapter into the unquantized base: outputs differ slightly from the '
                        'quantized model it was trained on')
-    out_dir = _fresh_output_dir(args, args.output_dir or f"{args.adapters[-1].rstrip('/')}-merged")
+    out_dir = args.output_dir or f"{args.adapters[-1].rstrip('/')}-merged"
+    if reuse_existing and os.path.isfile(os.path.join(out_dir, 'config.json')):
+        logger.info(f'using the merged model already in {out_dir}')
+        return out_dir
+    if not reuse_existing:
+        _fresh_output_dir(args, out_dir)
     model, tokenizer, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = merge_adapters(Swift.from_pretrained(model, adapter))

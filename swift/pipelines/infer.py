@@ -43,7 +43,7 @@ def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = N
     loaded beside them, selectable per request."""
     named_adapters = named_adapters or {}
     if args.merge_lora and args.adapters:
-        args.model, args.adapters = merge_lora(args), []
+        args.model, args.adapters = merge_lora(args, reuse_existing=True), []
     if args.infer_backend in FOLDER_ENGINES:
         return FOLDER_ENGINES[args.infer_backend](args, named_adapters)
     model, _, template = load_model_and_template(args)
