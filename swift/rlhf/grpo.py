@@ -304,9 +304,7 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
         runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
 
         def sync_weights() -> None:
-            # cloned: a merged LoRA is unmerged in place once the iteration ends
-            weights = [(name, param.detach().clone()) for name, param in generation._iter_named_params()]
-            runner.reload_weights(weights_iterator=weights)
+            runner.reload_weights(weights_iterator=list(cloned_weights(generation).items()))
             generation.llm.reset_prefix_cache()
         generation.sync_weights = sync_weights
 
@@ -471,8 +469,7 @@ class CPURolloutGeneration(VLLMGeneration):
         self.accelerator.wait_for_everyone()
 
     def sync_weights(self) -> None:
-        # Cloned: a merged LoRA is unmerged in place once the iteration ends.
-        weights = {name: param.detach().clone().contiguous() for name, param in self._iter_named_params()}
+        weights = cloned_weights(self)
         if not self.accelerator.is_main_process:
             return
         save_file(weights, os.path.join(self.weights_dir.name, 'model.safetensors'))
@@ -481,6 +478,12 @@ class CPURolloutGeneration(VLLMGeneration):
                                  json={'method': 'reload_weights', 'kwargs': {'weights_path': self.weights_dir.name}})
         response.raise_for_status()
         self.vllm_client.reset_prefix_cache()
+
+
+def cloned_weights(generation: VLLMGeneration) -> dict:
+    """The weights trl's generation hands vLLM, by vLLM's names. Cloned: a merged LoRA is unmerged in place once the
+    iteration ends."""
+    return {name: param.detach().clone().contiguous() for name, param in generation._iter_named_params()}
 
 
 def _content(completion) -> str:

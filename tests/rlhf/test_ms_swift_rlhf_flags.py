@@ -116,20 +116,25 @@ def first_id_parity(prompts, completions, completion_ids, **kwargs):
 '''
 
 
-def test_overlong_filter_trains_on_no_truncated_completion(qwen2_dir, tmp_path):
-    """Two-token completions of a random model are cut off: with --overlong_filter none takes part in the loss, so
-    no gradient flows; without it they do."""
+def _parity_grpo_log(qwen2_dir, tmp_path, max_completion_length: int, *extra: str) -> list[dict]:
+    """Two GRPO steps on the first-id-parity reward: the log history."""
     from tests.rlhf.seed import NUMINA
     plugin = tmp_path / 'parity.py'
     plugin.write_text(OVERLONG_PLUGIN)
+    result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
+                        '--reward_funcs', 'first_id_parity', '--dataset', NUMINA,
+                        '--max_completion_length', str(max_completion_length), '--per_device_train_batch_size', '4',
+                        '--num_generations', '4', '--max_steps', '2', '--logging_steps', '1', '--save_strategy', 'no',
+                        '--output_dir', str(tmp_path / f'out{len(extra)}'), *COMMON, *extra])
+    return result['log_history']
+
+
+def test_overlong_filter_trains_on_no_truncated_completion(qwen2_dir, tmp_path):
+    """Two-token completions of a random model are cut off: with --overlong_filter none takes part in the loss, so
+    no gradient flows; without it they do."""
 
     def grad_norms(*extra):
-        result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
-                            '--reward_funcs', 'first_id_parity', '--dataset', NUMINA, '--max_completion_length', '2',
-                            '--per_device_train_batch_size', '4', '--num_generations', '4', '--max_steps', '2',
-                            '--logging_steps', '1', '--save_strategy', 'no',
-                            '--output_dir', str(tmp_path / f'out{len(extra)}'), *COMMON, *extra])
-        return [r['grad_norm'] for r in result['log_history'] if 'grad_norm' in r]
+        return [r['grad_norm'] for r in _parity_grpo_log(qwen2_dir, tmp_path, 2, *extra) if 'grad_norm' in r]
     assert all(norm > 0 for norm in grad_norms())
     assert grad_norms('--overlong_filter', 'true') == [0.0, 0.0]
 
@@ -353,17 +358,9 @@ def test_ppo_local_rollout_forward_batch_size_bounds_each_generate_and_forward(q
 
 
 def test_grpo_log_entropy_and_the_top_entropy_threshold(qwen2_dir, tmp_path):
-    from tests.rlhf.seed import NUMINA
-    plugin = tmp_path / 'parity.py'
-    plugin.write_text(OVERLONG_PLUGIN)
 
     def records(*extra):
-        result = rlhf_main(['--rlhf_type', 'grpo', '--model', qwen2_dir, '--external_plugins', str(plugin),
-                            '--reward_funcs', 'first_id_parity', '--dataset', NUMINA, '--max_completion_length', '3',
-                            '--per_device_train_batch_size', '4', '--num_generations', '4', '--max_steps', '2',
-                            '--logging_steps', '1', '--save_strategy', 'no',
-                            '--output_dir', str(tmp_path / f'out{len(extra)}'), *COMMON, *extra])
-        return [r for r in result['log_history'] if 'loss' in r]
+        return [r for r in _parity_grpo_log(qwen2_dir, tmp_path, 3, *extra) if 'loss' in r]
     logged = records('--log_entropy', 'true', '--top_entropy_quantile', '0.5')
     assert len(logged) == 2
     for r in logged:
