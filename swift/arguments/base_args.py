@@ -46,8 +46,11 @@ class ModelArguments:
     check_model: bool = field(default=True, metadata={'help': 'Check the hub for a newer model (ignored offline).'})
     local_repo_path: Optional[str] = field(default=None, metadata={'help': 'Local clone of a repo the model needs.'})
     device_map: Optional[str] = field(default=None, metadata={'help': "Device placement, e.g. 'auto' or 'cpu'."})
-    task_type: Literal['causal_lm', 'seq_cls'] = field(
-        default='causal_lm', metadata={'help': 'causal_lm generates; seq_cls scores (reward models, classifiers).'})
+    task_type: Literal['causal_lm', 'seq_cls', 'embedding', 'reranker', 'generative_reranker'] = field(
+        default='causal_lm', metadata={'help': 'causal_lm generates; seq_cls scores (reward models, classifiers); '
+                                               'embedding: last-token vectors, L2-normalised; reranker: one-output '
+                                               'scoring head on query + document; generative_reranker: the logit of '
+                                               '"yes" minus "no" at the last token.'})
     num_labels: Optional[int] = field(default=None, metadata={'help': 'Outputs of a seq_cls head (1 for a reward).'})
     problem_type: Optional[Literal['regression', 'single_label_classification', 'multi_label_classification']] = field(
         default=None, metadata={'help': "seq_cls loss, written into config.json; default: transformers' choice "

@@ -17,9 +17,12 @@ from .deepspeed import SHORTHANDS, deepspeed_config
 logger = get_logger()
 
 
-# --loss_type names of ms-swift's loss plugins (swift/loss/mapping.py) for embedding and reranker models.
-EMBEDDING_LOSSES = ('cosine_similarity', 'contrastive', 'online_contrastive', 'infonce', 'pointwise_reranker',
-                    'listwise_reranker')
+# --loss_type names of ms-swift's loss plugins (swift/loss/mapping.py) for embedding and reranker models, by
+# --task_type; the first is the default (ms-swift has none: its examples always name one).
+RETRIEVAL_LOSSES = {'embedding': ('infonce', 'cosine_similarity', 'contrastive', 'online_contrastive'),
+                    'reranker': ('pointwise_reranker', 'listwise_reranker'),
+                    'generative_reranker': ('pointwise_reranker', 'listwise_reranker')}
+EMBEDDING_LOSSES = tuple(dict.fromkeys(name for names in RETRIEVAL_LOSSES.values() for name in names))
 # --optimizer: ms-swift's optimizer plugins (swift/optimizers/mapping.py) that run here.
 OPTIMIZERS = ('default', 'galore', 'lorap', 'muon')
 
@@ -230,6 +233,20 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             logger.warning('--tuner_backend unsloth: unsloth is not installed, training with peft')
             self.tuner_backend = 'peft'
 
+    def _check_retrieval_loss(self) -> None:
+        """Embedding and reranker runs take their task's losses; unset, the first (infonce, pointwise_reranker)."""
+        choices = RETRIEVAL_LOSSES[self.task_type]
+        if self.loss_type is None:
+            self.loss_type = choices[0]
+        elif self.loss_type not in choices:
+            raise SwiftError(f'--loss_type {self.loss_type}: --task_type {self.task_type} takes {", ".join(choices)}')
+        for name in ('packing', 'enable_dft_loss', 'use_logits_to_keep'):
+            if getattr(self, name):
+                raise SwiftError(f'--{name}: not for --task_type {self.task_type}')
+        if self.padding_free:  # ms-swift's examples ask for it; each text is pooled alone either way
+            logger.warning(f'--padding_free true: --task_type {self.task_type} pads its batches (same result)')
+            self.padding_free = False
+
     def _check_trainer_flags(self) -> None:
         rlhf = getattr(self, 'rlhf_type', None)
         if rlhf:  # the alignment trainers compute their own losses
@@ -241,10 +258,12 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
                 raise SwiftError(f'--packing_length: swift sft and swift pt only; --rlhf_type {rlhf} does not pack')
             if self.acc_strategy != 'token':
                 raise SwiftError(f'--acc_strategy {self.acc_strategy}: swift sft and swift pt only')
+        elif self.task_type in RETRIEVAL_LOSSES:
+            self._check_retrieval_loss()
         elif self.loss_type is not None:
             if self.loss_type in EMBEDDING_LOSSES:
-                raise SwiftError(f'--loss_type {self.loss_type}: embedding and reranker training is not built yet '
-                                 '(issue 15)')
+                raise SwiftError(f'--loss_type {self.loss_type}: needs --task_type embedding, reranker or '
+                                 'generative_reranker')
             if self.loss_type != 'cross_entropy':
                 raise SwiftError(f'--loss_type {self.loss_type}: swift sft takes cross_entropy (or none: the '
                                  "model's own loss)")
