@@ -12,6 +12,17 @@
   qwen-vl-utils).
 - ``FPS``: frames sampled per second of video (default 2); ``FPS_MAX_FRAMES``, ``FPS_MIN_FRAMES``: at most / at least
   this many frames per video (defaults 768 and 4).
+- Embedding training with ``--loss_type infonce`` (ms-swift's names and defaults): ``INFONCE_TEMPERATURE`` (0.1);
+  ``INFONCE_USE_BATCH`` (true: the other rows of the batch are negatives too; false: only the row's own
+  ``negative_messages``); ``INFONCE_HARD_NEGATIVES`` (each row keeps this many hard negatives, repeating random ones
+  when it has fewer; unset: all); ``INFONCE_MASK_FAKE_NEGATIVE`` (false: negatives scoring above the positive +
+  ``INFONCE_FAKE_NEG_MARGIN`` (0.1) are masked out); ``INFONCE_INCLUDE_QQ``, ``INFONCE_INCLUDE_DD`` (false: add the
+  query-query and document-document similarities to the denominator).
+- Reranker training: ``MAX_POSITIVE_SAMPLES`` (1) and ``MAX_NEGATIVE_SAMPLES`` (7) documents drawn from each row;
+  ``LISTWISE_RERANKER_TEMPERATURE`` (1.0) and ``LISTWISE_RERANKER_MIN_GROUP_SIZE`` (2) for
+  ``--loss_type listwise_reranker``; ``GENERATIVE_RERANKER_POSITIVE_TOKEN`` ("yes") and
+  ``GENERATIVE_RERANKER_NEGATIVE_TOKEN`` ("no"), whose logit difference at the last token is a generative reranker's
+  score.
 """
 import os
 
@@ -79,3 +90,34 @@ def video_pixel_bounds() -> tuple[int, int]:
 def video_sampling() -> tuple[float, int, int]:
     """``(FPS, FPS_MIN_FRAMES, FPS_MAX_FRAMES)``."""
     return _float('FPS', 2.0), _int('FPS_MIN_FRAMES', 4), _int('FPS_MAX_FRAMES', 768)
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value in (None, ''):
+        return default
+    return value.strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def infonce_settings() -> dict:
+    """The INFONCE_* variables, by the keyword names of ``trainers.retrieval_losses.infonce_loss``."""
+    return {'temperature': _float('INFONCE_TEMPERATURE', 0.1), 'use_batch': _bool('INFONCE_USE_BATCH', True),
+            'hard_negatives': _optional_int('INFONCE_HARD_NEGATIVES'),
+            'mask_fake_negative': _bool('INFONCE_MASK_FAKE_NEGATIVE', False),
+            'fake_neg_margin': _float('INFONCE_FAKE_NEG_MARGIN', 0.1),
+            'include_qq': _bool('INFONCE_INCLUDE_QQ', False), 'include_dd': _bool('INFONCE_INCLUDE_DD', False)}
+
+
+def listwise_reranker_settings() -> dict:
+    return {'temperature': _float('LISTWISE_RERANKER_TEMPERATURE', 1.0),
+            'min_group_size': _int('LISTWISE_RERANKER_MIN_GROUP_SIZE', 2)}
+
+
+def reranker_samples() -> tuple[int, int]:
+    """``(MAX_POSITIVE_SAMPLES, MAX_NEGATIVE_SAMPLES)``."""
+    return _int('MAX_POSITIVE_SAMPLES', 1), _int('MAX_NEGATIVE_SAMPLES', 7)
+
+
+def generative_reranker_tokens() -> tuple[str, str]:
+    return (os.environ.get('GENERATIVE_RERANKER_POSITIVE_TOKEN') or 'yes',
+            os.environ.get('GENERATIVE_RERANKER_NEGATIVE_TOKEN') or 'no')
