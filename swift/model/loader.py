@@ -6,8 +6,8 @@ import math
 import os
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase)
 
 from ..hub import safe_snapshot_download
 from ..utils import SwiftError, get_logger
@@ -16,8 +16,11 @@ from .registry import ModelMeta, detect_model_meta
 logger = get_logger()
 
 # --task_type: what the model's head computes. seq_cls puts a fresh scoring head on the causal LM's body (a reward
-# model's head, trained by swift rlhf --rlhf_type rm).
-_AUTO_CLASSES = {'causal_lm': AutoModelForCausalLM, 'seq_cls': AutoModelForSequenceClassification}
+# model's head, trained by swift rlhf --rlhf_type rm); reranker is a one-output seq_cls head; embedding is the body
+# alone (its last hidden states are pooled, model/retrieval.py); generative_reranker keeps the LM head.
+_AUTO_CLASSES = {'causal_lm': AutoModelForCausalLM, 'seq_cls': AutoModelForSequenceClassification,
+                 'embedding': AutoModel, 'reranker': AutoModelForSequenceClassification,
+                 'generative_reranker': AutoModelForCausalLM}
 _DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'float16': torch.float16, 'fp16': torch.float16,
            'bfloat16': torch.bfloat16, 'bf16': torch.bfloat16}
 
@@ -103,6 +106,8 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         model_kwargs['num_labels'] = num_labels or len(config.get('id2label') or {}) or 1
         if problem_type is not None:
             model_kwargs['problem_type'] = problem_type
+    elif task_type == 'reranker':
+        model_kwargs['num_labels'] = 1
     elif problem_type is not None:
         raise SwiftError(f'--problem_type {problem_type} is for --task_type seq_cls, not {task_type}')
     dtype = torch_dtype if isinstance(torch_dtype, torch.dtype) else resolve_torch_dtype(torch_dtype, config)
@@ -126,7 +131,7 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         raise
     if init_strategy is not None:
         init_missing_parameters(model, loading.get('missing_keys') or [], init_strategy)
-    if task_type == 'seq_cls':  # the score is read at the last token that is not padding
+    if task_type in ('seq_cls', 'reranker'):  # the score is read at the last token that is not padding
         model.config.pad_token_id = tokenizer.pad_token_id
     if new_special_tokens:
         _add_special_tokens(model, tokenizer, new_special_tokens)
@@ -134,6 +139,7 @@ def get_model_tokenizer(model_id_or_path: str, torch_dtype: str | torch.dtype | 
         meta.patch_model(model)
     model.model_meta = meta
     model.model_dir = model_dir
+    model.task_type = task_type  # what engines compute with it (embeddings, scores or text)
     return model, tokenizer
 
 

@@ -21,7 +21,8 @@ def _common(s: TunerArguments, task_type: str) -> dict:
 
 
 # --task_type as peft names it.
-PEFT_TASK_TYPES = {'causal_lm': 'CAUSAL_LM', 'seq_cls': 'SEQ_CLS'}
+PEFT_TASK_TYPES = {'causal_lm': 'CAUSAL_LM', 'seq_cls': 'SEQ_CLS', 'embedding': 'FEATURE_EXTRACTION',
+                   'reranker': 'SEQ_CLS', 'generative_reranker': 'CAUSAL_LM'}
 
 
 # ms-swift's names of LoRA-GA's scalings, as peft spells them.
