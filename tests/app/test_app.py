@@ -17,6 +17,7 @@ from swift.pipelines.infer import build_engine
 from swift.protocol import InferRequest, RequestConfig
 from swift.utils import SwiftError
 
+from ..browser import browser_page, screenshot  # noqa: F401  (fixture)
 from ..deploy.support import free_port, make_adapter, running_swift
 
 SYSTEM = 'You are a tiny test model.'
@@ -111,3 +112,25 @@ def test_a_bad_flag_is_one_line_and_exit_2(qwen2_dir, capsys):
     # cli_main is what the swift command runs, and its return value the exit status (tests/cli runs it as a process)
     assert cli_main(['app', '--model', qwen2_dir, '--lang', 'fr']) == 2
     assert capsys.readouterr().err == "swift app: error: --lang: invalid choice: 'fr' (choose from 'en', 'zh')\n"
+
+
+def test_in_a_browser_a_typed_question_gets_the_streamed_answer(app_url, answer, browser_page, tmp_path):
+    """The page in headless chromium: type a question, press Enter, and watch the answer grow into the model's."""
+    question = 'who are you?'
+    expected = _rendered(answer([{'role': 'user', 'content': question}]))
+    page = browser_page
+    page.goto(app_url)
+    page.get_by_label('Your message').fill(question)
+    page.get_by_label('Your message').press('Enter')
+    bot = page.get_by_test_id('bot').last
+    seen = set()
+    while (text := _rendered(bot.inner_text())) != expected:  # the answer as the page shows it, growing
+        seen.add(text)
+        assert len(seen) < 500 and all(expected.startswith(t) for t in seen), (text, expected)
+    assert page.get_by_test_id('user').last.inner_text().strip() == question
+    screenshot(page, tmp_path, 'app')
+
+
+def _rendered(text: str) -> str:
+    """Text as a browser renders it: runs of whitespace collapse to one space."""
+    return ' '.join(text.split())

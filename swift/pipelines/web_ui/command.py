@@ -18,11 +18,11 @@ def argument_class(command: str) -> type:
         return FIXED[command]
     if command == 'rlhf':
         return rlhf_arguments()
-    if command == 'eval':  # swift eval ships in its own module; an install without it says so instead of failing
-        eval_class = getattr(importlib.import_module('swift.arguments'), 'EvalArguments', None)
-        if eval_class is None:
-            raise SwiftError('swift eval is not available in this version of swift')
-        return eval_class
+    if command == 'eval':  # swift eval ships in its own module; a build without it says so instead of failing
+        try:
+            return importlib.import_module('swift.arguments.eval_args').EvalArguments
+        except (ImportError, AttributeError):
+            raise SwiftError('swift eval is not available in this version of swift') from None
     raise SwiftError(f'the web UI cannot run swift {command}')
 
 
