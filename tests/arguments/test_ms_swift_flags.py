@@ -22,6 +22,7 @@ import pytest
 from swift.arguments import (AppArguments, DeployArguments, ExportArguments, InferArguments, RolloutArguments,
                              TrainArguments, parse_args)
 from swift.arguments.unsupported import UNSUPPORTED
+from swift.arguments.webui_args import WebUIArguments
 from swift.utils import SwiftError
 
 DATA = json.loads((Path(__file__).parents[1] / 'data' / 'ms_swift_flags.json').read_text(encoding='utf-8'))
@@ -58,11 +59,13 @@ def _rlhf_class() -> type:
 
 # ms-swift command -> the arguments class this build parses it with (swift/cli/main.py -> swift/pipelines/*).
 CLASSES = {'sft': TrainArguments, 'pt': TrainArguments, 'rlhf': _rlhf_class(), 'infer': InferArguments,
-           'deploy': DeployArguments, 'app': AppArguments, 'export': ExportArguments, 'rollout': RolloutArguments}
+           'deploy': DeployArguments, 'app': AppArguments, 'export': ExportArguments, 'rollout': RolloutArguments,
+           'web-ui': WebUIArguments}
 # The flags each command needs before it parses at all.
 REQUIRED = {'sft': ['--model', 'm', '--dataset', 'd.jsonl'], 'pt': ['--model', 'm', '--dataset', 'd.jsonl'],
             'rlhf': ['--model', 'm', '--dataset', 'd.jsonl'], 'infer': ['--model', 'm'], 'deploy': ['--model', 'm'],
-            'app': ['--model', 'm'], 'export': ['--model', 'm'], 'rollout': ['--model', 'm']}
+            'app': ['--model', 'm'], 'export': ['--model', 'm'], 'rollout': ['--model', 'm'],
+            'web-ui': []}
 # A flag of one rlhf algorithm is parsed under it (the json's rlhf_type), with what that algorithm needs.
 RLHF_CONTEXT = {
     'grpo': ['--rlhf_type', 'grpo', '--reward_funcs', 'accuracy', '--per_device_train_batch_size', '8',

@@ -82,10 +82,12 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def read_log(job: Job, max_chars: int = 20000) -> str:
-    """The end of the job's output."""
-    with open(job.log_path, encoding='utf-8', errors='replace') as f:
+    """The end of the job's output as a terminal shows it: a progress bar redrawn with carriage returns is one line
+    at its latest state, not one line per redraw."""
+    with open(job.log_path, encoding='utf-8', errors='replace', newline='') as f:  # keep the \r
         f.seek(max(0, os.path.getsize(job.log_path) - max_chars))
-        return f.read()
+        text = f.read()
+    return '\n'.join(line.rstrip('\r').split('\r')[-1] for line in text.split('\n'))
 
 
 def logging_jsonl(job: Job) -> Optional[str]:
