@@ -32,6 +32,12 @@ class ExportArguments(BaseArguments):
     hub_model_id: Optional[str] = field(default=None, metadata={'help': "'<namespace>/<name>' on the hub."})
     hub_private_repo: bool = field(default=False, metadata={'help': 'Create the hub repository as private.'})
     commit_message: str = field(default='update files', metadata={'help': 'Commit message of the upload.'})
+    to_cached_dataset: bool = field(
+        default=False, metadata={'help': 'Encode --dataset once and save the rows (train/ and val/ under --output_dir, '
+                                         'default MODEL-cached_dataset) for swift sft --cached_dataset.'})
+    template_mode: Literal['train', 'rlhf', 'kto'] = field(
+        default='train', metadata={'help': 'With --to_cached_dataset: train (swift pt/sft rows); rlhf and kto '
+                                           '(preference rows) are not built yet.'})
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)
@@ -48,8 +54,21 @@ class ExportArguments(BaseArguments):
                              'quantize with `ollama create --quantize q4_K_M`')
         if self.to_ollama and self.adapters and not self.merge_lora:
             raise SwiftError('--to_ollama true with --adapters needs --merge_lora true: Ollama imports a whole model')
+        if self.to_cached_dataset:
+            self._check_cached_dataset()
         if self.push_to_hub and not self.hub_model_id:
             raise SwiftError('--push_to_hub true needs --hub_model_id <namespace>/<name>')
+
+    def _check_cached_dataset(self) -> None:
+        if self.template_mode != 'train':
+            raise SwiftError(f'--template_mode {self.template_mode}: cached preference rows are not built yet; '
+                             'swift rlhf encodes its --dataset itself')
+        if self.packing:
+            raise SwiftError('--packing: cached rows are packed while training (swift sft --cached_dataset DIR '
+                             '--packing true), not here')
+        if self.merge_lora or self.quantize or self.to_ollama:
+            raise SwiftError('--to_cached_dataset true writes data only: run --merge_lora, --quant_method and '
+                             '--to_ollama in another swift export')
 
     def _check_library_quant(self) -> None:
         """gptq/awq/fp8 quantize --model after loading it: bits the method has, and data for the calibrated ones."""

@@ -71,6 +71,11 @@ class TrainerSettings:
     packing_length: Optional[int] = field(
         default=None, metadata={'help': 'With --packing: pack rows into sequences of at most this many tokens; '
                                         'default --max_length.'})
+    cached_dataset: list[str] = field(
+        default_factory=list, metadata={'help': 'Folders of rows encoded once by swift export --to_cached_dataset '
+                                                'true (its train/ folder): trained on without encoding again.'})
+    cached_val_dataset: list[str] = field(
+        default_factory=list, metadata={'help': 'Folders of encoded evaluation rows (the export\'s val/ folder).'})
     galore_proj_type: Literal['std', 'reverse_std', 'left', 'right', 'full'] = field(
         default='std', metadata={'help': 'GaLore projection type.'})
     galore_optim_per_parameter: bool = field(
@@ -110,8 +115,8 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)
-        if not self.dataset:
-            raise SwiftError('--dataset is required: a file or a dataset id')
+        if not self.dataset and not self.cached_dataset:
+            raise SwiftError('--dataset is required: a file or a dataset id (or --cached_dataset, rows encoded once)')
         if self.model is None:
             raise SwiftError('--model is required: a local folder or a hub id')
         if self.train_type == 'qlora':

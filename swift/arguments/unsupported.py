@@ -20,7 +20,6 @@ SAMPLE = 'not built yet: swift sample (issue 16)'
 QGALORE = 'Q-GaLore needs the q-galore-torch package and its CUDA kernels; this build has GaLore only (--use_galore)'
 GRPO_TEACHER = 'not built yet: GRPO with a teacher model (OPD-RL, RLSD, SDAR)'
 FIPO = 'not built yet: the FIPO loss (--loss_type fipo)'
-CACHED = 'not built yet: pre-tokenized cached datasets (swift export --to_cached_dataset)'
 
 UNSUPPORTED: dict[str, str] = {
     # ---- Megatron-SWIFT only
@@ -105,10 +104,6 @@ UNSUPPORTED: dict[str, str] = {
     'ray_exp_name': 'not built yet: Ray multi-node orchestration (issue 17)',
     'device_groups': 'not built yet: Ray multi-node orchestration (issue 17)',
     # ---- ms-swift capabilities no open issue covers yet
-    'cached_dataset': CACHED,
-    'cached_val_dataset': CACHED,
-    'to_cached_dataset': CACHED,
-    'template_mode': CACHED,
     'hqq_axis': 'not built yet: HQQ quantization (--quant_method takes bnb here)',
     'async_generate': 'not built yet: asynchronous GRPO rollout',
     'enable_flattened_weight_sync': "not built yet: ms-swift's bucketed weight sync; GRPO syncs swift rollout "

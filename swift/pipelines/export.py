@@ -7,6 +7,7 @@
     swift export --model Qwen/Qwen2.5-7B-Instruct --quant_method fp8 --output_dir qwen-fp8
     swift export --model output/vx-xxx/checkpoint-xxx-merged --to_ollama true --output_dir ollama
     swift export --adapters output/vx-xxx/checkpoint-xxx --push_to_hub true --hub_model_id me/my-model
+    swift export --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --to_cached_dataset true --output_dir cached
 """
 import os
 
@@ -17,6 +18,7 @@ from ..model import detect_model_meta
 from ..model.loader import load_tokenizer, read_config
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
+from .cached_dataset import export_cached_dataset
 from .common import (apply_checkpoint_args, build_template, load_dataset_rows, load_model_and_template,
                      to_arguments)
 
@@ -26,6 +28,8 @@ logger = get_logger()
 def export_main(args: ExportArguments | list[str] | None = None) -> dict:
     args = apply_checkpoint_args(to_arguments(ExportArguments, args))
     result = {}
+    if args.to_cached_dataset:
+        result['cached_dataset'] = export_cached_dataset(args)
     if args.merge_lora:
         result['merged_dir'] = merge_lora(args)
     if args.quantize:

@@ -123,6 +123,9 @@ def load_train_val_rows(args: TrainArguments, check: Callable[[dict], None] | No
 
 
 def _load_datasets(args: TrainArguments, template: Template):
+    if args.cached_dataset or args.cached_val_dataset:  # rows encoded once by swift export --to_cached_dataset
+        from .cached_dataset import load_cached_datasets  # that module uses load_train_val_rows from here
+        return load_cached_datasets(args, template)
     train_rows, val_rows = load_train_val_rows(args)
     if args.lazy_tokenize:
         return LazyEncodedDataset(template, train_rows), (LazyEncodedDataset(template, val_rows) if val_rows else None)

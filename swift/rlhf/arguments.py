@@ -56,6 +56,9 @@ def _check(args, algorithm: Algorithm, groups: list[type]) -> None:
         # gradients on sft rows.
         raise SwiftError(f'--train_type {args.train_type} --init_weights {args.init_weights}: longlora and lora-ga '
                          'train with swift sft and swift pt, not swift rlhf')
+    if args.cached_dataset or args.cached_val_dataset:
+        raise SwiftError('--cached_dataset: swift rlhf encodes its --dataset itself; cached preference rows '
+                         '(ms-swift\'s --template_mode rlhf|kto) are not built yet')
     if args.loss_weights and len(args.loss_weights) != len(args.loss_type):
         raise SwiftError(f'--loss_weights has {len(args.loss_weights)} values for {len(args.loss_type)} '
                          '--loss_type values')

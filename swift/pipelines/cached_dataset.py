@@ -1,0 +1,144 @@
+"""Encode once: ``swift export --to_cached_dataset true`` writes encoded rows, ``swift sft --cached_dataset`` trains
+on them without encoding again.
+
+    swift export --model Qwen/Qwen2.5-7B --dataset corpus.jsonl --to_cached_dataset true --output_dir cached
+    swift sft --model Qwen/Qwen2.5-7B --cached_dataset cached/train --cached_val_dataset cached/val ...
+
+The layout is ms-swift's: ``<output_dir>/train`` and ``<output_dir>/val``, each a 🤗 datasets ``save_to_disk``
+folder. Rows hold ``input_ids``, ``labels`` and ``lengths`` (ms-swift's length column, read for packing). Each folder
+also holds ``swift_cached_dataset.json``, the settings the rows were encoded with (template, tokenizer,
+--max_length, ...): training refuses a folder encoded otherwise, in one line naming the flag, since its ids would
+silently differ from what the run's flags ask for. Packing happens while training (``--packing true``), as in
+ms-swift, so one export serves any --packing_length.
+"""
+import hashlib
+import json
+import os
+import shutil
+
+from ..arguments import ExportArguments, TrainArguments
+from ..dataset import pack_rows
+from ..template import Template
+from ..template.vision import VisionTemplate
+from ..trainers import encode_rows
+from ..utils import SwiftError, get_logger
+from ..utils.io import read_json, write_json
+from .common import load_folder_and_template
+
+logger = get_logger()
+INFO_FILE = 'swift_cached_dataset.json'
+# The flags that change the ids or labels of an encoded row; a cached folder records the values it was written with.
+ENCODING_FLAGS = ('max_length', 'truncation_strategy', 'loss_scale', 'use_chat_template', 'response_prefix',
+                  'enable_thinking', 'preserve_thinking', 'add_non_thinking_prefix')
+
+
+def export_cached_dataset(args: ExportArguments) -> str:
+    """Encode --dataset (and --val_dataset, or a --split_dataset_ratio share) and save both splits under
+    --output_dir (default ``<model>-cached_dataset``). Needs the tokenizer only, never the weights."""
+    from .train import load_train_val_rows  # train imports this module for --cached_dataset
+    out_dir = args.output_dir or f"{args.model.rstrip('/')}-cached_dataset"
+    if os.path.exists(out_dir):
+        if not args.exist_ok:
+            raise SwiftError(f'--output_dir {out_dir} already exists: pass another --output_dir, or --exist_ok true '
+                             'to replace it')
+        shutil.rmtree(out_dir)
+    if not args.dataset:
+        raise SwiftError('--to_cached_dataset true needs --dataset: the rows to encode')
+    _, template = load_folder_and_template(args)
+    if isinstance(template, VisionTemplate):
+        raise SwiftError(f'--to_cached_dataset: the {template.template_type} template encodes images and videos, '
+                         'which cached datasets do not hold yet; train on --dataset')
+    info = encoding_info(args, template)
+    train_rows, val_rows = load_train_val_rows(args)
+    for split, rows in (('train', train_rows), ('val', val_rows)):
+        if rows:
+            _save_split(template, rows, args.dataset_num_proc, os.path.join(out_dir, split), info)
+    logger.info(f'cached_dataset: {os.path.join(out_dir, "train")}')
+    return out_dir
+
+
+def _save_split(template: Template, rows: list[dict], num_proc: int, folder: str, info: dict) -> None:
+    from datasets import Dataset
+    encoded, stats = encode_rows(template, rows, num_proc)
+    split = os.path.basename(folder)
+    stats.report(split)
+    if not encoded:
+        raise SwiftError(f'--to_cached_dataset: no {split} row is left: all are longer than --max_length or carry '
+                         'no loss')
+    Dataset.from_list([{**row, 'lengths': [len(row['input_ids'])]} for row in encoded]).save_to_disk(folder)
+    write_json(os.path.join(folder, INFO_FILE), {**info, 'rows': len(encoded)})
+    logger.info(f'{split}: {len(encoded)} encoded rows saved to {folder}')
+
+
+def encoding_info(args, template: Template) -> dict:
+    """What decides a row's encoding: the template, its system prompt, the tokenizer's vocabulary and the
+    encoding flags."""
+    vocab = json.dumps(sorted(template.tokenizer.get_vocab().items()), ensure_ascii=False)
+    return {'template': template.template_type, 'system': template.default_system,
+            'tokenizer': hashlib.sha256(vocab.encode()).hexdigest()[:16], 'model': args.model,
+            **{flag: getattr(args, flag) for flag in ENCODING_FLAGS}}
+
+
+def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list[dict], list[dict]]:
+    """The encoded (train, val) rows of --cached_dataset / --cached_val_dataset, checked against this run's
+    encoding, plus any --dataset / --val_dataset rows encoded now (ms-swift concatenates both); packed with
+    --packing true."""
+    from .train import load_train_val_rows
+    info = encoding_info(args, template)
+    train = [row for path in args.cached_dataset for row in _read(path, info, '--cached_dataset')]
+    val = [row for path in args.cached_val_dataset for row in _read(path, info, '--cached_val_dataset')]
+    if args.dataset:
+        train_rows, val_rows = load_train_val_rows(args)
+        train += _encode(template, train_rows, args, 'train')
+        val += _encode(template, val_rows, args, 'val')
+    logger.info(f'cached datasets: {len(train)} train and {len(val)} val rows')
+    return _packed(train, args, 'train'), _packed(val, args, 'val')
+
+
+def _read(path: str, info: dict, flag: str) -> list[dict]:
+    from datasets import load_from_disk
+    if not os.path.isfile(os.path.join(path, 'dataset_info.json')):
+        raise SwiftError(f'{flag} {path}: not a cached dataset folder (write one with swift export '
+                         '--to_cached_dataset true; its train/ and val/ folders are what this flag takes)')
+    _check_encoding(path, info, flag)
+    dataset = load_from_disk(path)
+    if 'input_ids' not in dataset.column_names:
+        raise SwiftError(f'{flag} {path}: its rows hold no input_ids (ms-swift 4 writes rows it encodes while '
+                         'training); export it again with this swift export --to_cached_dataset true')
+    return [{key: value for key, value in row.items() if key != 'lengths'} for row in dataset]
+
+
+def _check_encoding(path: str, info: dict, flag: str) -> None:
+    saved_path = os.path.join(path, INFO_FILE)
+    if not os.path.isfile(saved_path):
+        logger.warning(f'{flag} {path}: no {INFO_FILE}, so its template, tokenizer and --max_length are not checked')
+        return
+    saved = read_json(saved_path)
+    for key, value in info.items():
+        if key == 'model' or saved.get(key) == value:
+            continue
+        if key == 'tokenizer':
+            raise SwiftError(f'{flag} {path}: encoded with another tokenizer (--model {saved.get("model")}), not '
+                             f"--model {info['model']}'s: export it again with this model")
+        what = 'system prompt' if key == 'system' else f'--{key}'
+        raise SwiftError(f'{flag} {path}: encoded with {what} {saved.get(key)!r}, this run has {value!r}: '
+                         'pass the same, or export it again with this run\'s flags')
+
+
+def _encode(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
+    if not rows:
+        return []
+    encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
+    stats.report(split)
+    return encoded
+
+
+def _packed(rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
+    if not rows or not args.packing:
+        return rows
+    length = args.packing_length or args.max_length
+    if length is None:
+        raise SwiftError('--packing true needs --max_length or --packing_length')
+    packed = pack_rows(rows, length)
+    logger.info(f'{split}: packed into {len(packed)} sequences of at most {length} tokens')
+    return packed

@@ -1,0 +1,94 @@
+"""Encode once (issue 17): swift export --to_cached_dataset writes ms-swift's layout of encoded rows, and swift sft
+--cached_dataset trains on them with the losses of training on the raw rows."""
+import json
+import os
+
+import pytest
+
+from swift.arguments import parse_args
+from swift.pipelines.cached_dataset import INFO_FILE
+from swift.pipelines.export import export_main
+from swift.pipelines.train import sft_main
+from swift.rlhf.arguments import rlhf_arguments
+from swift.utils import SwiftError
+
+TRAIN_FLAGS = ['--train_type', 'lora', '--max_steps', '4', '--logging_steps', '1', '--per_device_train_batch_size',
+               '2', '--learning_rate', '1e-3', '--save_steps', '100', '--dataloader_num_workers', '0', '--seed', '7',
+               '--max_length', '64', '--split_dataset_ratio', '0.25', '--eval_strategy', 'no', '--report_to', 'none']
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp('rows') / 'rows.jsonl'
+    with open(path, 'w') as f:
+        for i in range(16):
+            answer = f'{i} plus {i} is {2 * i}.' + (' and more' * 40 if i == 3 else '')  # row 3: over --max_length
+            f.write(json.dumps({'messages': [{'role': 'user', 'content': f'what is {i} plus {i}?'},
+                                             {'role': 'assistant', 'content': answer}]}) + '\n')
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def cached(qwen2_dir, data, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp('export') / 'cached')
+    result = export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--output_dir', out,
+                          '--max_length', '64', '--split_dataset_ratio', '0.25'])
+    assert result['cached_dataset'] == out
+    return out
+
+
+def _losses(result: dict) -> list[float]:
+    return [record['loss'] for record in result['log_history'] if 'loss' in record]
+
+
+def test_export_writes_encoded_rows_in_ms_swifts_layout(cached):
+    from datasets import load_from_disk
+    train, val = load_from_disk(os.path.join(cached, 'train')), load_from_disk(os.path.join(cached, 'val'))
+    assert len(train) + len(val) == 15  # 16 rows, 12 + 4 after the split; the long one dropped (delete)
+    row = train[0]
+    assert set(train.column_names) == {'input_ids', 'labels', 'lengths'}
+    assert row['lengths'] == [len(row['input_ids'])] and len(row['labels']) == len(row['input_ids'])
+    assert -100 in row['labels'] and any(label != -100 for label in row['labels'])
+    info = json.load(open(os.path.join(cached, 'train', INFO_FILE)))
+    assert info['template'] == 'qwen2_5' or info['template'].startswith('qwen')
+    assert info['max_length'] == 64 and info['rows'] == len(train)
+
+
+def test_sft_on_the_cached_rows_gives_the_raw_rows_losses(qwen2_dir, data, cached, tmp_path):
+    raw = sft_main(['--model', qwen2_dir, '--dataset', data, '--output_dir', str(tmp_path / 'raw'), *TRAIN_FLAGS])
+    from_cache = sft_main(['--model', qwen2_dir, '--cached_dataset', os.path.join(cached, 'train'),
+                           '--cached_val_dataset', os.path.join(cached, 'val'),
+                           '--output_dir', str(tmp_path / 'cached'), *TRAIN_FLAGS])
+    assert len(_losses(raw)) == 4
+    assert _losses(from_cache) == _losses(raw)
+
+
+def test_a_cache_encoded_otherwise_is_refused_in_one_line(qwen2_dir, cached, tmp_path):
+    train = os.path.join(cached, 'train')
+    argv = ['--model', qwen2_dir, '--cached_dataset', train, '--output_dir', str(tmp_path), *TRAIN_FLAGS]
+    with pytest.raises(SwiftError, match=r'--cached_dataset .*--max_length 64, this run has 128') as err:
+        sft_main([*argv, '--max_length', '128'])
+    assert '\n' not in str(err.value)
+    info_path = os.path.join(train, INFO_FILE)
+    info = json.load(open(info_path))
+    try:  # as if another model's tokenizer had encoded it
+        json.dump({**info, 'tokenizer': '0' * 16, 'model': 'other/model'}, open(info_path, 'w'))
+        with pytest.raises(SwiftError, match='encoded with another tokenizer .--model other/model'):
+            sft_main(argv)
+    finally:
+        json.dump(info, open(info_path, 'w'))
+    with pytest.raises(SwiftError, match='not a cached dataset folder'):
+        sft_main(['--model', qwen2_dir, '--cached_dataset', cached, '--output_dir', str(tmp_path), *TRAIN_FLAGS])
+    assert not os.listdir(tmp_path)  # refused before any run folder
+
+
+def test_export_and_rlhf_refusals(qwen2_dir, data, cached):
+    with pytest.raises(SwiftError, match='already exists'):
+        export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--output_dir', cached])
+    with pytest.raises(SwiftError, match='--template_mode rlhf'):
+        export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--template_mode',
+                     'rlhf'])
+    with pytest.raises(SwiftError, match='--packing'):
+        export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--packing', 'true'])
+    with pytest.raises(SwiftError, match='--cached_dataset: swift rlhf'):
+        parse_args(rlhf_arguments(), ['--model', 'm', '--rlhf_type', 'dpo', '--cached_dataset', 'c/train'])
