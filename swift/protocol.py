@@ -25,6 +25,10 @@ class InferRequest:
     images: list[Any] = field(default_factory=list)
     videos: list[Any] = field(default_factory=list)
     audios: list[Any] = field(default_factory=list)
+    # OpenAI's function specs the model may call, written into the prompt by the agent template; tool_choice is
+    # OpenAI's: 'auto' (default), 'none', 'required' or {'type': 'function', 'function': {'name': ...}}.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
 
 @dataclass
@@ -50,10 +54,38 @@ class UsageInfo:
     total_tokens: int = 0
 
 
+def _call_id() -> str:
+    return f'call_{uuid.uuid4().hex[:24]}'
+
+
+@dataclass
+class Function:
+    """A called function: its name and its arguments as JSON text."""
+    name: str
+    arguments: str
+
+
+@dataclass
+class ChatCompletionMessageToolCall:
+    function: Function
+    id: str = field(default_factory=_call_id)
+    type: str = 'function'
+
+
+@dataclass
+class DeltaToolCall:
+    """A tool call in a streamed chunk; ``index`` orders the calls of one choice."""
+    index: int
+    function: Function
+    id: str = field(default_factory=_call_id)
+    type: str = 'function'
+
+
 @dataclass
 class ChatMessage:
     role: Literal['system', 'user', 'assistant', 'tool']
-    content: str
+    content: str | None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None  # read from the answer when tools were offered
 
 
 @dataclass
@@ -83,7 +115,7 @@ class ChoiceLogprobs:
 class ChatCompletionResponseChoice:
     index: int
     message: ChatMessage
-    finish_reason: Literal['stop', 'length'] | None = None
+    finish_reason: Literal['stop', 'length', 'tool_calls'] | None = None
     logprobs: ChoiceLogprobs | None = None  # None unless the request asked for logprobs
 
 
@@ -108,13 +140,14 @@ class ChatCompletionResponse:
 class DeltaMessage:
     role: str | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 @dataclass
 class ChatCompletionStreamResponseChoice:
     index: int
     delta: DeltaMessage
-    finish_reason: Literal['stop', 'length'] | None = None
+    finish_reason: Literal['stop', 'length', 'tool_calls'] | None = None
     logprobs: ChoiceLogprobs | None = None
 
 

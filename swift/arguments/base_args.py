@@ -156,8 +156,13 @@ class TemplateArguments:
     max_length: Optional[int] = field(default=None, metadata={'help': 'Longest encoded row, in tokens.'})
     truncation_strategy: Literal['delete', 'left', 'right'] = field(
         default='delete', metadata={'help': 'What to do with a row longer than max_length.'})
-    loss_scale: Literal['default', 'last_round', 'all'] = field(
-        default='default', metadata={'help': 'Which tokens carry loss: assistant turns, the last one, or all.'})
+    loss_scale: str = field(
+        default='default', metadata={'help': 'Which tokens carry loss: default (assistant turns and tool calls), '
+                                             'last_round, or all; +ignore_empty_think (or ignore_empty_think alone) '
+                                             'also leaves out an answer\'s leading empty <think></think> block.'})
+    agent_template: Optional[str] = field(
+        default=None, metadata={'help': "How a row's tools and tool calls are written: hermes, react_en, react_zh; "
+                                        'default: the family\'s own (hermes for Qwen2.5/Qwen3, react_en otherwise).'})
     use_chat_template: bool = field(default=True, metadata={'help': 'False trains on raw text (swift pt).'})
     template_backend: Literal['swift', 'jinja'] = field(
         default='swift', metadata={'help': "jinja renders with the tokenizer's own chat template (the hf template: "

@@ -56,7 +56,6 @@ UNSUPPORTED: dict[str, str] = {
     'lmdeploy_vision_batch_size': MULTIMODAL,
     'is_multimodal': MULTIMODAL,
     # ---- issue 15: seq_cls, embedding, reranker, agent
-    'agent_template': AGENT,
     'multi_turn_scheduler': AGENT,
     'max_turns': AGENT,
     'gym_env': AGENT,

@@ -10,11 +10,13 @@ other. trl's ``prompt``/``chosen``/``rejected`` columns (strings or message list
 from typing import Any
 
 from .errors import RowError
+from .tools import check_tool_calls, expand_tool_calls, parse_tools
 from .media import take_media
 
 _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant',
-                   'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool'}
-_ROLES = {'system', 'user', 'assistant', 'tool'}
+                   'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool',
+                   'function_call': 'tool_call', 'tool_call': 'tool_call', 'tool_response': 'tool'}
+_ROLES = {'system', 'user', 'assistant', 'tool', 'tool_call'}
 # Column names that mean the same thing across public datasets.
 _QUERY_KEYS = ('query', 'prompt', 'question', 'problem')
 _RESPONSE_KEYS = ('response', 'answer', 'completion')
@@ -39,7 +41,18 @@ def normalize_row(row: dict[str, Any], base_dir: str | None = None, auto_columns
     extra = {k: v for k, v in row.items() if k not in consumed}
     media = take_media(messages, extra, base_dir)
     _check_messages(messages)
+    _agent_columns(messages, extra)
     return {'messages': messages, **extra, **media}
+
+
+def _agent_columns(messages: list[dict], extra: dict) -> None:
+    """Agent rows: each tool call checked, and ``tools`` as the list of function specs the agent template writes
+    into the system prompt."""
+    check_tool_calls(messages)
+    if 'tools' in extra:
+        extra['tools'] = parse_tools(extra['tools'])
+        if extra['tools'] is None:
+            del extra['tools']
 
 
 def _to_messages(row: dict, query_keys: tuple = _QUERY_KEYS, response_keys: tuple = _RESPONSE_KEYS) -> list[dict]:
@@ -129,9 +142,13 @@ def _openai_messages(messages: Any, field: str) -> list[dict]:
         raise RowError(f'field {field!r} must be a list of messages')
     out = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or 'role' not in message or 'content' not in message:
+        if not isinstance(message, dict) or 'role' not in message or (
+                'content' not in message and 'tool_calls' not in message):
             raise RowError(f"{field}[{i}] must be an object with 'role' and 'content'")
-        out.append({k: v for k, v in message.items() if k in ('role', 'content', 'loss', 'reasoning_content')})
+        kept = {k: v for k, v in message.items() if k in ('role', 'content', 'loss', 'reasoning_content', 'tool_calls')}
+        if kept.get('content') is None:  # OpenAI's assistant message that only calls tools
+            kept['content'] = ''
+        out.extend(expand_tool_calls(kept, f'{field}[{i}]'))
     return out
 
 
@@ -165,7 +182,7 @@ def _check_messages(messages: list[dict]) -> None:
     for i, message in enumerate(messages):
         if message['role'] not in _ROLES:
             raise RowError(f"messages[{i}] has role {message['role']!r}; expected one of {sorted(_ROLES)}")
-        if not isinstance(message['content'], str):
+        if not isinstance(message['content'], str) and message['role'] != 'tool_call':
             raise RowError(f'messages[{i}].content must be a string')
         if message['role'] == 'system' and i != 0:
             raise RowError(f'messages[{i}] is a system message; only the first message may be one')

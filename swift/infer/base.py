@@ -1,6 +1,7 @@
 """What every inference engine shares: the ``infer`` of seed 002, streaming, prompt encoding, the context check and
 the response objects. An engine adds ``generate`` (one batch of prompt ids), its adapters and its context length.
 """
+import dataclasses
 import queue
 import threading
 from abc import ABC, abstractmethod
@@ -15,6 +16,7 @@ from ..template.base import Prompt
 from ..utils import SwiftError
 from .metrics import InferStats
 from .tokens import token_bytes
+from .tools import ToolUse, conversation, delta_tool_calls, tool_use, with_tool_calls
 
 DEFAULT_MAX_TOKENS = 2048
 MAX_TOP_LOGPROBS = 20  # as in OpenAI's API
@@ -89,11 +91,15 @@ class InferEngine(ABC):
             adapter = self._loaded(adapter_request)
         self.check_adapter(adapter)
         check_logprobs(config)
+        template = template or self.template
         prompts = [self.encode(request, template) for request in infer_requests]
+        uses = [tool_use(request, template.agent) for request in infer_requests]
+        config = self.with_tool_stops(config, template, any(uses))
         if config.stream:
-            return self._stream(prompts, config, adapter, metrics or [])
+            return self._stream(prompts, config, adapter, metrics or [], uses, template)
         responses = [response for batch in self._batches(prompts, config)
                      for response in self.generate(batch, config, adapter)]
+        responses = [with_tool_calls(response, template.agent, use) for response, use in zip(responses, uses)]
         for metric in metrics or []:
             for response in responses:
                 metric.update(response)
@@ -106,9 +112,27 @@ class InferEngine(ABC):
 
     def encode(self, request: InferRequest, template: Template | None = None) -> Prompt:
         """Prompt ids of a conversation, rendered with the chat template (the engine's, or ``template``), carrying
-        the model inputs of its images where it has any."""
-        messages, media = request_media(request)
-        return (template or self.template).encode_prompt(messages, media)
+        the model inputs of its images where it has any, its ``tools`` written in by the agent template and, when
+        ``tool_choice`` demands a call, the start of that call."""
+        template = template or self.template
+        use = tool_use(request, template.agent)
+        messages, media = request_media(dataclasses.replace(request, messages=conversation(request)))
+        prompt = template.encode_prompt(messages, media, tools=use.tools if use else None)
+        if use is None or not use.prefix:
+            return prompt
+        return Prompt([*prompt, *self.tokenizer.encode(use.prefix, add_special_tokens=False)], prompt.media)
+
+    def finish(self, response: ChatCompletionResponse, request: InferRequest,
+               template: Template | None = None) -> ChatCompletionResponse:
+        """A whole answer to ``request`` with the tool calls in its text as ``tool_calls`` (when it offered tools)."""
+        agent = (template or self.template).agent
+        return with_tool_calls(response, agent, tool_use(request, agent))
+
+    @staticmethod
+    def with_tool_stops(config: RequestConfig, template: Template, tools: bool) -> RequestConfig:
+        """``config`` with the agent template's stop words (react's 'Observation:') when tools are offered."""
+        extra = [word for word in template.agent.stop_words if word not in config.stop] if tools else []
+        return dataclasses.replace(config, stop=[*config.stop, *extra]) if extra else config
 
     @property
     def processor(self):
@@ -162,7 +186,8 @@ class InferEngine(ABC):
 
     # ---- streaming (infer(stream=True)) ---------------------------------------------------------------------
     def _stream(self, prompts: list[list[int]], config: RequestConfig, adapter: str | None,
-                metrics: list[InferStats]) -> Iterator[list[ChatCompletionStreamResponse | None]]:
+                metrics: list[InferStats], uses: list[ToolUse | None], template: Template
+                ) -> Iterator[list[ChatCompletionStreamResponse | None]]:
         """Chunks of the same ``generate`` calls the whole answers use, run in a thread, each request's ending with
         its choices' finish reasons. A consumer that stops early (closes the generator, or drops it, as gradio
         does for a closed tab) ends the generation at its next step."""
@@ -196,10 +221,12 @@ class InferEngine(ABC):
                     choice, text, entries = value
                     yield self._one_of(len(prompts), index, self._chunk(choice, text, None, entries))
                     continue
+                value = with_tool_calls(value, template.agent, uses[index])
                 for metric in metrics:
                     metric.update(value)
                 for choice in value.choices:
                     chunk = self._chunk(choice.index, '', choice.finish_reason)
+                    chunk.choices[0].delta.tool_calls = delta_tool_calls(choice.message.tool_calls)
                     chunk.usage = value.usage
                     yield self._one_of(len(prompts), index, chunk)
         finally:

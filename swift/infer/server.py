@@ -27,6 +27,7 @@ from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, Ch
 from ..utils import SwiftError, get_logger
 from .base import MAX_TOP_LOGPROBS, InferEngine, check_logprobs, stream_choice
 from .scheduler import BatchScheduler, Job
+from .tools import delta_tool_calls
 
 logger = get_logger()
 DISCONNECT_POLL_S = 0.5  # how often a stream waiting for its batch checks that its client is still there
@@ -44,8 +45,9 @@ class ContentPart(BaseModel, extra='allow'):
 
 
 class Message(BaseModel):
-    role: Literal['system', 'user', 'assistant', 'tool']
+    role: Literal['system', 'user', 'assistant', 'tool', 'tool_call', 'tool_response']  # the last two: ms-swift's
     content: str | list[ContentPart] | None = None
+    tool_calls: list[dict] | None = None  # an assistant's earlier calls, OpenAI's shape
 
 
 class StreamOptions(BaseModel):
@@ -71,6 +73,8 @@ class _GenerationFields(BaseModel):
 
 class ChatCompletionRequest(_GenerationFields):
     messages: list[Message] = Field(min_length=1)
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
 
@@ -218,7 +222,10 @@ class _Server:
                                                     default=self.defaults.max_tokens)
         except SwiftError as err:
             raise APIError(400, str(err), code='context_length_exceeded') from None
-        job = Job(prompt, _request_config(body, self.defaults, max_tokens), adapter, asyncio.get_running_loop())
+        config = _request_config(body, self.defaults, max_tokens)
+        if isinstance(body, ChatCompletionRequest) and body.tools and body.tool_choice != 'none':
+            config = self.engine.with_tool_stops(config, self.engine.template, True)
+        job = Job(prompt, config, adapter, asyncio.get_running_loop())
         self.scheduler.submit(job)
         return job
 
@@ -285,24 +292,30 @@ def _chat_routes(router: APIRouter, server: _Server) -> None:
     @router.post('/v1/chat/completions')
     async def chat_completions(request: Request):
         body = await _parse(request, ChatCompletionRequest)
-        messages = [{'role': m.role, 'content': _message_content(m)} for m in body.messages]
+        messages = [{'role': m.role, 'content': _message_content(m), **({'tool_calls': m.tool_calls} if m.tool_calls
+                                                                          else {})} for m in body.messages]
+        infer_request = InferRequest(messages=messages, tools=body.tools, tool_choice=body.tool_choice)
         if server.engine.is_scorer:
             if any(isinstance(m['content'], list) for m in messages):
                 raise APIError(400, f'{server.served} is a reward model: it scores text conversations only',
                                code='reward_model')
             return await server.score(body, messages)
-        job = server.submit(body, lambda: server.engine.encode(InferRequest(messages=messages)))
+        job = server.submit(body, lambda: server.engine.encode(infer_request))
+        # the answer's tool calls, read by the agent template's parser when the request offered tools
+        finish = lambda response: server.engine.finish(response, infer_request)  # noqa: E731
         if body.stream:
-            return StreamingResponse(_chat_stream(job, body, request), media_type='text/event-stream')
-        response = await _result(job)
+            return StreamingResponse(_chat_stream(job, body, request, finish), media_type='text/event-stream')
+        response = finish(await _result(job))
         return dataclasses.replace(response, model=body.model).to_dict()
 
 
-async def _chat_stream(job: Job, body: ChatCompletionRequest, request: Request):
+async def _chat_stream(job: Job, body: ChatCompletionRequest, request: Request, finish):
     chunk_id, created = f'chatcmpl-{uuid.uuid4().hex}', int(time.time())
 
-    def chunk(choice: int, text: str, finish_reason: str | None = None, usage=None, logprobs=None) -> str:
+    def chunk(choice: int, text: str, finish_reason: str | None = None, usage=None, logprobs=None,
+              tool_calls=None) -> str:
         choices = [stream_choice(choice, text, finish_reason, logprobs)]
+        choices[0].delta.tool_calls = delta_tool_calls(tool_calls)
         return _sse(ChatCompletionStreamResponse(body.model, choices, usage, chunk_id, created=created).to_dict())
 
     async for event in _events(job, request):
@@ -311,9 +324,10 @@ async def _chat_stream(job: Job, body: ChatCompletionRequest, request: Request):
         elif event[0] == 'error':
             yield _sse(_error_body(f'generation failed: {event[1]}', 'server_error', None))
         else:
-            for choice in event[1].choices:
+            for choice in finish(event[1]).choices:
                 # content '' rather than null: clients print delta.content of every chunk
-                yield chunk(choice.index, '', choice.finish_reason, event[1].usage)
+                yield chunk(choice.index, '', choice.finish_reason, event[1].usage,
+                            tool_calls=choice.message.tool_calls)
             if body.stream_options and body.stream_options.include_usage:
                 usage_chunk = ChatCompletionStreamResponse(body.model, [], event[1].usage, chunk_id, created=created)
                 yield _sse(usage_chunk.to_dict())

@@ -102,7 +102,7 @@ def build_template(args: BaseArguments, tokenizer, detected: str) -> Template:
                         truncation_strategy=args.truncation_strategy, loss_scale=args.loss_scale,
                         use_chat_template=args.use_chat_template, response_prefix=args.response_prefix,
                         enable_thinking=args.enable_thinking, preserve_thinking=args.preserve_thinking,
-                        add_non_thinking_prefix=args.add_non_thinking_prefix)
+                        add_non_thinking_prefix=args.add_non_thinking_prefix, agent_template=args.agent_template)
 
 
 def _jinja_template(tokenizer, template_type: str) -> str:

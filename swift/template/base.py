@@ -4,17 +4,24 @@ A template renders the conversation to text while recording the character spans 
 the whole text once. A token carries loss when it starts inside such a span. Tokenizing once keeps the ids equal
 to what the tokenizer's own ``apply_chat_template`` gives for the same text.
 """
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase, ProcessorMixin
 
 from ..utils import SwiftError
+from .agent import agent_conversation, get_agent_template
 
 IGNORE_INDEX = -100
 Span = tuple[int, int]
 # A row's media columns (see dataset/media.py), which a multimodal template turns into model inputs.
 MEDIA_KEYS = ('images', 'videos', 'audios')
+# --loss_scale: a base strategy, optionally followed by '+ignore_empty_think' (ms-swift's spelling).
+LOSS_STRATEGIES = ('default', 'last_round', 'all')
+LOSS_MODIFIERS = ('ignore_empty_think',)
+# ignore_empty_think: an answer's leading empty reasoning block takes no loss (ms-swift's regex).
+EMPTY_THINK = re.compile(r'^<think>\s*</think>\s*')
 
 
 @dataclass
@@ -33,6 +40,8 @@ class TemplateMeta:
     # Hybrid-thinking families (ms-swift's names): what --enable_thinking true/false appends to the generation prompt.
     thinking_prefix: str = ''
     non_thinking_prefix: str = ''
+    # How tools and tool calls are written when --agent_template is not given (ms-swift's default per family).
+    agent_template: str = 'react_en'
 
 
 class Prompt(list):
@@ -57,7 +66,7 @@ class Template:
                  default_system: str | None = None, max_length: int | None = None, truncation_strategy: str = 'delete',
                  loss_scale: str = 'default', use_chat_template: bool = True, response_prefix: str | None = None,
                  enable_thinking: bool | None = None, preserve_thinking: bool | None = None,
-                 add_non_thinking_prefix: bool = True):
+                 add_non_thinking_prefix: bool = True, agent_template: str | None = None):
         self.meta = meta
         # A multimodal model comes with a processor, which holds the tokenizer (ms-swift's template.processor).
         self.processor = tokenizer
@@ -65,7 +74,7 @@ class Template:
         self.default_system = default_system if default_system is not None else meta.default_system
         self.max_length = max_length
         self.truncation_strategy = truncation_strategy
-        self.loss_scale = loss_scale
+        self.loss_scale, self.ignore_empty_think = parse_loss_scale(loss_scale)
         self.use_chat_template = use_chat_template
         # Thinking flags (ms-swift's): response_prefix wins over enable_thinking; None keeps the chat template's own
         # default (Qwen3 thinks). preserve_thinking keeps earlier rounds' <think>; add_non_thinking_prefix writes the
@@ -74,6 +83,7 @@ class Template:
         self.enable_thinking = enable_thinking
         self.preserve_thinking = preserve_thinking
         self.add_non_thinking_prefix = add_non_thinking_prefix
+        self.agent = get_agent_template(agent_template or meta.agent_template)
         eos = tokenizer.eos_token or ''
         self.response_end = meta.response_end.replace('{{EOS}}', eos)
         self.stop_words = [w for w in dict.fromkeys([*meta.stop_words, self.response_end, eos]) if w]
@@ -99,25 +109,48 @@ class Template:
         if system is not None:
             parts.append(self.meta.system_format.replace('{{SYSTEM}}', system))
         spans: list[Span] = []
-        last_query = max((i for i, m in enumerate(messages) if m['role'] != 'assistant'), default=-1)
+        # Tool results are no new question (Qwen3 keeps the reasoning of every turn after the last real one).
+        last_query = max((i for i, m in enumerate(messages) if m['role'] == 'user' and not m.get('tool_response')),
+                         default=-1)
         assistant_turns = [i for i, m in enumerate(messages) if m['role'] == 'assistant']
+        # react: a prompt that ends in a tool's result inside the assistant's turn is continued, not closed.
+        continued = add_generation_prompt and bool(messages) and bool(messages[-1].get('continued'))
         for i, message in enumerate(messages):
             if message['role'] == 'assistant':
                 parts.append(self.meta.assistant_prefix)
                 start = sum(map(len, parts))
-                parts.append(self.format_response(message, after_last_query=i > last_query,
-                                                  is_last=i == len(messages) - 1) + self.response_end)
+                response = self.format_response(message, after_last_query=i > last_query,
+                                                is_last=i == len(messages) - 1)
+                open_turn = continued and i == len(messages) - 1
+                parts.append(response + ('' if open_turn else self.response_end))
                 if self._carries_loss(message, is_last_turn=i == assistant_turns[-1]):
-                    spans.append((start, sum(map(len, parts))))
-                parts.append(self.meta.turn_sep)
+                    spans.extend(_without((start, sum(map(len, parts))),
+                                          [(start + a, start + b) for a, b in self._untrained(message, response)]))
+                if not open_turn:
+                    parts.append(self.meta.turn_sep)
             else:
                 parts.append(self._format_query(message))
-        if add_generation_prompt:
+        if add_generation_prompt and not continued:
             parts.append(self.meta.assistant_prefix + self.generation_prefix())
         text = ''.join(parts)
         if self.loss_scale == 'all':
             spans = [(0, len(text))]
         return Rendered(text, spans)
+
+    def _untrained(self, message: dict, response: str) -> list[Span]:
+        """Ranges of the rendered ``response`` that take no loss: tool results inside the turn (react), and with
+        ignore_empty_think a leading empty reasoning block. A template's formatting adds text in front of the
+        content only, so the content's ranges move by the length it added."""
+        shift = len(response) - len(message['content'])
+        ranges = [(a + shift, b + shift) for a, b in message.get('untrained', ()) if a + shift >= 0]
+        empty_think = EMPTY_THINK.match(response) if self.ignore_empty_think else None
+        if empty_think:
+            ranges.append((0, empty_think.end()))
+        return ranges
+
+    def agent_messages(self, messages: list[dict], tools: list[dict] | None = None) -> list[dict]:
+        """The conversation with its tools and tool calls written out by the agent template (--agent_template)."""
+        return agent_conversation(messages, tools, self.agent, self.default_system)
 
     def generation_prefix(self) -> str:
         """What the answer starts with at inference: --response_prefix, else the thinking or non-thinking prefix
@@ -160,16 +193,21 @@ class Template:
                              'train a multimodal model (e.g. Qwen2.5-VL) on it')
         messages = row['messages']
         if not self.use_chat_template:
+            messages = [m for m in messages if m['role'] not in ('tool_call', 'tool_response')]
             return self._truncate(self._encode_plain(messages))
         if add_generation_prompt and messages and messages[-1]['role'] == 'assistant':
             messages = messages[:-1]
+        messages = self.agent_messages(messages, row.get('tools'))
         rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
         return self._truncate(self._tokenize(rendered))
 
-    def encode_prompt(self, messages: list[dict], media: dict[str, list] | None = None) -> 'Prompt':
+    def encode_prompt(self, messages: list[dict], media: dict[str, list] | None = None,
+                      tools: list[dict] | None = None) -> 'Prompt':
         """Ids of a conversation with the generation prompt appended: what a model continues (infer, GRPO, PPO).
-        ``media`` holds the row's ``images``/``videos``/``audios``; their model inputs ride on the ids."""
-        encoded = self.encode({'messages': messages, **(media or {})}, add_generation_prompt=True)
+        ``media`` holds the row's ``images``/``videos``/``audios``; their model inputs ride on the ids; ``tools``
+        (OpenAI function specs) go into the system prompt as the agent template writes them."""
+        row = {'messages': messages, **(media or {}), **({'tools': tools} if tools else {})}
+        encoded = self.encode(row, add_generation_prompt=True)
         if encoded is None:
             raise SwiftError(f'the prompt is longer than --max_length {self.max_length} tokens')
         return Prompt(encoded['input_ids'], {k: v for k, v in encoded.items() if k not in ('input_ids', 'labels')})
@@ -228,6 +266,29 @@ class Template:
     # ---- generation ------------------------------------------------------------------------------------------
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+
+def parse_loss_scale(loss_scale: str) -> tuple[str, bool]:
+    """``default+ignore_empty_think`` → ('default', True); a bare modifier applies to the default strategy."""
+    parts = loss_scale.split('+')
+    strategy = parts.pop(0) if parts[0] in LOSS_STRATEGIES else 'default'
+    unknown = [p for p in parts if p not in LOSS_MODIFIERS]
+    if unknown:
+        raise SwiftError(f'--loss_scale {loss_scale!r}: {unknown[0]!r} is not built; use one of '
+                         f"{', '.join(LOSS_STRATEGIES)}, optionally followed by +{'/+'.join(LOSS_MODIFIERS)}")
+    return strategy, bool(parts)
+
+
+def _without(span: Span, holes: list[Span]) -> list[Span]:
+    """``span`` with the ``holes`` cut out of it."""
+    pieces, start = [], span[0]
+    for a, b in sorted(holes):
+        if a > start:
+            pieces.append((start, min(a, span[1])))
+        start = max(start, b)
+    if start < span[1]:
+        pieces.append((start, span[1]))
+    return [(a, b) for a, b in pieces if a < b]
 
 
 def _in_spans(position: int, spans: list[Span]) -> bool:

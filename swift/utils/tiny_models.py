@@ -1,6 +1,6 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
-    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen3|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
         [--layers 2]
         [--corpus rows.jsonl ...]
 
@@ -58,6 +58,38 @@ QWEN3_TEMPLATE = (
     "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
     "{%- endif %}")
 
+# Qwen2.5-Instruct's chat template, tools included (hermes style: <tools>, <tool_call>, <tool_response>).
+QWEN2_5_TEMPLATE = (
+    "{%- if tools %}{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] }}"
+    "{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}{%- endif %}"
+    "{{- \"\\n\\n# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are "
+    "provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}"
+    "{%- for tool in tools %}{{- \"\\n\" }}{{- tool | tojson }}{%- endfor %}"
+    "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}"
+    "{%- else %}{%- if messages[0]['role'] == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    "<|im_end|>\\n' }}{%- endif %}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if (message.role == 'user') or (message.role == 'system' and not loop.first) or "
+    "(message.role == 'assistant' and not message.tool_calls) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+    "{%- elif message.role == 'assistant' %}{{- '<|im_start|>' + message.role }}"
+    "{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}"
+    "{%- for tool_call in message.tool_calls %}"
+    "{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}"
+    "{{- '\\n<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
+    "{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'tool' %}"
+    "{%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}"
+    "{%- endif %}{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}"
+    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
 # Qwen2-VL's and Qwen2.5-VL's chat template (chat_template.json of the released checkpoints).
 QWEN_VL_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
@@ -88,6 +120,7 @@ ZEPHYR_TEMPLATE = (
 FAMILIES = {
     # family: (config model_type, special tokens, template, bos, eos, pad)
     'qwen2': ('qwen2', CHATML_SPECIAL, QWEN2_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen2_5': ('qwen2', CHATML_SPECIAL, QWEN2_5_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen3': ('qwen3', QWEN3_SPECIAL, QWEN3_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'llama': ('llama', LLAMA3_SPECIAL, LLAMA3_TEMPLATE, '<|begin_of_text|>', '<|eot_id|>', None),
     'mistral': ('mistral', ZEPHYR_SPECIAL, ZEPHYR_TEMPLATE, '<s>', '</s>', '<unk>'),

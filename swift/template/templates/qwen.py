@@ -38,7 +38,8 @@ QWEN_TOOL_FORMAT = '<|im_start|>user\n<tool_response>\n{{QUERY}}\n</tool_respons
 
 register_template(CHATML)
 register_template(replace(CHATML, template_type='qwen', default_system='You are a helpful assistant.'))
-register_template(replace(CHATML, template_type='qwen2_5', tool_format=QWEN_TOOL_FORMAT,
+# Their own chat templates write tools and calls in hermes' format, so hermes is their agent template.
+register_template(replace(CHATML, template_type='qwen2_5', tool_format=QWEN_TOOL_FORMAT, agent_template='hermes',
                           default_system='You are Qwen, created by Alibaba Cloud. You are a helpful assistant.'))
-register_template(replace(CHATML, template_type='qwen3', tool_format=QWEN_TOOL_FORMAT,
+register_template(replace(CHATML, template_type='qwen3', tool_format=QWEN_TOOL_FORMAT, agent_template='hermes',
                           non_thinking_prefix='<think>\n\n</think>\n\n'), Qwen3Template)
