@@ -162,3 +162,25 @@ class ChatCompletionStreamResponse:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class EmbeddingData:
+    """One vector of an embeddings response (OpenAI's shape)."""
+    embedding: list[float] | str  # floats, or base64 of little-endian float32 (encoding_format base64)
+    index: int = 0
+    object: str = 'embedding'
+
+
+@dataclass
+class EmbeddingResponse:
+    """What an embedding model answers (``/v1/embeddings``, and ``infer`` as ms-swift returns it)."""
+    model: str
+    data: list[EmbeddingData]
+    usage: UsageInfo
+    id: str = field(default_factory=lambda: f'embd-{uuid.uuid4().hex}')
+    object: str = 'list'
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -23,6 +23,8 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
                                         'once at the end.'})
     metric: Optional[Literal['acc', 'rouge']] = field(
         default=None, metadata={'help': 'Score batch-inference answers against the labels: acc (exact match).'})
+    reranker_use_activation: bool = field(
+        default=True, metadata={'help': "A reranker's score is the sigmoid of its logit (false: the logit)."})
     val_dataset_sample: Optional[int] = field(
         default=None, metadata={'help': 'Rows of the inference dataset to answer (repeated or drawn at random as '
                                         '--dataset_shuffle says).'})

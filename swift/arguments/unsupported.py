@@ -63,7 +63,6 @@ UNSUPPORTED: dict[str, str] = {
     'completion_length_limit_scope': AGENT,
     'vllm_server_pass_dataset': AGENT,
     'mrl_dims': EMBEDDING,
-    'reranker_use_activation': EMBEDDING,
     # ---- issue 16: eval, web UI, sampling
     'eval_use_evalscope': EVAL,
     'eval_dataset': EVAL,

@@ -77,6 +77,11 @@ class InferEngine(ABC):
         """A reward model: it scores conversations instead of continuing them."""
         return False
 
+    @property
+    def task_type(self) -> str:
+        """What the model computes (--task_type); engines other than PtEngine serve causal LMs."""
+        return 'causal_lm'
+
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               metrics: list[InferStats] | None = None, *, adapter: str | None = None,
               adapter_request: AdapterRequest | None = None, template: Template | None = None

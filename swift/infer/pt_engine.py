@@ -8,6 +8,7 @@ so threads may share an engine.
 import itertools
 import threading
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Callable
 
 import torch
@@ -19,12 +20,14 @@ from ..protocol import (AdapterRequest, ChatCompletionResponse, ChatCompletionRe
                         ChatCompletionTokenLogprob, ChatMessage, ChoiceLogprobs, InferRequest, RequestConfig, TopLogprob,
                         UsageInfo)
 from ..model import get_model_tokenizer
+from ..model.retrieval import RETRIEVAL_TASKS
 from ..template import Template, get_template
 from ..template.base import Prompt
 from ..template.vision import MEDIA_TENSOR_KEYS
 from ..utils import SwiftError
 from .base import Choice, InferEngine, OnText, check_logprobs
 from .metrics import InferStats
+from .retrieval import RetrievalRunner
 from .stopping import StopWordsCriteria, truncate_at_stop
 
 GREEDY_BELOW_TEMPERATURE = 1e-5
@@ -34,11 +37,13 @@ class PtEngine(InferEngine):
 
     def __init__(self, model: PreTrainedModel | str, template: Template | None = None, max_batch_size: int = 1,
                  model_name: str | None = None, *, torch_dtype: str | None = None, model_type: str | None = None,
-                 use_hf: bool = False):
+                 use_hf: bool = False, task_type: str = 'causal_lm'):
         """``model``: a loaded model, or (as in ms-swift's ``PtEngine(model_id_or_path)``) a folder or hub id to
-        load; ``template``: the model's detected template when None."""
+        load (``task_type`` as --task_type: embedding and rerankers too); ``template``: the model's detected
+        template when None."""
         if isinstance(model, str):
-            model, tokenizer = get_model_tokenizer(model, torch_dtype, model_type=model_type, use_hf=use_hf)
+            model, tokenizer = get_model_tokenizer(model, torch_dtype, model_type=model_type, use_hf=use_hf,
+                                                   task_type=task_type)
             template = template or get_template(model.model_meta.template, tokenizer)
         if template is None:
             raise SwiftError('a loaded model needs its template: PtEngine.from_model_template(model, template)')
@@ -47,6 +52,7 @@ class PtEngine(InferEngine):
         # What adapter=None means: the adapter the model came with, or none at all.
         self._own_adapter = model.active_adapter if isinstance(model, PeftModel) else None
         self._lock = threading.Lock()
+        self.reranker_use_activation = True  # --reranker_use_activation: a reranker's score is sigmoid(logit)
 
     @classmethod
     def from_model_template(cls, model: PreTrainedModel, template: Template, max_batch_size: int = 1) -> 'PtEngine':
@@ -96,11 +102,27 @@ class PtEngine(InferEngine):
     def is_scorer(self) -> bool:
         """A sequence-classification model (a reward model): it scores conversations instead of continuing them."""
         model = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
-        return type(model).__name__.endswith('ForSequenceClassification')
+        return type(model).__name__.endswith('ForSequenceClassification') and self.task_type not in RETRIEVAL_TASKS
+
+    @property
+    def task_type(self) -> str:
+        # a model loaded by swift records its --task_type; one loaded elsewhere is a causal LM or a classifier
+        return getattr(self.model, 'task_type', 'causal_lm')
+
+    @cached_property
+    def retrieval(self) -> RetrievalRunner:
+        """Embeddings and reranker scores (``--task_type embedding|reranker|generative_reranker``)."""
+        if self.task_type not in RETRIEVAL_TASKS:
+            raise SwiftError(f'{self.model_name} is a {self.task_type} model, not an embedding or reranker model')
+        return RetrievalRunner(self, self.task_type, self.reranker_use_activation)
 
     def infer(self, infer_requests: list[InferRequest], request_config: RequestConfig | None = None,
               metrics: list[InferStats] | None = None, *, adapter: str | None = None,
               adapter_request: AdapterRequest | None = None, template: Template | None = None):
+        if self.task_type in RETRIEVAL_TASKS:  # as ms-swift: EmbeddingResponse, or the score as the content
+            adapter = self._loaded(adapter_request) if adapter_request is not None else adapter
+            self.check_adapter(adapter)
+            return self.retrieval.responses(infer_requests, self.model_name, adapter)
         if not self.is_scorer:
             return super().infer(infer_requests, request_config, metrics, adapter=adapter,
                                  adapter_request=adapter_request, template=template)

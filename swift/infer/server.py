@@ -4,14 +4,18 @@
     GET  /v1/models              the base model first, then each adapter
     POST /v1/chat/completions    chat template applied; whole or streamed (server-sent events)
     POST /v1/completions         raw prompt text, no chat template
+    POST /v1/embeddings          an embedding model's vectors (OpenAI's shape, float or base64)
+    POST /v1/rerank, /rerank     a reranker's scores of documents for a query (Jina/Cohere/vLLM shape)
 
 Every error is OpenAI's shape, ``{"error": {"message", "type", "code"}}``: bad requests are 4xx and never stop
 the server. Generation runs in ``BatchScheduler``'s worker thread; this module only translates HTTP.
 """
 import asyncio
+import base64
 import dataclasses
 import hmac
 import json
+import struct
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -22,8 +26,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionTokenLogprob, InferRequest,
-                        RequestConfig)
+from ..model.retrieval import RETRIEVAL_TASKS
+from ..protocol import (ChatCompletionResponse, ChatCompletionStreamResponse, ChatCompletionTokenLogprob,
+                        EmbeddingData, EmbeddingResponse, InferRequest, RequestConfig, UsageInfo)
 from ..utils import SwiftError, get_logger
 from .base import MAX_TOP_LOGPROBS, InferEngine, check_logprobs, stream_choice
 from .scheduler import BatchScheduler, Job
@@ -83,6 +88,28 @@ class CompletionRequest(_GenerationFields):
     prompt: str | list[str]
     # The legacy endpoint's logprobs: how many most likely tokens to list per position (0: only the chosen one's)
     logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings body: text, or a list of texts (token-id inputs are refused)."""
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal['float', 'base64'] = 'float'
+    dimensions: int | None = Field(None, ge=1)
+
+
+class RerankDocument(BaseModel):
+    text: str
+
+
+class RerankRequest(BaseModel):
+    """The common rerank body (Jina, Cohere, vLLM): ``query``, ``documents`` (texts or ``{"text": ...}``),
+    ``top_n`` best to return."""
+    model: str
+    query: str
+    documents: list[str | RerankDocument] = Field(min_length=1)
+    top_n: int | None = Field(None, ge=1)
+    return_documents: bool = False
 
 
 # ---- errors ------------------------------------------------------------------------------------------------------
@@ -295,6 +322,8 @@ def _chat_routes(router: APIRouter, server: _Server) -> None:
         messages = [{'role': m.role, 'content': _message_content(m), **({'tool_calls': m.tool_calls} if m.tool_calls
                                                                           else {})} for m in body.messages]
         infer_request = InferRequest(messages=messages, tools=body.tools, tool_choice=body.tool_choice)
+        if server.engine.task_type in RETRIEVAL_TASKS:  # ms-swift's answer: the vector, or the score as content
+            return await server.score(body, messages)
         if server.engine.is_scorer:
             if any(isinstance(m['content'], list) for m in messages):
                 raise APIError(400, f'{server.served} is a reward model: it scores text conversations only',
@@ -403,6 +432,64 @@ async def _completion_stream(job: Job, body: CompletionRequest, prompt: str, req
             yield _sse('[DONE]')
 
 
+def _retrieval_routes(router: APIRouter, server: _Server) -> None:
+    """``/v1/embeddings`` for embedding models and ``/v1/rerank`` for rerankers (--task_type embedding,
+    reranker, generative_reranker); other models answer them with a 400."""
+
+    def runner(kind: str):
+        task = server.engine.task_type
+        if task not in kind.split('|'):
+            raise APIError(400, f'{server.served} is a {task} model, not a {kind.replace("|", " or ")} model',
+                           code='wrong_task_type')
+        return server.engine.retrieval
+
+    async def run(call, *args):
+        try:  # in a thread: the forward pass would hold up the event loop
+            return await asyncio.to_thread(call, *args)
+        except SwiftError as err:
+            raise APIError(400, str(err)) from None
+
+    @router.post('/v1/embeddings')
+    async def embeddings(request: Request):
+        body = await _parse(request, EmbeddingRequest)
+        retrieval, adapter = runner('embedding'), server.adapter_for(body.model)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts or not all(isinstance(text, str) for text in texts):
+            raise APIError(400, "'input' must be a text or a list of texts (token ids are not taken here)")
+        vectors, tokens = await run(retrieval.embed, [[{'role': 'user', 'content': t}] for t in texts], adapter)
+        if body.dimensions is not None:  # Matryoshka-style: the first dimensions, normalised again
+            vectors = [_normalised(vector[:body.dimensions]) for vector in vectors]
+        data = [EmbeddingData(_encoded(vector, body.encoding_format), i) for i, vector in enumerate(vectors)]
+        return EmbeddingResponse(body.model, data, UsageInfo(tokens, 0, tokens)).to_dict()
+
+    async def rerank(request: Request):
+        body = await _parse(request, RerankRequest)
+        retrieval, adapter = runner('reranker|generative_reranker'), server.adapter_for(body.model)
+        texts = [doc if isinstance(doc, str) else doc.text for doc in body.documents]
+        documents = [[{'role': 'assistant', 'content': text}] for text in texts]
+        scores, tokens = await run(retrieval.rerank, [{'role': 'user', 'content': body.query}], documents, adapter)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:body.top_n]
+        results = [{'index': i, 'relevance_score': scores[i],
+                    **({'document': {'text': texts[i]}} if body.return_documents else {})} for i in order]
+        return {'id': f'rerank-{uuid.uuid4().hex}', 'model': body.model, 'results': results,
+                'usage': {'prompt_tokens': tokens, 'total_tokens': tokens}}
+
+    router.post('/v1/rerank')(rerank)
+    router.post('/rerank')(rerank)
+
+
+def _normalised(vector: list[float]) -> list[float]:
+    norm = sum(x * x for x in vector) ** 0.5 or 1.0
+    return [x / norm for x in vector]
+
+
+def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
+    """OpenAI's base64 encoding: the little-endian float32 bytes (what the openai client decodes by default)."""
+    if encoding_format == 'float':
+        return vector
+    return base64.b64encode(struct.pack(f'<{len(vector)}f', *vector)).decode()
+
+
 # ---- the app -----------------------------------------------------------------------------------------------------
 def create_app(engine: InferEngine, served_model_name: str, adapter_names: list[str], api_key: str | None = None,
                default_request_config: RequestConfig | None = None, log_interval: float = 0) -> FastAPI:
@@ -430,5 +517,6 @@ def create_app(engine: InferEngine, served_model_name: str, adapter_names: list[
     _model_routes(router, server)
     _chat_routes(router, server)
     _completion_routes(router, server)
+    _retrieval_routes(router, server)
     app.include_router(router)
     return app

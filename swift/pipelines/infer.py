@@ -21,6 +21,8 @@ from ..utils.io import write_jsonl
 from .common import (apply_checkpoint_args, load_dataset_rows, load_folder_and_template, load_model_and_template,
                      to_arguments)
 from .export import merge_lora
+from .retrieval import retrieval_results
+from ..model.retrieval import RETRIEVAL_TASKS
 
 logger = get_logger()
 EXIT_WORDS = {'exit', 'quit'}
@@ -30,6 +32,11 @@ CLEAR_WORDS = {'clear'}
 def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | None:
     args = apply_checkpoint_args(to_arguments(InferArguments, args))
     with build_engine(args) as engine:
+        if engine.task_type in RETRIEVAL_TASKS:  # embeddings or scores of a dataset (pipelines/retrieval.py)
+            if not (args.val_dataset or args.load_data_args):
+                raise SwiftError(f'--task_type {engine.task_type} has no chat: pass --val_dataset, or serve it '
+                                 'with swift deploy (/v1/embeddings, /v1/rerank)')
+            return _write_results(args, retrieval_results(engine, _validation_rows(args)))
         config = request_config(args)
         config.stream = config.stream and not engine.is_scorer  # a score comes whole
         if args.val_dataset or args.load_data_args:
@@ -45,11 +52,15 @@ def build_engine(args: InferArguments, named_adapters: dict[str, str] | None = N
     if args.merge_lora and args.adapters:
         args.model, args.adapters = merge_lora(args, reuse_existing=True), []
     if args.infer_backend in FOLDER_ENGINES:
+        if args.task_type in RETRIEVAL_TASKS:
+            raise SwiftError(f'--task_type {args.task_type} runs on --infer_backend pt here, not '
+                             f'{args.infer_backend}')
         return FOLDER_ENGINES[args.infer_backend](args, named_adapters)
     model, _, template = load_model_and_template(args)
     for adapter in args.adapters:
         model = Swift.from_pretrained(model, adapter)
     engine = PtEngine(model, template, max_batch_size=args.max_batch_size)
+    engine.reranker_use_activation = args.reranker_use_activation
     for name, path in named_adapters.items():
         engine.add_adapter(path, name)
     return engine

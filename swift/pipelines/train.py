@@ -27,6 +27,8 @@ from ..utils.io import write_json
 from ..utils.output_dir import next_run_dir
 from ..trainers.optimizers import muon_optimizer
 from .common import load_dataset_rows, load_model_and_template, to_arguments
+from .retrieval import load_retrieval_data, make_retrieval_trainer
+from ..model.retrieval import RETRIEVAL_TASKS
 
 logger = get_logger()
 # How a run loads its encoded (train, val) data, and builds its trainer from the shared keyword arguments.
@@ -35,7 +37,10 @@ TrainerFactory = Callable[..., SwiftTrainer]
 
 
 def sft_main(args: TrainArguments | list[str] | None = None) -> dict:
-    return run_training(to_arguments(TrainArguments, args))
+    args = to_arguments(TrainArguments, args)
+    if args.task_type in RETRIEVAL_TASKS:  # embedding and reranker models (pipelines/retrieval.py)
+        return run_training(args, load_retrieval_data, partial(make_retrieval_trainer, args))
+    return run_training(args)
 
 
 def pt_main(args: TrainArguments | list[str] | None = None) -> dict:
