@@ -1,6 +1,7 @@
 """What every inference engine shares: the ``infer`` of seed 002, streaming, prompt encoding, the context check and
 the response objects. An engine adds ``generate`` (one batch of prompt ids), its adapters and its context length.
 """
+import copy
 import dataclasses
 import queue
 import threading
@@ -121,11 +122,11 @@ class InferEngine(ABC):
         ``tool_choice`` demands a call, the start of that call."""
         template = template or self.template
         use = tool_use(request, template.agent)
+        if use is not None and use.prefix:  # rendered with the prompt, so it tokenizes as in training
+            template = copy.copy(template)
+            template.response_prefix = template.generation_prefix() + use.prefix
         messages, media = request_media(dataclasses.replace(request, messages=conversation(request)))
-        prompt = template.encode_prompt(messages, media, tools=use.tools if use else None)
-        if use is None or not use.prefix:
-            return prompt
-        return Prompt([*prompt, *self.tokenizer.encode(use.prefix, add_special_tokens=False)], prompt.media)
+        return template.encode_prompt(messages, media, tools=use.tools if use else None)
 
     def finish(self, response: ChatCompletionResponse, request: InferRequest,
                template: Template | None = None) -> ChatCompletionResponse:

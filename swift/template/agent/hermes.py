@@ -48,7 +48,8 @@ class HermesAgentTemplate(AgentTemplate):
         return content or None, calls
 
     def forced_prefix(self, name: str | None) -> str:
-        return '<tool_call>\n' if name is None else f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments": '
+        # no trailing space: the model writes ' {' as one token, as it learned it
+        return '<tool_call>\n' if name is None else f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments":'
 
 
 register_agent_template('hermes', HermesAgentTemplate)

@@ -82,7 +82,7 @@ class ReactEnAgentTemplate(AgentTemplate):
         return content or None, calls
 
     def forced_prefix(self, name: str | None) -> str:
-        return 'Action: ' if name is None else f'Action: {name}\nAction Input: '
+        return 'Action:' if name is None else f'Action: {name}\nAction Input:'  # the model writes the space
 
 
 class ReactZhAgentTemplate(ReactEnAgentTemplate):
