@@ -181,7 +181,8 @@ def batch_infer(engine: InferEngine, args: InferArguments, config: RequestConfig
 
 
 def _answers(engine: InferEngine, rows: list[dict], config: RequestConfig) -> list[dict]:
-    requests = [InferRequest(messages=_prompt_messages(row['messages']), **_media(row)) for row in rows]
+    requests = [InferRequest(messages=_prompt_messages(row['messages']), tools=row.get('tools'), **_media(row))
+                for row in rows]
     responses = engine.infer(requests, config)
     results = []
     for row, request, response in zip(rows, requests, responses):
@@ -189,6 +190,9 @@ def _answers(engine: InferEngine, rows: list[dict], config: RequestConfig) -> li
         label = row['messages'][-1]['content'] if row['messages'][-1]['role'] == 'assistant' else None
         result = {'messages': request.messages + [{'role': 'assistant', 'content': answer}],
                   'response': answer, 'labels': label, **_media(row, paths_only=True)}
+        calls = response.choices[0].message.tool_calls
+        if calls:  # agent rows: the calls the agent template's parser read from the answer, OpenAI's shape
+            result['tool_calls'] = result['messages'][-1]['tool_calls'] = [dataclasses.asdict(c) for c in calls]
         if config.logprobs:  # as ms-swift writes them: the choice's logprobs object
             logprobs = response.choices[0].logprobs
             result['logprobs'] = dataclasses.asdict(logprobs) if dataclasses.is_dataclass(logprobs) else logprobs

@@ -79,16 +79,27 @@ def _train_to_call(model_dir: str):
 
 
 @pytest.fixture(scope='module')
-def tool_server(agent_model_dir):
+def trained_agent(agent_model_dir, tmp_path_factory):
+    """The model trained to call, in memory and saved (model and tokenizer) for the command line."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: threads only contend with each other (ten times slower on 2 cores)
+    model, template = _train_to_call(agent_model_dir)
+    saved = str(tmp_path_factory.mktemp('trained_agent'))
+    model.save_pretrained(saved)
+    template.tokenizer.save_pretrained(saved)
+    yield model, template, saved
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def tool_server(trained_agent):
     import uvicorn
 
     from swift.infer import PtEngine
     from swift.infer.server import create_app
     from swift.protocol import RequestConfig
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: threads only contend with each other (ten times slower on 2 cores)
-    model, template = _train_to_call(agent_model_dir)
+    model, template, _ = trained_agent
     engine = PtEngine(model, template, max_batch_size=4)
     app = create_app(engine, 'agent', [], default_request_config=RequestConfig(temperature=0, max_tokens=64))
     port = free_port()
@@ -103,7 +114,6 @@ def tool_server(agent_model_dir):
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
-        torch.set_num_threads(threads)
 
 
 def _client(url: str):
@@ -168,3 +178,15 @@ def test_tool_choice_names_the_function_and_none_leaves_tools_out(tool_server):
         {'id': 'c', 'type': 'function', 'function': {'name': 'f', 'arguments': '{not json'}}]}]
     with pytest.raises(BadRequestError, match='not valid JSON'):
         client.chat.completions.create(model='agent', messages=bad_history, tools=TOOLS)
+
+
+def test_swift_infer_writes_the_tool_calls_of_agent_rows(trained_agent, tmp_path):
+    from swift.llm import infer_main
+    data = tmp_path / 'questions.jsonl'
+    data.write_text(json.dumps({'tools': ROWS[0]['tools'], 'messages': ROWS[0]['messages'][:1]}) + '\n')
+    results = infer_main(['--model', trained_agent[2], '--val_dataset', str(data), '--temperature', '0',
+                          '--max_new_tokens', '64', '--result_path', str(tmp_path / 'result.jsonl')])
+    call, = results[0]['tool_calls']
+    assert call['function']['name'] == CALL['name'] and json.loads(call['function']['arguments']) == CALL['arguments']
+    written = json.loads((tmp_path / 'result.jsonl').read_text())
+    assert written['tool_calls'] == results[0]['tool_calls'] and written['messages'][-1]['tool_calls']
