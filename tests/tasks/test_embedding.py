@@ -17,6 +17,7 @@ from swift.llm import sft_main
 from swift.pipelines.infer import infer_main
 from swift.trainers.retrieval_losses import (contrastive_loss, cosine_similarity_loss, infonce_loss,
                                              split_groups)
+from swift.utils import SwiftError
 from tests.conftest import run_swift
 from tests.tasks.retrieval_support import embedding_rows, recall_at_1, serving, write_jsonl
 
@@ -129,7 +130,7 @@ def test_a_row_without_a_positive_stops_with_its_line(qwen2_dir, tmp_path, capsy
 
 def test_pair_losses_need_a_label(qwen2_dir, tmp_path):
     data = write_jsonl(tmp_path / 'pairs.jsonl', embedding_rows(repeats=1)[:2])
-    with pytest.raises(Exception, match=r"pairs.jsonl:1.*numeric 'label'"):
+    with pytest.raises(SwiftError, match=r"pairs.jsonl:1.*numeric 'label'"):
         sft_main(['--model', qwen2_dir, '--dataset', data, '--output_dir', str(tmp_path), *TRAIN[:2],
                   '--loss_type', 'cosine_similarity'])
 

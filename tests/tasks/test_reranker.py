@@ -19,7 +19,7 @@ from tests.conftest import run_swift
 from tests.tasks.retrieval_support import ordering_accuracy, reranker_rows, serving, write_jsonl
 
 TRAIN = ['--per_device_train_batch_size', '4', '--num_train_epochs', '1', '--logging_steps', '4',
-         '--save_strategy', 'no', '--report_to', 'none', '--learning_rate', '3e-3']
+         '--save_strategy', 'no', '--report_to', 'none']
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +33,8 @@ def rerank_data(tmp_path_factory):
 ])
 def test_training_improves_held_out_ordering(qwen2_dir, rerank_data, tmp_path, task_type, loss_type, train_type):
     before = ordering_accuracy(PtEngine(qwen2_dir, task_type=task_type, max_batch_size=16))
-    extra = ['--lora_rank', '8', '--lora_alpha', '32', '--learning_rate', '1e-2'] if train_type == 'lora' else []
+    extra = (['--lora_rank', '8', '--lora_alpha', '32', '--learning_rate', '1e-2'] if train_type == 'lora'
+             else ['--learning_rate', '3e-3'])
     result = sft_main(['--model', qwen2_dir, '--dataset', rerank_data, '--output_dir', str(tmp_path),
                        '--task_type', task_type, '--loss_type', loss_type, '--train_type', train_type, *TRAIN,
                        *extra])
