@@ -6,6 +6,7 @@ base is never reloaded: switching is peft's ``set_adapter`` or ``disable_adapter
 so threads may share an engine.
 """
 import itertools
+import json
 import threading
 from contextlib import contextmanager
 from functools import cached_property
@@ -23,11 +24,13 @@ from ..model import get_model_tokenizer
 from ..model.retrieval import RETRIEVAL_TASKS
 from ..template import Template, get_template
 from ..template.base import Prompt
+from ..template.classification import encode_for_classification
 from ..template.vision import MEDIA_TENSOR_KEYS
 from ..utils import SwiftError
 from .base import Choice, InferEngine, OnText, check_logprobs
 from .metrics import InferStats
 from .retrieval import RetrievalRunner
+from .seq_cls import decode_seq_cls, problem_type_of
 from .stopping import StopWordsCriteria, truncate_at_stop
 
 GREEDY_BELOW_TEMPERATURE = 1e-5
@@ -136,24 +139,39 @@ class PtEngine(InferEngine):
         return self._score_ids(self._conversation_ids(request), adapter)
 
     def _conversation_ids(self, request: InferRequest) -> list[int]:
-        encoded = self.template.encode({'messages': request.messages})
-        if encoded is None:
+        ids = encode_for_classification(self.template, request.messages)
+        if ids is None:
             raise SwiftError(f'the conversation is longer than --max_length {self.template.max_length} tokens')
         limit = self.max_model_len  # past it, the position embeddings run out mid-forward
-        if limit is not None and len(encoded['input_ids']) > limit:
+        if limit is not None and len(ids) > limit:
             raise SwiftError(f"this model's maximum context length is {limit} tokens, but the conversation has "
-                             f"{len(encoded['input_ids'])}")
-        return encoded['input_ids']
+                             f"{len(ids)}")
+        return ids
 
     def _score_ids(self, ids: list[int], adapter: str | None) -> float:
+        return self._logits(ids, adapter)[0].item()
+
+    def _logits(self, ids: list[int], adapter: str | None) -> torch.Tensor:
         input_ids = torch.tensor([ids], device=self.model.device)
         with self._lock, self._adapter(adapter), torch.no_grad():
-            return self.model(input_ids=input_ids).logits[0, 0].item()
+            return self.model(input_ids=input_ids).logits[0]
+
+    @property
+    def problem_type(self) -> str:
+        """A classifier's problem type (single-label, multi-label, regression; a reward model's is regression)."""
+        return problem_type_of(self.model.config)
+
+    def classify(self, request: InferRequest, adapter: str | None = None, top_logprobs: int = 20) -> tuple:
+        """``(prediction, logprobs)`` of a sequence classifier, as ms-swift decodes them (``infer/seq_cls.py``)."""
+        return decode_seq_cls(self._logits(self._conversation_ids(request), adapter), self.problem_type, top_logprobs)
 
     def _score_response(self, request: InferRequest, adapter: str | None) -> ChatCompletionResponse:
+        """A reward model's score, or a classifier's prediction (JSON text: 1, [0, 2], 0.75) with the classes'
+        log-probabilities in ``logprobs``, as ms-swift answers a seq_cls model's chat request."""
         ids = self._conversation_ids(request)
-        content = f'{self._score_ids(ids, adapter):.6g}'
-        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', content), 'stop')
+        pred, logprobs = decode_seq_cls(self._logits(ids, adapter), self.problem_type)
+        content = f'{pred:.6g}' if isinstance(pred, float) else json.dumps(pred)
+        choice = ChatCompletionResponseChoice(0, ChatMessage('assistant', content), 'stop', logprobs)
         return ChatCompletionResponse(self.model_name, [choice], UsageInfo(len(ids), 0, len(ids)))
 
     @property

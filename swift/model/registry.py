@@ -34,6 +34,8 @@ class ModelMeta:
     load_processor: Callable[[str, Any], Any] | None = None
     # Changes the loaded model needs beyond transformers' own (e.g. positions of packed batches).
     patch_model: Callable[[Any], None] | None = None
+    # An encoder (BERT-style): no chat template of its own, yet its template frames text with its special tokens.
+    is_encoder: bool = False
 
     @property
     def is_multimodal(self) -> bool:
@@ -42,7 +44,7 @@ class ModelMeta:
     def pick_template(self, chat_template: str | None) -> str:
         """The template for a folder whose tokenizer has ``chat_template``; none means a base model."""
         if not chat_template:
-            return 'default'
+            return self.template if self.is_encoder else 'default'
         if self.template_from_chat_template is not None:
             return self.template_from_chat_template(chat_template) or self.template
         return self.template

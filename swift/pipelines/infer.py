@@ -23,6 +23,7 @@ from .common import (apply_checkpoint_args, load_dataset_rows, load_folder_and_t
 from .export import merge_lora
 from .retrieval import retrieval_results
 from ..model.retrieval import RETRIEVAL_TASKS
+from .seq_cls import classify_rows, is_classification
 
 logger = get_logger()
 EXIT_WORDS = {'exit', 'quit'}
@@ -160,8 +161,9 @@ def batch_infer(engine: InferEngine, args: InferArguments, config: RequestConfig
     """Answer every row of --val_dataset (or the training run's held-out split) and write a jsonl, every
     --write_batch_size rows (-1 or 0: once at the end); --metric scores the answers against the labels."""
     rows = _validation_rows(args)
-    if engine.is_scorer:
-        return _write_results(args, _scores(engine, rows))
+    if engine.is_scorer:  # a classifier's predictions (pipelines/seq_cls.py), or a reward model's scores
+        return _write_results(args, classify_rows(engine, rows) if is_classification(engine, rows)
+                              else _scores(engine, rows))
     config.stream = False
     path = args.result_path or _default_result_path(args)
     size = args.write_batch_size if args.write_batch_size > 0 else max(len(rows), 1)

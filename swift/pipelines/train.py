@@ -29,6 +29,7 @@ from ..trainers.optimizers import muon_optimizer
 from .common import load_dataset_rows, load_model_and_template, to_arguments
 from .retrieval import load_retrieval_data, make_retrieval_trainer
 from ..model.retrieval import RETRIEVAL_TASKS
+from .seq_cls import check_seq_cls_args, load_seq_cls_data, make_seq_cls_trainer
 
 logger = get_logger()
 # How a run loads its encoded (train, val) data, and builds its trainer from the shared keyword arguments.
@@ -38,6 +39,8 @@ TrainerFactory = Callable[..., SwiftTrainer]
 
 def sft_main(args: TrainArguments | list[str] | None = None) -> dict:
     args = to_arguments(TrainArguments, args)
+    if args.task_type == 'seq_cls':  # a classifier: labelled rows, a classification head (pipelines/seq_cls.py)
+        return run_training(check_seq_cls_args(args), load_seq_cls_data, partial(make_seq_cls_trainer, args))
     if args.task_type in RETRIEVAL_TASKS:  # embedding and reranker models (pipelines/retrieval.py)
         return run_training(args, load_retrieval_data, partial(make_retrieval_trainer, args))
     return run_training(args)

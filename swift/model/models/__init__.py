@@ -1,1 +1,1 @@
-from . import llama, qwen, qwen_vl  # noqa: F401
+from . import bert, llama, qwen, qwen_vl  # noqa: F401
