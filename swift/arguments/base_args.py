@@ -128,7 +128,8 @@ class DataArguments:
     custom_dataset_info: Optional[str] = field(default=None, metadata={'help': 'A dataset_info.json of your own.'})
     load_from_cache_file: bool = field(
         default=False, metadata={'help': "Reuse normalised rows cached under the 🤗 datasets cache (swift_rows/), keyed "
-                                         "by the rows' content and the data flags; false normalises afresh."})
+                                         "by the rows' content and the data flags, and training's encoded rows "
+                                         "(swift_encoded/, keyed by the rows and their encoding); false redoes both."})
     val_dataset_shuffle: bool = field(default=False, metadata={'help': 'Shuffle --val_dataset rows (--data_seed).'})
     interleave_prob: Optional[list[float]] = field(
         default=None, metadata={'help': 'Mix the --dataset entries with these probabilities (datasets.'

@@ -10,10 +10,15 @@ also holds ``swift_cached_dataset.json``, the settings the rows were encoded wit
 --max_length, ...): training refuses a folder encoded otherwise, in one line naming the flag, since its ids would
 silently differ from what the run's flags ask for. Packing happens while training (``--packing true``), as in
 ms-swift, so one export serves any --packing_length.
+
+``--load_from_cache_file true`` gives the same saving without an export: the encoded rows of each split are kept
+under the 🤗 datasets cache (``swift_encoded/``), keyed by the rows and their encoding, and the next run with the
+same data and flags reads them instead of encoding (ms-swift's datasets ``map`` cache does this for it).
 """
 import hashlib
 import json
 import os
+import pickle
 import shutil
 
 from ..arguments import ExportArguments, TrainArguments
@@ -21,6 +26,7 @@ from ..dataset import pack_rows
 from ..template import Template
 from ..template.vision import VisionTemplate
 from ..trainers import encode_rows
+from ..trainers.data import EncodeStats
 from ..utils import SwiftError, get_logger
 from ..utils.io import read_json, write_json
 from .common import load_folder_and_template
@@ -142,3 +148,29 @@ def _packed(rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
     packed = pack_rows(rows, length)
     logger.info(f'{split}: packed into {len(packed)} sequences of at most {length} tokens')
     return packed
+
+
+_ENCODED_CACHE_VERSION = 1
+
+
+def encode_rows_cached(template: Template, rows: list[dict], args) -> tuple[list[dict], EncodeStats]:
+    """``encode_rows`` for --load_from_cache_file true: the encoded rows and drop counts stored by an earlier run
+    with the same rows and encoding (template, tokenizer, ENCODING_FLAGS), else encoded now and stored."""
+    from datasets import config
+    key = pickle.dumps((_ENCODED_CACHE_VERSION, rows, encoding_info(args, template) | {'model': None}))
+    path = os.path.join(str(config.HF_DATASETS_CACHE), 'swift_encoded', f'{hashlib.sha256(key).hexdigest()}.pkl')
+    if os.path.isfile(path):
+        try:
+            with open(path, 'rb') as f:
+                encoded, stats = pickle.load(f)
+            logger.info(f'--load_from_cache_file: {len(encoded)} encoded rows from {path}')
+            return encoded, stats
+        except Exception as err:  # a truncated or foreign file: encode again
+            logger.warning(f'ignoring unreadable encoded-rows cache {path}: {err}')
+    encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'wb') as f:
+        pickle.dump((encoded, stats), f)
+    os.replace(tmp, path)  # whole or absent, also when two runs store at once
+    return encoded, stats

@@ -143,7 +143,11 @@ def _load_datasets(args: TrainArguments, template: Template):
 def encode_split(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
     if not rows:
         return []
-    encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
+    if args.load_from_cache_file:  # the encoded rows of an earlier run with the same rows and encoding
+        from .cached_dataset import encode_rows_cached
+        encoded, stats = encode_rows_cached(template, rows, args)
+    else:
+        encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
     stats.report(split)
     if not encoded:
         raise SwiftError(f'no {split} row is left to train on: all are longer than --max_length {args.max_length} '

@@ -92,3 +92,26 @@ def test_export_and_rlhf_refusals(qwen2_dir, data, cached):
         export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--packing', 'true'])
     with pytest.raises(SwiftError, match='--cached_dataset: swift rlhf'):
         parse_args(rlhf_arguments(), ['--model', 'm', '--rlhf_type', 'dpo', '--cached_dataset', 'c/train'])
+
+
+def test_load_from_cache_file_reuses_encoded_rows_between_runs(qwen2_dir, data, tmp_path, monkeypatch):
+    import pickle
+    from datasets import config
+    from swift.arguments import TrainArguments
+    from swift.pipelines.common import load_folder_and_template
+    from swift.pipelines.train import encode_split
+    monkeypatch.setattr(config, 'HF_DATASETS_CACHE', str(tmp_path / 'cache'))
+    rows = [{'messages': [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]}] * 3
+
+    def encoded(*flags: str) -> list[dict]:
+        args = parse_args(TrainArguments, ['--model', qwen2_dir, '--dataset', data, *flags])
+        return encode_split(load_folder_and_template(args)[1], rows, args, 'train')
+
+    first = encoded('--load_from_cache_file', 'true')
+    [stored] = (tmp_path / 'cache' / 'swift_encoded').iterdir()
+    cached, stats = pickle.loads(stored.read_bytes())  # prove the next run reads it: tamper with the stored rows
+    stored.write_bytes(pickle.dumps(([{**cached[0], 'input_ids': [7] * len(cached[0]['input_ids'])}], stats)))
+    assert encoded('--load_from_cache_file', 'true')[0]['input_ids'][0] == 7
+    assert encoded('--load_from_cache_file', 'false') == first  # false encodes afresh
+    assert encoded('--load_from_cache_file', 'true', '--max_length', '8', '--truncation_strategy', 'left') != first
+    assert len(list((tmp_path / 'cache' / 'swift_encoded').iterdir())) == 2
