@@ -257,9 +257,9 @@ class _Server:
         return job
 
     def scorer_error(self, what: str) -> APIError:
-        return APIError(400, f'{self.served} is a reward model (--task_type seq_cls): it scores conversations and '
-                        f'cannot {what}. POST /v1/chat/completions with the conversation, its answer last, and '
-                        "without stream, n or logprobs: the answer's content is the score",
+        return APIError(400, f'{self.served} is a reward model or classifier (--task_type seq_cls): it scores '
+                        f'conversations and cannot {what}. POST /v1/chat/completions with the conversation and '
+                        "without stream, n or logprobs: the answer's content is the score or predicted class",
                         code='reward_model')
 
     async def score(self, body: ChatCompletionRequest, messages: list[dict]) -> dict:
