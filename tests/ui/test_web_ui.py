@@ -7,6 +7,7 @@ import re
 
 import psutil
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from ..browser import browser_page, screenshot  # noqa: F401  (fixture)
 from ..deploy.support import free_port, running_swift
@@ -67,8 +68,11 @@ def _fill_training(page, model: str, dataset: str, output_dir: str, other: str) 
 
 def _wait_for_text(page, elem_id: str, pattern: str, timeout: float = 60_000) -> str:
     box = _box(page, elem_id)
-    page.wait_for_function('([el, re]) => new RegExp(re).test(el.value)', arg=[box.element_handle(), pattern],
-                           timeout=timeout)
+    try:
+        page.wait_for_function('([el, re]) => new RegExp(re).test(el.value)', arg=[box.element_handle(), pattern],
+                               timeout=timeout)
+    except PlaywrightTimeout:
+        pytest.fail(f'#{elem_id} never matched {pattern!r}; it shows:\n{box.input_value()[-3000:]}')
     return box.input_value()
 
 
@@ -80,7 +84,7 @@ def test_a_training_started_from_the_page_shows_its_command_log_and_loss_curve(p
     shown = _box(page, 'train-shown').input_value()
     assert shown == (f'swift sft --model {qwen2_dir} --dataset {dataset} --train_type lora --output_dir {out} '
                      '--max_steps 4 --logging_steps 1 --max_length 64'), status
-    log = _wait_for_text(page, 'train-log', 'last_model_checkpoint', timeout=90_000)
+    log = _wait_for_text(page, 'train-log', 'last_model_checkpoint', timeout=180_000)  # a loaded CI machine
     assert "'loss'" in log or '"loss"' in log
     page.locator('#train-plot img, #train-plot svg, #train-plot canvas').first.wait_for(state='visible')
     run_dirs = os.listdir(out)

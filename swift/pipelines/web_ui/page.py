@@ -12,12 +12,12 @@ from .plots import metric_figure, read_records
 REFRESH_SECONDS = 1.0
 TEXTS = {
     'en': {'command': 'Command', 'shown': 'The command this page runs', 'other': 'Other flags',
-           'other_hint': 'any flag of the command, e.g. --lora_rank 16 --max_steps 100', 'run': 'Begin',
-           'status': 'Status', 'jobs': 'Jobs started here', 'stop': 'Stop the selected job', 'log': 'Log',
+           'other_hint': 'any flag of the command, written as in a shell, e.g. --seed 42', 'run': 'Begin',
+           'status': 'Status', 'jobs': 'Jobs of this web UI', 'stop': 'Stop the selected job', 'log': 'Log',
            'plot': 'Curves (logging.jsonl)', 'runtime': 'Runtime'},
     'zh': {'command': '命令', 'shown': '本页运行的命令', 'other': '其他参数',
-           'other_hint': '命令的任意参数，例如 --lora_rank 16 --max_steps 100', 'run': '开始',
-           'status': '状态', 'jobs': '本页启动的任务', 'stop': '停止所选任务', 'log': '日志',
+           'other_hint': '命令的任意参数，按 shell 写法，例如 --seed 42', 'run': '开始',
+           'status': '状态', 'jobs': '本 web-ui 启动的任务', 'stop': '停止所选任务', 'log': '日志',
            'plot': '曲线 (logging.jsonl)', 'runtime': '运行时'},
 }
 
@@ -93,7 +93,7 @@ def _runtime(gr, page: Page, texts: dict) -> dict:
             stop = gr.Button(texts['stop'], variant='stop', elem_id=f'{page.key}-stop')
         log = gr.Textbox(label=texts['log'], lines=12, max_lines=12, autoscroll=True, interactive=False,
                          elem_id=f'{page.key}-log')
-        plot = gr.Plot(label=texts['plot'], elem_id=f'{page.key}-plot')
+        plot = gr.Plot(label=texts['plot'], elem_id=f'{page.key}-plot', visible=bool(page.metrics))
     return {'jobs': jobs, 'stop': stop, 'log': log, 'plot': plot, 'state': gr.State({}),
             'timer': gr.Timer(REFRESH_SECONDS)}
 
