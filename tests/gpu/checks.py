@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -86,7 +87,7 @@ def _swift_import_error() -> str | None:
     """The last line of the error importing swift's training and alignment pipelines here (a requirement the GPU
     image lacks, e.g. datasets or trl: carry it as a wheel), or None."""
     proc = subprocess.run([sys.executable, '-c', 'import swift.pipelines.train, swift.pipelines.rlhf'], cwd=REPO,
-                          capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': REPO})
+                          capture_output=True, text=True, env=_child_env())
     return (proc.stderr.strip().splitlines() or ['?'])[-1][:200] if proc.returncode else None
 
 
@@ -111,22 +112,31 @@ def _run_child(check: Check, timeout: float) -> tuple[str, str]:
         argv = [sys.executable, '-m', 'pytest', check.pytest_id, '-q', '-p', 'no:cacheprovider', '-rs']
     else:
         argv = [sys.executable, os.path.abspath(__file__), '--run', check.name]
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])),
-           'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
+    # A session of its own, so a timeout also ends what the check started (vLLM's engine, torchrun's workers).
+    proc = subprocess.Popen(argv, cwd=REPO, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return 'FAILED', f'timed out after {timeout:.0f}s'
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    lines = output.strip().splitlines()
     if check.pytest_id:
         skipped = [line for line in lines if line.startswith('SKIPPED')]
         if proc.returncode == 0 and skipped:
             return 'skipped', skipped[0][:200]
-        return ('ok', 'passed') if proc.returncode == 0 else ('FAILED', (lines or ['?'])[-1][:300])
+        errors = [line for line in lines if line.startswith('E ')] or lines or ['?']
+        return ('ok', 'passed') if proc.returncode == 0 else ('FAILED', errors[0][:300])
     result = next((json.loads(line[7:]) for line in reversed(lines) if line.startswith('RESULT ')), None)
     if proc.returncode != 0 or result is None:
         return 'FAILED', (lines or ['no output'])[-1][:300]
     return ('ok' if result['ok'] else 'FAILED'), result['detail']
+
+
+def _child_env() -> dict:
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])),
+            'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
 
 
 # ---- the checks (each runs in its own process: python checks.py --run NAME) -----------------------------------------
