@@ -12,9 +12,15 @@ def _ends_in_answer(row: dict) -> None:
 def check_pair(row: dict) -> None:
     """DPO, ORPO, CPO, SimPO and RM: a chosen answer (the last assistant turn) and a rejected one."""
     _ends_in_answer(row)
+    if row.get('rejected_messages'):
+        _ends_in_answer({'messages': row['rejected_messages']})
+        return
+    if any(row.get(f'rejected_{key}') for key in ('images', 'videos', 'audios')) and 'rejected_response' not in row:
+        return  # ms-swift: the same answer about other media
     rejected = row.get('rejected_response')
     if not isinstance(rejected, str) or not rejected:
-        raise RowError("no rejected answer: add 'rejected_response' (or trl's 'rejected') as a non-empty string")
+        raise RowError("no rejected answer: add 'rejected_response' (or trl's 'rejected') as a non-empty string, "
+                       "or 'rejected_messages'")
 
 
 def check_kto(row: dict) -> None:

@@ -7,11 +7,12 @@ or ``response``. Extra columns (e.g. ``solution``, ``label``) pass through for r
 Preference rows follow the seeds: the conversation ends in the chosen answer and ``rejected_response`` holds the
 other. trl's ``prompt``/``chosen``/``rejected`` columns (strings or message lists) are turned into that form.
 """
+import copy
 from typing import Any
 
 from .errors import RowError
 from .tools import check_tool_calls, expand_tool_calls, parse_tools
-from .media import take_media
+from .media import MEDIA, take_media
 
 _SHAREGPT_ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant',
                    'system': 'system', 'tool': 'tool', 'function': 'tool', 'observation': 'tool',
@@ -42,7 +43,28 @@ def normalize_row(row: dict[str, Any], base_dir: str | None = None, auto_columns
     media = take_media(messages, extra, base_dir)
     _check_messages(messages)
     _agent_columns(messages, extra)
-    return {'messages': messages, **extra, **media}
+    return {'messages': messages, **extra, **media, **_rejected_side(messages, extra, base_dir)}
+
+
+def _rejected_side(messages: list[dict], extra: dict, base_dir: str | None) -> dict:
+    """ms-swift's ``rejected_messages`` and ``rejected_images``/``_videos``/``_audios``: the rejected conversation
+    and its own media, checked as the chosen side's are (placeholders against the rejected conversation)."""
+    rejected_messages = extra.pop('rejected_messages', None)
+    own_media = {key: extra.pop(f'rejected_{key}') for key in MEDIA if f'rejected_{key}' in extra}
+    if rejected_messages is None and not own_media:
+        return {}
+    out = {}
+    if rejected_messages is not None:
+        out['rejected_messages'] = rejected_messages = _openai_messages(rejected_messages, 'rejected_messages')
+        _check_messages(rejected_messages)
+    if own_media:
+        conversation = rejected_messages or copy.deepcopy(messages)
+        try:
+            checked = take_media(conversation, own_media, base_dir)
+        except RowError as err:
+            raise RowError(f'rejected side: {err}') from None
+        out.update({f'rejected_{key}': checked.get(key, []) for key in MEDIA})
+    return out
 
 
 def _agent_columns(messages: list[dict], extra: dict) -> None:

@@ -8,7 +8,11 @@ from dataclasses import fields, replace
 from typing import Awaitable, Callable, Coroutine, TypeVar
 
 from ..model import dtype_name
+from ..protocol import InferRequest
 from ..template import Template
+from ..template.base import Prompt
+from ..template.vision import media_tensors
+from ..utils import SwiftError
 from .base import InferEngine
 
 CANCEL_POLL_SECONDS = 0.05
@@ -48,6 +52,16 @@ class LoopEngine(InferEngine):
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name=thread_name, daemon=True)
         self._loop_thread.start()
         self._close_lock = threading.Lock()
+
+    def encode(self, request: InferRequest, template: Template | None = None) -> Prompt:
+        """The prompt's ids go to the backend alone, so a request with images or video is refused rather than
+        answered blind."""
+        prompt = super().encode(request, template)
+        if media_tensors(prompt.media):
+            backend = type(self).__name__.removesuffix('Engine').lower()
+            raise SwiftError(f'--infer_backend {backend} does not take images, video or audio here; use '
+                             '--infer_backend pt for multimodal requests')
+        return prompt
 
     def _wait(self, coroutine: Coroutine):
         """Run ``coroutine`` on the engine's loop and wait for its result."""

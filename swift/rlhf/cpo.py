@@ -31,5 +31,5 @@ def make_trainer(training, settings: CPOArguments, **kwargs):
                                    **kwargs)
 
 
-CPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=CPOArguments,
+CPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=CPOArguments, needs=('template',),
                 defaults={'cpo_alpha': 1.0})  # CPO's paper weights the NLL 1

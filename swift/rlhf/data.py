@@ -26,6 +26,8 @@ def _full_pair(template: Template, row: dict) -> dict | None:
     pair = template.encode_pair(row)
     if pair is None:
         return None
+    if 'rejected_prompt_ids' in pair or 'pixel_values' in pair or 'pixel_values_videos' in pair:
+        raise SwiftError('--rlhf_type rm trains on text rows only; this row has images or videos')
     return {'chosen_ids': pair['prompt_ids'] + pair['chosen_ids'],
             'rejected_ids': pair['prompt_ids'] + pair['rejected_ids']}
 

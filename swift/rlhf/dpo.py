@@ -11,6 +11,7 @@ import trl
 from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
 from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from .media import preference_collator, refuse_precomputed_reference
 
 logger = get_logger()
 
@@ -53,14 +54,16 @@ def dpo_losses(settings: DPOArguments) -> tuple[list[str], list[float]]:
     return loss_type, weights
 
 
-def make_trainer(training, settings: DPOArguments, **kwargs) -> DPOTrainer:
+def make_trainer(training, settings: DPOArguments, template, **kwargs) -> DPOTrainer:
+    refuse_precomputed_reference(template, settings.precompute_ref_log_probs)
     loss_type, loss_weights = dpo_losses(settings)
     config = trl_config(trl.DPOConfig, training, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,
                         label_smoothing=settings.label_smoothing, ld_alpha=settings.ld_alpha,
                         discopop_tau=settings.discopop_tau,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs,
                         max_length=None, padding_free=False)  # the template truncated already
-    return DPOTrainer(args=config, ref_adapters=settings.ref_adapters, **kwargs)
+    collator = preference_collator(template, kwargs['processing_class'].pad_token_id)
+    return DPOTrainer(args=config, ref_adapters=settings.ref_adapters, data_collator=collator, **kwargs)
 
 
-DPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=DPOArguments, needs=('ref_model',))
+DPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=DPOArguments, needs=('ref_model', 'template'))

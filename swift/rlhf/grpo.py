@@ -31,6 +31,7 @@ from .base import (AlignmentArguments, Algorithm, SamplingArguments, keep_traina
                    use_base_as_reference)
 from .dynamic_sampling import flat_groups, replace_groups
 from .grpo_losses import chord_mu, chord_sft_loss
+from .grpo_media import PromptMediaMixin
 from .offload import OffloadSettings, offloaded
 
 logger = get_logger()
@@ -274,7 +275,8 @@ def chord_mu_at(settings: GRPOArguments, step: int) -> float:
                     settings.chord_mu_peak, settings.chord_mu_valley)
 
 
-class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
+class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
+    """trl's GRPO with swift's template encoding the prompts (and their images: ``grpo_media.py``)."""
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
                  max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
@@ -393,9 +395,6 @@ class GRPOTrainer(SwiftTrainerMixin, trl.GRPOTrainer):
                     metrics['entropy/threshold'].append(
                         torch.quantile(values, 1 - self.top_entropy_quantile).item())
         return (logps, entropies, *rest)
-
-    def _tokenize_prompts(self, prompts: list):
-        return [self.template.encode_prompt(messages) for messages in prompts], None, {}
 
     def _generate_and_score_completions(self, inputs):
         output = self._scored(inputs)

@@ -12,6 +12,7 @@ import trl
 
 from ..trainers import SwiftTrainerMixin
 from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
+from .media import refuse_precomputed_reference, unpaired_collator
 
 
 
@@ -51,14 +52,16 @@ def _with_kl_completions(batch: dict) -> dict:
     return batch
 
 
-def make_trainer(training, settings: KTOArguments, **kwargs) -> KTOTrainer:
+def make_trainer(training, settings: KTOArguments, template, **kwargs) -> KTOTrainer:
+    refuse_precomputed_reference(template, settings.precompute_ref_log_probs)
     config = trl_config(trl.KTOConfig, training, beta=settings.beta, loss_type=(settings.loss_type or ['kto'])[0],
                         desirable_weight=settings.desirable_weight, undesirable_weight=settings.undesirable_weight,
                         precompute_ref_log_probs=settings.precompute_ref_log_probs, max_length=None,
                         # The KL pairs are built per global batch in dataset order (the rows were shuffled on loading).
                         train_sampling_strategy='sequential')
-    return KTOTrainer(args=config, ref_adapters=settings.ref_adapters, **kwargs)
+    collator = unpaired_collator(template, kwargs['processing_class'].pad_token_id)
+    return KTOTrainer(args=config, ref_adapters=settings.ref_adapters, data_collator=collator, **kwargs)
 
 
 KTO = Algorithm(rows='kto', encoding='completion', make_trainer=make_trainer, arguments=KTOArguments,
-                needs=('ref_model',))
+                needs=('ref_model', 'template'))

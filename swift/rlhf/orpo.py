@@ -24,4 +24,4 @@ def make_trainer(training, settings: AlignmentArguments, **kwargs):
     return make_preference_trainer(partial(orpo_loss, beta=settings.beta), training, **kwargs)
 
 
-ORPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer)
+ORPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, needs=('template',))

@@ -1,8 +1,8 @@
 """The trainer base of the reference-free preference losses (CPO, SimPO, ORPO), which trl keeps only in
 ``trl.experimental``: one forward over chosen and rejected answers, the per-answer log-probabilities, a loss.
 
-Batches come from trl's stable preference collator: the chosen rows, then the rejected rows, with a
-``completion_mask`` marking the answer tokens.
+Batches come from trl's stable preference collator (``rlhf/media.py``'s for image rows): the chosen rows, then
+the rejected rows, with a ``completion_mask`` marking the answer tokens.
 """
 from collections import defaultdict
 from dataclasses import dataclass
@@ -11,9 +11,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 from transformers import Trainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from ..trainers import SwiftTrainerMixin
+from .media import preference_collator
 
 
 @dataclass
@@ -78,12 +78,14 @@ class MetricsTrainer(SwiftTrainerMixin, Trainer):
 class PreferenceTrainer(MetricsTrainer):
     """transformers' Trainer with a pairwise ``loss_fn`` and the reward metrics of trl's trainers."""
 
-    def __init__(self, *args, loss_fn: LossFn, pad_token_id: int, **kwargs):
-        super().__init__(*args, data_collator=DataCollatorForPreference(pad_token_id=pad_token_id), **kwargs)
+    def __init__(self, *args, loss_fn: LossFn, **kwargs):
+        super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'], use_cache=False).logits
+        # Everything but the answer mask is a model input: ids, and a multimodal batch's pixels and token types.
+        model_inputs = {key: value for key, value in inputs.items() if key != 'completion_mask'}
+        logits = model(**model_inputs, use_cache=False).logits
         logps = answer_logps(logits, inputs['input_ids'], inputs['completion_mask'])
         result = self.loss_fn(logps)
         self._record(logps, result)
@@ -100,6 +102,6 @@ class PreferenceTrainer(MetricsTrainer):
             metrics[name].append(self.accelerator.gather_for_metrics(value).mean().item())
 
 
-def make_preference_trainer(loss_fn: LossFn, args, **kwargs) -> PreferenceTrainer:
-    return PreferenceTrainer(args=args, loss_fn=loss_fn, pad_token_id=kwargs['processing_class'].pad_token_id,
-                             **kwargs)
+def make_preference_trainer(loss_fn: LossFn, args, template, **kwargs) -> PreferenceTrainer:
+    collator = preference_collator(template, kwargs['processing_class'].pad_token_id)
+    return PreferenceTrainer(args=args, loss_fn=loss_fn, data_collator=collator, **kwargs)

@@ -31,5 +31,5 @@ def make_trainer(training, settings: SimPOArguments, **kwargs):
 
 
 # pure SimPO has no SFT term
-SIMPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=SimPOArguments,
+SIMPO = Algorithm(rows='pair', encoding='pair', make_trainer=make_trainer, arguments=SimPOArguments, needs=('template',),
                   defaults={'beta': 2.0, 'cpo_alpha': 0.0})

@@ -241,12 +241,12 @@ class Template:
         Both answers are encoded as sft encodes the row, so system prompt, masks and truncation match; an answer
         covers the tokens of the final turn's loss span. None when truncation removes either answer.
         """
-        rejected_row = {**row, 'messages': [*row['messages'][:-1],
-                                            {'role': 'assistant', 'content': row['rejected_response']}]}
-        chosen, rejected = self.encode(row), self.encode(rejected_row)
+        return self._pair(self.encode(row), self.encode(rejected_row(row)))
+
+    def _pair(self, chosen: dict | None, rejected: dict | None) -> dict[str, list[int]] | None:
         if chosen is None or rejected is None:
             return None
-        chosen_span, rejected_span = _last_loss_span(chosen['labels']), _last_loss_span(rejected['labels'])
+        chosen_span, rejected_span = last_loss_span(chosen['labels']), last_loss_span(rejected['labels'])
         if chosen_span is None or rejected_span is None:
             return None
         # Both answers share the prompt's tokens up to where their texts part.
@@ -257,8 +257,10 @@ class Template:
 
     def encode_completion(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
         """``prompt_ids`` and the ``completion_ids`` of the final answer (KTO's unpaired rows)."""
-        encoded = self.encode(row)
-        span = None if encoded is None else _last_loss_span(encoded['labels'])
+        return self._completion(self.encode(row))
+
+    def _completion(self, encoded: dict | None) -> dict[str, list[int]] | None:
+        span = None if encoded is None else last_loss_span(encoded['labels'])
         if span is None:
             return None
         return {'prompt_ids': encoded['input_ids'][:span[0]], 'completion_ids': encoded['input_ids'][span[0]:span[1]]}
@@ -266,6 +268,20 @@ class Template:
     # ---- generation ------------------------------------------------------------------------------------------
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+
+def rejected_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The rejected side of a preference row, as ms-swift reads it: ``rejected_messages`` (a whole conversation),
+    else the conversation with its last answer replaced by ``rejected_response`` (or kept, when only the media
+    differ). Its media are ``rejected_images``/``rejected_videos``/``rejected_audios`` where given, else the row's."""
+    if row.get('rejected_messages'):
+        messages = row['rejected_messages']
+    else:
+        answer = row.get('rejected_response') or row['messages'][-1]['content']
+        messages = [*row['messages'][:-1], {'role': 'assistant', 'content': answer}]
+    own_media = any(row.get(f'rejected_{key}') is not None for key in MEDIA_KEYS)
+    media = {key: row.get(f'rejected_{key}' if own_media else key) for key in MEDIA_KEYS}
+    return {**row, 'messages': messages, **media}
 
 
 def parse_loss_scale(loss_scale: str) -> tuple[str, bool]:
@@ -295,7 +311,7 @@ def _in_spans(position: int, spans: list[Span]) -> bool:
     return any(start <= position < end for start, end in spans)
 
 
-def _last_loss_span(labels: list[int]) -> Span | None:
+def last_loss_span(labels: list[int]) -> Span | None:
     """[start, end) of the last run of tokens that carry loss: the final answer."""
     end = next((i + 1 for i in range(len(labels) - 1, -1, -1) if labels[i] != IGNORE_INDEX), None)
     if end is None:

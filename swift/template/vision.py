@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..utils import SwiftError
-from .base import IGNORE_INDEX, MEDIA_KEYS, Rendered, Template
+from .base import IGNORE_INDEX, MEDIA_KEYS, Rendered, Template, last_loss_span
 
 PLACEHOLDERS = {'images': '<image>', 'videos': '<video>', 'audios': '<audio>'}
 _PLACEHOLDER = re.compile('|'.join(map(re.escape, PLACEHOLDERS.values())))
@@ -57,19 +57,39 @@ class VisionTemplate(Template):
         encoded['mm_token_type_ids'] = [self.token_types.get(token, 0) for token in encoded['input_ids']]
         return self._fit({**encoded, **inputs}, has_media=bool(inputs))
 
-    def encode_pair(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
-        self._text_only(row, 'preference pairs')
-        return super().encode_pair(row)
+    def _pair(self, chosen: dict | None, rejected: dict | None) -> dict[str, Any] | None:
+        """Text pairs plus the pixels: both answers follow one prompt where both sides have the same media;
+        otherwise (``rejected_images``, ...) each answer keeps its own prompt, ``rejected_prompt_ids``, and its own
+        ``rejected_``-prefixed media tensors."""
+        pair = super()._pair(chosen, rejected)
+        if pair is None:
+            return None
+        chosen_media, rejected_media = media_tensors(chosen), media_tensors(rejected)
+        if _same_media(chosen_media, rejected_media):
+            self._check_answer_text(pair['chosen_ids'] + pair['rejected_ids'])
+            return {**pair, **chosen_media}
+        sides = {}
+        for side, encoded in (('chosen', chosen), ('rejected', rejected)):
+            start, end = last_loss_span(encoded['labels'])
+            sides[side] = (encoded['input_ids'][:start], encoded['input_ids'][start:end])
+            self._check_answer_text(sides[side][1])
+        return {'prompt_ids': sides['chosen'][0], 'chosen_ids': sides['chosen'][1],
+                'rejected_prompt_ids': sides['rejected'][0], 'rejected_ids': sides['rejected'][1], **chosen_media,
+                **{f'rejected_{key}': value for key, value in rejected_media.items()}}
 
-    def encode_completion(self, row: dict[str, Any]) -> dict[str, list[int]] | None:
-        self._text_only(row, 'KTO rows')
-        return super().encode_completion(row)
+    def _completion(self, encoded: dict | None) -> dict[str, Any] | None:
+        completion = super()._completion(encoded)
+        if completion is None:
+            return None
+        self._check_answer_text(completion['completion_ids'])
+        return {**completion, **media_tensors(encoded)}
 
-    def _text_only(self, row: dict[str, Any], what: str) -> None:
-        """The alignment encodings hand on ids only, so a row's pixels would be dropped without a word."""
-        media = [key for key in MEDIA_KEYS if row.get(key)]
-        if media:
-            raise SwiftError(f'{what} with {media[0]} are not supported yet (swift rlhf trains on text rows only)')
+    def _check_answer_text(self, answer_ids: list[int]) -> None:
+        """Alignment scores the final answer's tokens after a prompt that holds every picture: media inside the
+        answer would be scored as text."""
+        if self.vision_token_ids & set(answer_ids):
+            raise SwiftError('an image or video stands in the final answer: alignment rows take media in the '
+                             'prompt only')
 
     def _render_row(self, messages: list[dict], add_generation_prompt: bool) -> Rendered:
         if not self.use_chat_template:  # pre-training: the contents as plain text, all of it in the loss
@@ -106,6 +126,15 @@ class VisionTemplate(Template):
         if has_media and self.max_length is not None and len(encoded['input_ids']) > self.max_length:
             return None
         return self._truncate(encoded)
+
+
+def media_tensors(encoded: dict[str, Any]) -> dict[str, Any]:
+    """The processor's tensors of an encoded row (none for a text row)."""
+    return {key: encoded[key] for key in MEDIA_TENSOR_KEYS if encoded.get(key) is not None}
+
+
+def _same_media(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)
 
 
 def _moved(position: int, shifts: list[tuple[int, int]]) -> int:

@@ -137,10 +137,14 @@ def test_pretraining_rows_train_on_all_text_but_vision_tokens(processor):
     assert encoded['mm_token_type_ids'].count(1) == 4
 
 
-def test_alignment_rows_with_images_are_refused_not_stripped(processor):
+def test_alignment_rows_with_images_keep_their_pixels(processor):
     template = get_template('qwen2_5_vl', processor)
-    with pytest.raises(SwiftError, match='not supported yet'):
-        template.encode_pair({**ROWS['one image'], 'rejected_response': 'blue'})
+    row = {**ROWS['one image'], 'rejected_response': 'blue'}
+    pair, sft = template.encode_pair(row), template.encode(row)
+    assert torch.equal(torch.as_tensor(pair['pixel_values']), sft['pixel_values'])
+    assert pair['prompt_ids'] + pair['chosen_ids'] == sft['input_ids'][:len(pair['prompt_ids'] + pair['chosen_ids'])]
+    kto = template.encode_completion({**ROWS['one image'], 'label': True})
+    assert torch.equal(kto['image_grid_thw'], sft['image_grid_thw'])
 
 
 def test_qwen2_vl_encodes_as_its_processor(tmp_path):
