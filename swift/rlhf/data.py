@@ -12,12 +12,15 @@ def _pair(template: Template, row: dict) -> dict | None:
 
 
 def _answer(template: Template, row: dict) -> dict | None:
-    """GKD: the prompt and the dataset's answer (the off-policy completion)."""
-    return template.encode_completion(row)
+    """GKD: the prompt and the dataset's answer (the off-policy completion). Its trainer reads ids only."""
+    encoded = template.encode_completion(row)
+    if encoded is not None and ('pixel_values' in encoded or 'pixel_values_videos' in encoded):
+        raise SwiftError('--rlhf_type gkd trains on text rows only; this row has images or videos')
+    return encoded
 
 
 def _completion(template: Template, row: dict) -> dict | None:
-    encoded = _answer(template, row)
+    encoded = template.encode_completion(row)
     return None if encoded is None else {**encoded, 'label': row['label']}
 
 
