@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Optional
 
@@ -43,16 +44,19 @@ class JobManager:
     def __init__(self, log_dir: Optional[str] = None):
         self.log_dir = log_dir or tempfile.mkdtemp(prefix='swift-web-ui-')
         self.jobs: dict[int, Job] = {}
+        self._lock = threading.Lock()  # gradio runs two clicks at once in two threads: each job its own id
 
     def start(self, command: str, flags: list[str], output_dir: Optional[str]) -> Job:
-        job_id = len(self.jobs) + 1
-        log_path = os.path.join(self.log_dir, f'job-{job_id}-{command}.log')
-        with open(log_path, 'w') as log:  # the child keeps its own handle
-            process = subprocess.Popen([sys.executable, '-m', 'swift.cli.main', command, *flags], stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                       env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-        job = Job(job_id, command, flags, process, log_path, output_dir and os.path.abspath(output_dir), time.time())
-        self.jobs[job_id] = job
+        with self._lock:
+            job_id = len(self.jobs) + 1
+            log_path = os.path.join(self.log_dir, f'job-{job_id}-{command}.log')
+            with open(log_path, 'w') as log:  # the child keeps its own handle
+                process = subprocess.Popen([sys.executable, '-m', 'swift.cli.main', command, *flags], stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+            job = Job(job_id, command, flags, process, log_path, output_dir and os.path.abspath(output_dir),
+                      time.time())
+            self.jobs[job_id] = job
         return job
 
     def get(self, job_id) -> Optional[Job]:

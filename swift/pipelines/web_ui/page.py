@@ -132,7 +132,8 @@ def _stop(manager: JobManager, job_id) -> tuple:
 
 
 def _choices(manager: JobManager) -> list[tuple[str, int]]:
-    return [(job.label, job.id) for job in reversed(manager.jobs.values())]
+    jobs = list(manager.jobs.values())  # a snapshot: another click may start a job meanwhile
+    return [(job.label, job.id) for job in reversed(jobs)]
 
 
 def _jobs_update(page: Page, manager: JobManager, selected: Optional[int]):
