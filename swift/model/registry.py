@@ -66,6 +66,8 @@ GENERIC_META = ModelMeta('generic', template='hf')
 
 def detect_model_meta(config: dict, model_type: str | None = None) -> ModelMeta:
     """The family for ``config`` (a parsed config.json), or the one the user named with --model_type."""
+    if model_type == GENERIC_META.model_type:  # what args.json records for a folder of no family: reloads the same
+        return GENERIC_META
     if model_type is not None:
         if model_type not in MODEL_REGISTRY:
             raise SwiftError(f"--model_type {model_type!r} is not registered; known: {', '.join(sorted(MODEL_REGISTRY))}")

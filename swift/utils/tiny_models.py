@@ -1,6 +1,6 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
-    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|qwen3_moe|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
         [--layers 2]
         [--corpus rows.jsonl ...]
 
@@ -122,6 +122,7 @@ FAMILIES = {
     'qwen2': ('qwen2', CHATML_SPECIAL, QWEN2_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen2_5': ('qwen2', CHATML_SPECIAL, QWEN2_5_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen3': ('qwen3', QWEN3_SPECIAL, QWEN3_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen3_moe': ('qwen3_moe', QWEN3_SPECIAL, QWEN3_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'llama': ('llama', LLAMA3_SPECIAL, LLAMA3_TEMPLATE, '<|begin_of_text|>', '<|eot_id|>', None),
     'mistral': ('mistral', ZEPHYR_SPECIAL, ZEPHYR_TEMPLATE, '<s>', '</s>', '<unk>'),
     'qwen2-base': ('qwen2', CHATML_SPECIAL, None, None, '<|endoftext|>', '<|endoftext|>'),
@@ -129,6 +130,8 @@ FAMILIES = {
     'qwen2_5_vl': ('qwen2_5_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
 }
 VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl')
+# Mixture-of-experts families: four small experts, two per token.
+MOE_CONFIG = {'qwen3_moe': dict(num_experts=4, num_experts_per_tok=2)}
 # The tiny image processor's pixel bounds: 4 to 64 merged vision tokens per image, so tests stay fast.
 TINY_MIN_PIXELS, TINY_MAX_PIXELS = 56 * 56, 224 * 224
 
@@ -176,8 +179,11 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
         model = _vision_model(family, text, tokenizer)
         _image_processor().save_pretrained(out_dir)
     else:
+        moe = MOE_CONFIG.get(family, {})
+        if moe:
+            moe = {**moe, 'moe_intermediate_size': hidden_size}
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(FAMILIES[family][0], tie_word_embeddings=True,
-                                                                      **text))
+                                                                      **text, **moe))
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
