@@ -131,6 +131,9 @@ def test_qwen3_keeps_reasoning_across_tool_results_and_starts_answers_as_asked(q
     # the tool result is no new question: the reasoning of the turn that called stays
     assert '<|im_start|>assistant\n<think>\nneed a tool\n</think>\n\n<tool_call>' in text
     assert text.endswith('</tool_response><|im_end|>\n<|im_start|>assistant\n')
+    # OpenAI's reasoning_content field says the same
+    as_field = [messages[0], {'role': 'assistant', 'content': '', 'reasoning_content': 'need a tool'}, *messages[2:]]
+    assert tokenizer.decode(template.encode_prompt(as_field, tools=TOOLS)) == text
     no_think = get_template('qwen3', tokenizer, enable_thinking=False).encode_prompt(messages[:1])
     assert tokenizer.decode(no_think).endswith('<|im_start|>assistant\n<think>\n\n</think>\n\n')
     prefixed = get_template('qwen3', tokenizer, response_prefix='<think>\nOK').encode_prompt(messages[:1])

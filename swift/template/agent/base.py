@@ -166,6 +166,9 @@ def _add_assistant(out: list[dict], run: list[dict], agent: AgentTemplate) -> No
     turn = {'role': 'assistant', 'content': text, 'untrained': []}
     if loss is not None:
         turn['loss'] = loss
+    reasoning = next((m['reasoning_content'] for m in run if m.get('reasoning_content')), None)
+    if reasoning is not None:  # Qwen3: the turn's reasoning, written as its <think> block
+        turn['reasoning_content'] = reasoning
     out.append(turn)
 
 
