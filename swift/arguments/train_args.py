@@ -60,6 +60,10 @@ class TrainerSettings:
                                        '(0: the model\'s own setting).'})
     max_epochs: Optional[int] = field(
         default=None, metadata={'help': 'Stop (and save) at the end of this epoch, whatever --num_train_epochs says.'})
+    mrl_dims: Optional[str] = field(
+        default=None, metadata={'help': 'Embedding training, Matryoshka: a JSON object of truncated dimension to loss '
+                                        'weight, e.g. \'{"32": 1.0, "64": 1.0}\'; the loss is the weighted sum over '
+                                        'the first N dimensions, normalised again.'})
     logging_dir: Optional[str] = field(
         default=None, metadata={'help': "TensorBoard folder; default transformers' <run>/runs/<date_host>."})
     max_shard_size: str = field(default='5GB', metadata={'help': 'Largest weight file of a saved full model.'})
@@ -241,6 +245,15 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
     def _check_retrieval_loss(self) -> None:
         """Embedding and reranker runs take their task's losses; unset, the first (infonce, pointwise_reranker)."""
         choices = RETRIEVAL_LOSSES[self.task_type]
+        if self.mrl_dims is not None and self.task_type == 'embedding':
+            dims = json_object('--mrl_dims', self.mrl_dims, 'of dimension to weight, e.g. {"32": 1.0, "64": 1.0}')
+            try:
+                self.mrl_dims = {int(dim): float(weight) for dim, weight in dims.items()}
+            except (TypeError, ValueError):
+                raise SwiftError(f'--mrl_dims {self.mrl_dims}: keys are dimensions (integers), values '
+                                 'weights') from None
+            if not self.mrl_dims or min(self.mrl_dims) < 1:
+                raise SwiftError(f'--mrl_dims {self.mrl_dims}: give positive dimensions')
         if self.loss_type is None:
             self.loss_type = choices[0]
         elif self.loss_type not in choices:
@@ -254,6 +267,9 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
 
     def _check_trainer_flags(self) -> None:
         rlhf = getattr(self, 'rlhf_type', None)
+        if self.mrl_dims is not None and (rlhf or self.task_type != 'embedding'):
+            logger.warning(f'--mrl_dims: only --task_type embedding reads it, not {self.task_type}; ignored')
+            self.mrl_dims = None
         if rlhf:  # the alignment trainers compute their own losses
             for name in ('enable_dft_loss', 'use_logits_to_keep'):
                 if getattr(self, name):

@@ -14,7 +14,6 @@ MEGATRON = 'Megatron-SWIFT only (mcore weights and converters); this build has n
 NPU = 'Ascend NPU only; this build runs on CPUs and CUDA GPUs'
 MULTIMODAL = 'not built yet: multimodal models (issue 14)'
 AGENT = 'not built yet: agent and multi-turn training (issue 15)'
-EMBEDDING = 'not built yet: embedding and reranker models (issue 15)'
 EVAL = 'not built yet: swift eval and evaluation during training (issue 16)'
 SAMPLE = 'not built yet: swift sample (issue 16)'
 QGALORE = 'Q-GaLore needs the q-galore-torch package and its CUDA kernels; this build has GaLore only (--use_galore)'
@@ -62,7 +61,6 @@ UNSUPPORTED: dict[str, str] = {
     'use_gym_env': AGENT,
     'completion_length_limit_scope': AGENT,
     'vllm_server_pass_dataset': AGENT,
-    'mrl_dims': EMBEDDING,
     # ---- issue 16: eval, web UI, sampling
     'eval_use_evalscope': EVAL,
     'eval_dataset': EVAL,

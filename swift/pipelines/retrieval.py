@@ -48,7 +48,7 @@ def make_retrieval_trainer(args: TrainArguments, training: TrainingArguments, te
     training.remove_unused_columns = False
     collator = RetrievalCollator(args.task_type, kwargs['processing_class'].pad_token_id, args.data_seed)
     return RetrievalTrainer(args=training, data_collator=collator, task_type=args.task_type,
-                            loss_type=args.loss_type, **kwargs)
+                            loss_type=args.loss_type, mrl_dims=args.mrl_dims, **kwargs)
 
 
 # ---- swift infer ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ them (model/retrieval.py) and ``--loss_type`` compares them; a reranker scores e
 Evaluation reports the same loss.
 """
 import torch
+import torch.nn.functional as F
 from transformers import Trainer
 
 from ..model.retrieval import embed, rerank_logits, yes_no_ids
@@ -24,11 +25,18 @@ def retrieval_loss(task_type: str, loss_type: str, outputs: torch.Tensor, labels
     return pointwise_reranker_loss(outputs, labels)
 
 
+def matryoshka_loss(loss_type: str, embeddings: torch.Tensor, labels: torch.Tensor,
+                    mrl_dims: dict[int, float]) -> torch.Tensor:
+    """--mrl_dims: the weighted sum of the loss over each prefix of the dimensions, normalised again."""
+    return sum(weight * retrieval_loss('embedding', loss_type, F.normalize(embeddings[:, :dim], dim=-1), labels)
+               for dim, weight in mrl_dims.items())
+
+
 class RetrievalTrainer(SwiftTrainerMixin, Trainer):
 
-    def __init__(self, *args, task_type: str, loss_type: str, **kwargs):
+    def __init__(self, *args, task_type: str, loss_type: str, mrl_dims: dict[int, float] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.task_type, self.loss_type = task_type, loss_type
+        self.task_type, self.loss_type, self.mrl_dims = task_type, loss_type, mrl_dims
         self.yes_no = yes_no_ids(self.processing_class) if task_type == 'generative_reranker' else None
         self.model_accepts_loss_kwargs = False  # our loss is a batch mean: gradient accumulation divides it
 
@@ -40,7 +48,10 @@ class RetrievalTrainer(SwiftTrainerMixin, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = self.forward_texts(model, inputs)
-        loss = retrieval_loss(self.task_type, self.loss_type, outputs, inputs['labels'])
+        if self.mrl_dims:
+            loss = matryoshka_loss(self.loss_type, outputs, inputs['labels'], self.mrl_dims)
+        else:
+            loss = retrieval_loss(self.task_type, self.loss_type, outputs, inputs['labels'])
         return (loss, {'outputs': outputs}) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):

@@ -172,3 +172,21 @@ def test_infonce_environment_settings_are_read(monkeypatch):
     settings = infonce_settings()
     assert settings['temperature'] == 0.05 and settings['use_batch'] is False and settings['hard_negatives'] == 3
     assert os.environ['INFONCE_TEMPERATURE'] == '0.05'
+
+
+def test_mrl_dims_sums_the_loss_over_each_prefix(qwen2_dir):
+    from swift.arguments import TrainArguments
+    from swift.arguments.parser import parse_args
+    from swift.trainers.retrieval import matryoshka_loss
+    args = parse_args(TrainArguments, ['--model', qwen2_dir, '--dataset', 'x.jsonl', '--task_type', 'embedding',
+                                       '--mrl_dims', '{"2": 1.0, "4": 0.5}'])
+    assert args.mrl_dims == {2: 1.0, 4: 0.5}
+    e, labels = torch.randn(4, 8), torch.tensor([1., 1.])
+    prefix = lambda d: infonce_loss(torch.nn.functional.normalize(e[:, :d], dim=-1), labels)  # noqa: E731
+    assert torch.isclose(matryoshka_loss('infonce', e, labels, args.mrl_dims), prefix(2) + 0.5 * prefix(4))
+    reranker = parse_args(TrainArguments, ['--model', qwen2_dir, '--dataset', 'x.jsonl', '--task_type', 'reranker',
+                                           '--mrl_dims', '{"2": 1.0}'])
+    assert reranker.mrl_dims is None  # ignored there, with a warning
+    with pytest.raises(SwiftError, match='--mrl_dims'):
+        parse_args(TrainArguments, ['--model', qwen2_dir, '--dataset', 'x.jsonl', '--task_type', 'embedding',
+                                    '--mrl_dims', '{"a": 1.0}'])
