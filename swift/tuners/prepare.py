@@ -1,5 +1,6 @@
 """Make a model trainable: full fine-tuning, LLaMA-Pro, bottleneck adapters, or an adapter family of peft (LoRA,
 DoRA, AdaLoRA, VeRA, BOFT, ...)."""
+import copy
 import re
 import tempfile
 
@@ -63,12 +64,28 @@ def _add_tuner(model: PreTrainedModel, train_type: str, settings: TunerArguments
     config = PEFT_TUNERS[train_type](settings, task_type)
     if settings.init_weights == 'lora-ga':
         config = _estimate_gradients(model, config, lora_ga_step)
+    _no_dropout_on_fused_experts(model, config)
     model = get_peft_model(model, config)
     if settings.lora_dtype:
         _cast_adapter(model, getattr(torch, settings.lora_dtype))
     if settings.init_weights.startswith(('pissa', 'olora', 'lora-ga')):
         _save_as_plain_lora(model)
     return model
+
+
+def _no_dropout_on_fused_experts(model: PreTrainedModel, config: PeftConfig) -> None:
+    """peft moves the expert projections of a fused MoE (transformers 5) to its parameter adapters, which take no
+    dropout: LoRA on such a model trains with dropout 0 there, as --target_parameters does, instead of failing."""
+    if not getattr(config, 'lora_dropout', 0) or not hasattr(model, 'config'):
+        return
+    from peft.utils.transformers_weight_conversion import (convert_peft_config_for_transformers,
+                                                           get_model_conversion_mapping)
+    probe = copy.deepcopy(config)
+    convert_peft_config_for_transformers(probe, model=model, conversions=get_model_conversion_mapping(model))
+    if getattr(probe, 'target_parameters', None):
+        logger.warning(f"--lora_dropout {config.lora_dropout} becomes 0: peft adapts this model's fused experts "
+                       'with parameter adapters, which take no dropout')
+        config.lora_dropout = 0.0
 
 
 def _estimate_gradients(model: PreTrainedModel, config: PeftConfig, step: GradientStep | None) -> PeftConfig:
