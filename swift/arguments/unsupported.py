@@ -48,8 +48,6 @@ UNSUPPORTED: dict[str, str] = {
     'norm_bbox': MULTIMODAL,
     'model_kwargs': MULTIMODAL + ': model-specific arguments are read by multimodal processors',
     'vit_gradient_checkpointing': MULTIMODAL,
-    'vit_lr': MULTIMODAL,
-    'aligner_lr': MULTIMODAL,
     'vllm_limit_mm_per_prompt': MULTIMODAL,
     'vllm_mm_processor_cache_gb': MULTIMODAL,
     'lmdeploy_vision_batch_size': MULTIMODAL,

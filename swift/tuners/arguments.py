@@ -117,6 +117,12 @@ class TunerArguments:
         default=True, metadata={'help': 'Multimodal models: the same for the vision (or audio) tower.'})
     freeze_aligner: bool = field(
         default=True, metadata={'help': 'Multimodal models: the same for the aligner (projector, merger).'})
+    vit_lr: Optional[float] = field(
+        default=None, metadata={'help': 'Multimodal models: learning rate of the vision tower\'s trainable '
+                                        'parameters (default --learning_rate).'})
+    aligner_lr: Optional[float] = field(
+        default=None, metadata={'help': 'Multimodal models: learning rate of the aligner\'s trainable parameters '
+                                        '(default --learning_rate).'})
 
     @property
     def tuner_type(self) -> str:

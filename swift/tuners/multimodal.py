@@ -1,11 +1,13 @@
 """The parts of a multimodal model, for --freeze_llm, --freeze_vit and --freeze_aligner (ms-swift's semantics): full
 training freezes the frozen parts' parameters; a tuner on 'all-linear' adapts only the Linear layers of the parts
-that are not frozen (by default the language model alone)."""
+that are not frozen (by default the language model alone). --vit_lr and --aligner_lr give the parts' trainable
+parameters their own learning rates."""
 from dataclasses import replace
 from typing import Callable
 
+import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, Trainer
 
 from ..utils import SwiftError
 from .arguments import TunerArguments
@@ -69,3 +71,25 @@ def _part_prefixes(model: PreTrainedModel) -> dict[str, str]:
 def _part_of(name: str, prefixes: dict[str, str]) -> str:
     owners = [prefix for prefix in prefixes if name == prefix or name.startswith(prefix + '.')]
     return prefixes[max(owners, key=len)] if owners else 'llm'
+
+
+def part_learning_rates_optimizer(model: nn.Module, vit_lr: float | None, aligner_lr: float | None, lr: float,
+                                  weight_decay: float, betas: tuple[float, float], eps: float) -> torch.optim.Optimizer:
+    """--vit_lr / --aligner_lr (ms-swift's multimodal optimizer): AdamW whose trainable parameters are grouped by
+    part (vision tower, aligner, language model) and by weight decay, each part at its own learning rate (unset:
+    --learning_rate). The trainer's schedule scales every group alike."""
+    parts = _part_prefixes(model)
+    if not parts:
+        raise SwiftError(f'--vit_lr and --aligner_lr apply to multimodal models; {type(model).__name__} has no '
+                         'vision tower')
+    rates = {'vit': lr if vit_lr is None else vit_lr, 'aligner': lr if aligner_lr is None else aligner_lr, 'llm': lr}
+    decayed = set(Trainer.get_decay_parameter_names(None, model))
+    groups = []
+    for part, rate in rates.items():
+        for decay in (False, True):
+            params = [p for name, p in model.named_parameters()
+                      if p.requires_grad and _part_of(name, parts) == part and (name in decayed) == decay]
+            if params:
+                groups.append({'params': params, 'lr': rate, 'weight_decay': weight_decay if decay else 0.0,
+                               'part': part})
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)

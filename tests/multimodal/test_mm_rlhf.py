@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModelForImageTextToText
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
 from swift.dataset.errors import RowError
@@ -12,6 +13,7 @@ from swift.dataset.preprocess import normalize_row
 from swift.infer.loop_engine import LoopEngine
 from swift.model import get_model_tokenizer
 from swift.pipelines.rlhf import rlhf_main
+from swift.pipelines.train import sft_main
 from swift.protocol import InferRequest, RequestConfig
 from swift.rlhf.media import preference_collator
 from swift.template import get_template
@@ -37,6 +39,8 @@ def data_dir(tmp_path_factory) -> str:
     kto = [{'messages': [question, {'role': 'assistant', 'content': answer}], 'label': answer != REFUSAL,
             'images': [name]} for colour, name in names.items() for answer in (colour, REFUSAL)]
     write_jsonl(str(folder / 'kto.jsonl'), kto)
+    write_jsonl(str(folder / 'sft.jsonl'), [{'messages': [question, {'role': 'assistant', 'content': colour}],
+                                            'images': [name]} for colour, name in names.items()])
     # seed 000's layout: a question about an image, the reference answer in `solution`
     write_jsonl(str(folder / 'grpo.jsonl'), [{'messages': [question], 'solution': colour, 'images': [name]}
                                              for colour, name in names.items()])
@@ -208,3 +212,18 @@ def test_rejected_messages_and_images_load_as_ms_swift_writes_them(data_dir):
     with pytest.raises(RowError, match=r"rejected side: images\[0\] 'pics/nothing.png': no such file"):
         normalize_row({**row, 'images': ['pics/red.png'], 'rejected_images': ['pics/nothing.png']},
                       base_dir=data_dir)
+
+
+def test_vit_lr_and_aligner_lr_give_each_part_its_own_learning_rate(qwen2_5_vl_dir, data_dir, tmp_path):
+    """Full training of every part, the vision tower at --vit_lr 0: its weights stay, the aligner's and the
+    language model's move."""
+    result = sft_main(['--model', qwen2_5_vl_dir, '--dataset', os.path.join(data_dir, 'sft.jsonl'), '--train_type',
+                       'full', '--freeze_vit', 'false', '--freeze_aligner', 'false', '--vit_lr', '0',
+                       '--aligner_lr', '1e-2', '--learning_rate', '1e-3', '--max_steps', '1', '--save_steps', '1',
+                       '--split_dataset_ratio', '0', '--report_to', 'none', '--output_dir', str(tmp_path)])
+    before, after = (dict(AutoModelForImageTextToText.from_pretrained(folder).named_parameters())
+                     for folder in (qwen2_5_vl_dir, result['last_model_checkpoint']))
+    moved = {key for key in before if not torch.equal(before[key], after[key])}
+    vit = {key for key in before if 'visual.' in key and '.merger.' not in key}
+    assert vit and not moved & vit
+    assert any('.merger.' in key for key in moved) and any('language_model' in key for key in moved)
