@@ -36,8 +36,8 @@ class ExportArguments(BaseArguments):
         default=False, metadata={'help': 'Encode --dataset once and save the rows (train/ and val/ under --output_dir, '
                                          'default MODEL-cached_dataset) for swift sft --cached_dataset.'})
     template_mode: Literal['train', 'rlhf', 'kto'] = field(
-        default='train', metadata={'help': 'With --to_cached_dataset: train (swift pt/sft rows); rlhf and kto '
-                                           '(preference rows) are not built yet.'})
+        default='train', metadata={'help': 'With --to_cached_dataset, which rows: train (swift pt/sft), rlhf (preference '
+                                           'pairs: dpo, orpo, cpo, simpo) or kto.'})
 
     def __post_init__(self):
         BaseArguments.__post_init__(self)
@@ -60,9 +60,6 @@ class ExportArguments(BaseArguments):
             raise SwiftError('--push_to_hub true needs --hub_model_id <namespace>/<name>')
 
     def _check_cached_dataset(self) -> None:
-        if self.template_mode != 'train':
-            raise SwiftError(f'--template_mode {self.template_mode}: cached preference rows are not built yet; '
-                             'swift rlhf encodes its --dataset itself')
         if self.packing:
             raise SwiftError('--packing: cached rows are packed while training (swift sft --cached_dataset DIR '
                              '--packing true), not here')

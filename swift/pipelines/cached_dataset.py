@@ -22,7 +22,8 @@ import pickle
 import shutil
 
 from ..arguments import ExportArguments, TrainArguments
-from ..dataset import pack_rows
+from ..dataset import ROW_CHECKS, pack_rows
+from ..rlhf.data import encode_alignment_rows
 from ..template import Template
 from ..template.vision import VisionTemplate
 from ..trainers import encode_rows
@@ -34,6 +35,9 @@ from .common import load_folder_and_template
 logger = get_logger()
 INFO_FILE = 'swift_cached_dataset.json'
 # The flags that change the ids or labels of an encoded row; a cached folder records the values it was written with.
+# --template_mode of an export: the row check (dataset/preference.py) and the encoding (rlhf/data.py ENCODERS) of its
+# rows; 'train' is swift pt/sft's. rlhf = dpo, orpo, cpo, simpo (ms-swift's mode for them); kto = kto.
+TEMPLATE_MODES = {'train': (None, 'train'), 'rlhf': ('pair', 'pair'), 'kto': ('kto', 'completion')}
 ENCODING_FLAGS = ('max_length', 'truncation_strategy', 'loss_scale', 'use_chat_template', 'response_prefix',
                   'enable_thinking', 'preserve_thinking', 'add_non_thinking_prefix')
 
@@ -54,13 +58,31 @@ def export_cached_dataset(args: ExportArguments) -> str:
     if isinstance(template, VisionTemplate):
         raise SwiftError(f'--to_cached_dataset: the {template.template_type} template encodes images and videos, '
                          'which cached datasets do not hold yet; train on --dataset')
-    info = encoding_info(args, template)
-    train_rows, val_rows = load_train_val_rows(args)
+    check, encoding = TEMPLATE_MODES[args.template_mode]
+    info = encoding_info(args, template, encoding)
+    train_rows, val_rows = load_train_val_rows(args, ROW_CHECKS[check] if check else None)
     for split, rows in (('train', train_rows), ('val', val_rows)):
         if rows:
-            _save_split(template, rows, args.dataset_num_proc, os.path.join(out_dir, split), info)
+            folder = os.path.join(out_dir, split)
+            if encoding == 'train':
+                _save_split(template, rows, args.dataset_num_proc, folder, info)
+            else:
+                dataset = encode_alignment_rows(template, rows, encoding, split)
+                _save(dataset.add_column('lengths', [_lengths(row) for row in dataset]), folder, info)
     logger.info(f'cached_dataset: {os.path.join(out_dir, "train")}')
     return out_dir
+
+
+def _lengths(row: dict) -> list[int]:
+    """ms-swift's lengths column: each sequence the row trains on (a prompt with each answer)."""
+    prompt = len(row['prompt_ids'])
+    return [prompt + len(row[key]) for key in ('chosen_ids', 'rejected_ids', 'completion_ids') if key in row]
+
+
+def _save(dataset, folder: str, info: dict) -> None:
+    dataset.save_to_disk(folder)
+    write_json(os.path.join(folder, INFO_FILE), {**info, 'rows': len(dataset)})
+    logger.info(f'{os.path.basename(folder)}: {len(dataset)} encoded rows saved to {folder}')
 
 
 def _save_split(template: Template, rows: list[dict], num_proc: int, folder: str, info: dict) -> None:
@@ -71,16 +93,14 @@ def _save_split(template: Template, rows: list[dict], num_proc: int, folder: str
     if not encoded:
         raise SwiftError(f'--to_cached_dataset: no {split} row is left: all are longer than --max_length or carry '
                          'no loss')
-    Dataset.from_list([{**row, 'lengths': [len(row['input_ids'])]} for row in encoded]).save_to_disk(folder)
-    write_json(os.path.join(folder, INFO_FILE), {**info, 'rows': len(encoded)})
-    logger.info(f'{split}: {len(encoded)} encoded rows saved to {folder}')
+    _save(Dataset.from_list([{**row, 'lengths': [len(row['input_ids'])]} for row in encoded]), folder, info)
 
 
-def encoding_info(args, template: Template) -> dict:
-    """What decides a row's encoding: the template, its system prompt, the tokenizer's vocabulary and the
-    encoding flags."""
+def encoding_info(args, template: Template, encoding: str = 'train') -> dict:
+    """What decides a row's encoding: which rows (sft's, or an alignment encoding), the template, its system
+    prompt, the tokenizer's vocabulary and the encoding flags."""
     vocab = json.dumps(sorted(template.tokenizer.get_vocab().items()), ensure_ascii=False)
-    return {'template': template.template_type, 'system': template.default_system,
+    return {'encoding': encoding, 'template': template.template_type, 'system': template.default_system,
             'tokenizer': hashlib.sha256(vocab.encode()).hexdigest()[:16], 'model': args.model,
             **{flag: getattr(args, flag) for flag in ENCODING_FLAGS}}
 
@@ -103,15 +123,19 @@ def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list
 
 def _read(path: str, info: dict, flag: str) -> list[dict]:
     from datasets import load_from_disk
-    if not os.path.isfile(os.path.join(path, 'dataset_info.json')):
-        raise SwiftError(f'{flag} {path}: not a cached dataset folder (write one with swift export '
-                         '--to_cached_dataset true; its train/ and val/ folders are what this flag takes)')
+    _ensure_folder(path, flag)
     _check_encoding(path, info, flag)
     dataset = load_from_disk(path)
     if 'input_ids' not in dataset.column_names:
         raise SwiftError(f'{flag} {path}: its rows hold no input_ids (ms-swift 4 writes rows it encodes while '
                          'training); export it again with this swift export --to_cached_dataset true')
     return [{key: value for key, value in row.items() if key != 'lengths'} for row in dataset]
+
+
+def _ensure_folder(path: str, flag: str) -> None:
+    if not os.path.isfile(os.path.join(path, 'dataset_info.json')):
+        raise SwiftError(f'{flag} {path}: not a cached dataset folder (write one with swift export '
+                         '--to_cached_dataset true; its train/ and val/ folders are what this flag takes)')
 
 
 def _check_encoding(path: str, info: dict, flag: str) -> None:
@@ -123,6 +147,11 @@ def _check_encoding(path: str, info: dict, flag: str) -> None:
     for key, value in info.items():
         if key == 'model' or saved.get(key) == value:
             continue
+        if key == 'encoding':
+            modes = {encoding: mode for mode, (_, encoding) in TEMPLATE_MODES.items()}
+            raise SwiftError(f'{flag} {path}: holds rows of swift export --template_mode '
+                             f'{modes.get(saved.get(key), saved.get(key))}, this run reads rows of --template_mode '
+                             f'{modes.get(value, value)}')
         if key == 'tokenizer':
             raise SwiftError(f'{flag} {path}: encoded with another tokenizer (--model {saved.get("model")}), not '
                              f"--model {info['model']}'s: export it again with this model")
@@ -174,3 +203,23 @@ def encode_rows_cached(template: Template, rows: list[dict], args) -> tuple[list
         pickle.dump((encoded, stats), f)
     os.replace(tmp, path)  # whole or absent, also when two runs store at once
     return encoded, stats
+
+
+def load_cached_alignment_datasets(args, template: Template, encoding: str):
+    """``swift rlhf --cached_dataset``: the (train, val) datasets.Dataset of exported alignment rows, checked like
+    sft's, plus any --dataset rows encoded now."""
+    from datasets import concatenate_datasets, load_from_disk
+    from .train import load_train_val_rows
+    info = encoding_info(args, template, encoding)
+    splits = []
+    for paths, flag in ((args.cached_dataset, '--cached_dataset'), (args.cached_val_dataset, '--cached_val_dataset')):
+        for path in paths:
+            _ensure_folder(path, flag)
+            _check_encoding(path, info, flag)
+        splits.append([load_from_disk(path).remove_columns('lengths') for path in paths])
+    if args.dataset:
+        check = next(check for check, enc in TEMPLATE_MODES.values() if enc == encoding)
+        for parts, rows, split in zip(splits, load_train_val_rows(args, ROW_CHECKS[check]), ('train', 'val')):
+            if rows:
+                parts.append(encode_alignment_rows(template, rows, encoding, split))
+    return tuple(concatenate_datasets(parts) if parts else None for parts in splits)

@@ -23,6 +23,7 @@ from ..rlhf.rewards import get_reward_funcs, load_external_plugins
 from ..template import Template
 from ..tuners import Swift
 from ..utils import SwiftError
+from .cached_dataset import load_cached_alignment_datasets
 from .common import load_dataset_rows, load_model, to_arguments
 from .train import encode_split, load_train_val_rows, run_training
 
@@ -35,6 +36,8 @@ def rlhf_main(args=None) -> dict:
 
 
 def _load_datasets(args, template: Template, algorithm: Algorithm):
+    if args.cached_dataset or args.cached_val_dataset:  # rows encoded once by swift export --to_cached_dataset
+        return load_cached_alignment_datasets(args, template, algorithm.encoding)
     train_rows, val_rows = load_train_val_rows(args, ROW_CHECKS[algorithm.rows])
     return (encode_alignment_rows(template, train_rows, algorithm.encoding, 'train'),
             encode_alignment_rows(template, val_rows, algorithm.encoding, 'val'))

@@ -14,6 +14,10 @@ from . import ALGORITHMS
 from .base import DEFAULT_BETA, AlignmentArguments, Algorithm
 
 
+# The encodings that swift export --to_cached_dataset --template_mode rlhf|kto writes (pipelines/cached_dataset.py).
+CACHED_ENCODINGS = ('pair', 'completion')
+
+
 def rlhf_arguments() -> type:
     """The arguments class of ``swift rlhf`` for the algorithms registered now."""
     return _compose(tuple(ALGORITHMS))
@@ -56,9 +60,9 @@ def _check(args, algorithm: Algorithm, groups: list[type]) -> None:
         # gradients on sft rows.
         raise SwiftError(f'--train_type {args.train_type} --init_weights {args.init_weights}: longlora and lora-ga '
                          'train with swift sft and swift pt, not swift rlhf')
-    if args.cached_dataset or args.cached_val_dataset:
-        raise SwiftError('--cached_dataset: swift rlhf encodes its --dataset itself; cached preference rows '
-                         '(ms-swift\'s --template_mode rlhf|kto) are not built yet')
+    if (args.cached_dataset or args.cached_val_dataset) and algorithm.encoding not in CACHED_ENCODINGS:
+        raise SwiftError(f'--cached_dataset: --rlhf_type {args.rlhf_type} encodes its --dataset itself; cached rows '
+                         '(swift export --template_mode rlhf|kto) train dpo, orpo, cpo, simpo and kto')
     if args.loss_weights and len(args.loss_weights) != len(args.loss_type):
         raise SwiftError(f'--loss_weights has {len(args.loss_weights)} values for {len(args.loss_type)} '
                          '--loss_type values')

@@ -85,13 +85,31 @@ def test_a_cache_encoded_otherwise_is_refused_in_one_line(qwen2_dir, cached, tmp
 def test_export_and_rlhf_refusals(qwen2_dir, data, cached):
     with pytest.raises(SwiftError, match='already exists'):
         export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--output_dir', cached])
-    with pytest.raises(SwiftError, match='--template_mode rlhf'):
-        export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--template_mode',
-                     'rlhf'])
     with pytest.raises(SwiftError, match='--packing'):
         export_main(['--model', qwen2_dir, '--dataset', data, '--to_cached_dataset', 'true', '--packing', 'true'])
-    with pytest.raises(SwiftError, match='--cached_dataset: swift rlhf'):
-        parse_args(rlhf_arguments(), ['--model', 'm', '--rlhf_type', 'dpo', '--cached_dataset', 'c/train'])
+    for rlhf_type in ('grpo', 'rm'):  # rows ms-swift does not cache either (grpo), or encoded otherwise (rm)
+        with pytest.raises(SwiftError, match=f'--cached_dataset: --rlhf_type {rlhf_type}'):
+            parse_args(rlhf_arguments(), ['--model', 'm', '--rlhf_type', rlhf_type, '--cached_dataset', 'c/train',
+                                          '--reward_funcs', 'accuracy', '--per_device_train_batch_size', '8'])
+
+
+def test_dpo_on_cached_preference_rows_gives_the_raw_rows_losses(qwen2_dir, data, tmp_path):
+    from swift.pipelines.rlhf import rlhf_main
+    pairs = tmp_path / 'pairs.jsonl'
+    pairs.write_text(''.join(json.dumps({'prompt': f'say {i}', 'chosen': f'{i} it is', 'rejected': f'no {i}'}) + '\n'
+                             for i in range(12)))
+    out = str(tmp_path / 'cached')
+    export_main(['--model', qwen2_dir, '--dataset', str(pairs), '--to_cached_dataset', 'true', '--template_mode',
+                 'rlhf', '--output_dir', out, '--max_length', '64', '--split_dataset_ratio', '0.25'])
+    flags = ['--rlhf_type', 'dpo', '--model', qwen2_dir, *TRAIN_FLAGS, '--max_steps', '2']
+    raw = rlhf_main([*flags, '--dataset', str(pairs), '--output_dir', str(tmp_path / 'raw')])
+    from_cache = rlhf_main([*flags, '--cached_dataset', os.path.join(out, 'train'), '--cached_val_dataset',
+                            os.path.join(out, 'val'), '--output_dir', str(tmp_path / 'from_cache')])
+    assert len(_losses(raw)) == 2 and _losses(from_cache) == _losses(raw)
+    with pytest.raises(SwiftError, match='holds rows of swift export --template_mode rlhf, this run reads rows of '
+                                         '--template_mode train'):
+        sft_main(['--model', qwen2_dir, '--cached_dataset', os.path.join(out, 'train'), '--output_dir',
+                  str(tmp_path / 'sft'), *TRAIN_FLAGS])
 
 
 def test_load_from_cache_file_reuses_encoded_rows_between_runs(qwen2_dir, data, tmp_path, monkeypatch):
