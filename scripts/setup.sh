@@ -19,3 +19,7 @@ fi
 # llmcompressor (export --quant_method gptq|awq|fp8) pins transformers<=5.17; it runs on the newer one swift needs,
 # so it goes in without its pins (its runtime dependencies come with .[test]; see docs/export.md).
 pip install -q --no-deps llmcompressor==0.14.0.1
+# EvalScope (swift eval, tests/eval) pins datasets<4.2 through modelscope[datasets]; it runs on the datasets swift
+# needs, so it goes in without its pins after its runtime dependencies (docs/eval.md).
+pip install -q -e '.[eval]'
+pip install -q --no-deps evalscope==1.14.1

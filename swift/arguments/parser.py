@@ -15,7 +15,7 @@ from transformers.hf_argparser import string_to_bool
 
 from ..utils import SwiftError
 from .aliases import rewrite_aliases
-from .unsupported import UNSUPPORTED
+from .unsupported import ACTS_IN, UNSUPPORTED
 
 T = TypeVar('T')
 
@@ -130,17 +130,18 @@ def _unknown_flag_message(remaining: list[str], known: list[str]) -> str:
     return f'unknown flag {flag}{hint}'
 
 
-def _refuse_unsupported(argv: list[str]) -> None:
-    """An ms-swift flag this build cannot act on stops here with its reason, rather than as an unknown flag."""
+def _refuse_unsupported(argv: list[str], cls: type) -> None:
+    """An ms-swift flag this build cannot act on stops here with its reason, rather than as an unknown flag; a
+    flag only some commands act on (ACTS_IN) stops in the others."""
     for token in argv:
         name = token[2:].split('=')[0].replace('-', '_') if token.startswith('--') else None
-        if name in UNSUPPORTED:
+        if name in UNSUPPORTED and not any(c.__name__ in ACTS_IN.get(name, ()) for c in cls.__mro__):
             raise SwiftError(f'--{name}: {UNSUPPORTED[name]}')
 
 
 def parse_args(cls: type[T], argv: Sequence[str]) -> T:
     argv = rewrite_aliases(list(argv))
-    _refuse_unsupported(argv)
+    _refuse_unsupported(argv, cls)
     parser = SwiftArgumentParser(cls)
     try:
         args, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)

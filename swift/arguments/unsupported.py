@@ -14,8 +14,7 @@ MEGATRON = 'Megatron-SWIFT only (mcore weights and converters); this build has n
 NPU = 'Ascend NPU only; this build runs on CPUs and CUDA GPUs'
 MULTIMODAL = 'not built yet: multimodal models (issue 14)'
 AGENT = 'not built yet: agent and multi-turn training (issue 15)'
-EVAL = 'not built yet: swift eval and evaluation during training (issue 16)'
-SAMPLE = 'not built yet: swift sample (issue 16)'
+EVAL = 'not built yet: evaluation during training with EvalScope; run swift eval on a checkpoint (issue 16)'
 QGALORE = 'Q-GaLore needs the q-galore-torch package and its CUDA kernels; this build has GaLore only (--use_galore)'
 GRPO_TEACHER = 'not built yet: GRPO with a teacher model (OPD-RL, RLSD, SDAR)'
 FIPO = 'not built yet: the FIPO loss (--loss_type fipo)'
@@ -66,26 +65,6 @@ UNSUPPORTED: dict[str, str] = {
     'eval_limit': EVAL,
     'eval_generation_config': EVAL,
     'extra_eval_args': EVAL,
-    'eval_backend': EVAL,
-    'eval_output_dir': EVAL,
-    'eval_num_proc': EVAL,
-    'eval_url': EVAL,
-    'local_dataset': EVAL,
-    'prm_model': SAMPLE,
-    'orm_model': SAMPLE,
-    'sampler_type': SAMPLE,
-    'sampler_engine': SAMPLE,
-    'output_file': SAMPLE,
-    'override_exist_file': SAMPLE,
-    'num_sampling_batch_size': SAMPLE,
-    'num_sampling_batches': SAMPLE,
-    'n_best_to_keep': SAMPLE,
-    'data_range': SAMPLE,
-    'prm_threshold': SAMPLE,
-    'easy_query_threshold': SAMPLE,
-    'engine_kwargs': SAMPLE,
-    'num_return_sequences': SAMPLE,
-    'cache_files': SAMPLE,
     # ---- issue 17: multi-node, FSDP, sequence parallelism, streaming
     'sequence_parallel_size': 'not built yet: sequence parallelism (issue 17)',
     # accepted today as transformers' field, but ms-swift's fsdp2 presets are not there
@@ -119,4 +98,11 @@ UNSUPPORTED: dict[str, str] = {
     'sdar_gate_beta': GRPO_TEACHER,
     'teacher_model_server': 'not built yet: GKD with a remote teacher served by swift deploy',
     'teacher_tag_key': 'not built yet: GKD with several remote teachers (--teacher_model_server)',
+}
+
+# Flags refused above that some commands do act on: the arguments classes (by name) that declare and use them.
+# ``swift eval`` reads the EvalScope flags that ms-swift's training also takes for evaluation during training.
+ACTS_IN: dict[str, set[str]] = {
+    name: {'EvalArguments'}
+    for name in ('eval_dataset', 'eval_dataset_args', 'eval_limit', 'eval_generation_config', 'extra_eval_args')
 }

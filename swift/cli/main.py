@@ -26,6 +26,8 @@ COMMANDS = {
     'export': 'swift.pipelines.export:export_main',
     'merge-lora': 'swift.pipelines.export:merge_lora_main',
     'rollout': 'swift.pipelines.rollout:rollout_main',
+    'eval': 'swift.pipelines.eval:eval_main',
+    'sample': 'swift.pipelines.sample:sample_main',
     'web-ui': 'swift.pipelines.web_ui:web_ui_main',
 }
 # Commands that train, and so may run as several processes.

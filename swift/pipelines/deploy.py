@@ -9,6 +9,12 @@ as a model of its own, sharing the base weights with the others.
 """
 import json
 import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -16,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..arguments import DeployArguments
 from ..infer.server import create_app
-from ..utils import get_logger
+from ..utils import SwiftError, get_logger
 from .common import apply_checkpoint_args, to_arguments
 from .infer import build_engine, request_config
 
@@ -33,6 +39,46 @@ def deploy_main(args: DeployArguments | list[str] | None = None) -> None:
         names = ', '.join([served_name, *args.adapter_mapping])
         logger.info(f'serving {names} on http://{args.host}:{args.port}/v1')
         uvicorn.run(app, host=args.host, port=args.port, log_level='info')
+
+
+@contextmanager
+def serve_in_thread(args: DeployArguments, host: str, port: int) -> Iterator[tuple[str, str]]:
+    """``(base url, served name)`` of --model served by this process in a thread for the block (``swift eval``
+    without --eval_url, as ms-swift's eval deploys for its run); the server and its engine stop after it."""
+    served_name = args.served_model_name or os.path.basename(os.path.normpath(args.model))
+    with build_engine(args, args.adapter_mapping) as engine:
+        app = create_app(engine, served_name, list(args.adapter_mapping), api_key=args.api_key,
+                         default_request_config=request_config(args), log_interval=args.log_interval)
+        add_deploy_flags(app, max_logprobs=args.max_logprobs, verbose=args.verbose, owned_by=args.owned_by)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level='warning'))
+        thread = threading.Thread(target=server.run, name='swift-eval-server', daemon=True)
+        thread.start()
+        url = f'http://{host}:{port}/v1'
+        try:
+            _wait_until_serving(url, thread)
+            logger.info(f'serving {served_name} on {url} for the evaluation')
+            yield url, served_name
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
+
+def _wait_until_serving(url: str, thread: threading.Thread, timeout: float = 120) -> None:
+    """Poll ``url``/models until the server answers; a server thread that ended (port taken) or one that never
+    answers is one line."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not thread.is_alive():
+            raise SwiftError(f'the model server stopped before it answered on {url}')
+        try:
+            with urllib.request.urlopen(f'{url}/models', timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError:  # it answers (a 401 under --api_key)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SwiftError(f'the model server did not answer on {url} within {timeout:.0f} s')
 
 
 def add_deploy_flags(app: FastAPI, max_logprobs: int = 20, verbose: bool = False, owned_by: str = 'swift') -> None:
