@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pickle
+import random
 import shutil
 
 from ..arguments import ExportArguments, TrainArguments
@@ -111,8 +112,8 @@ def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list
     --packing true."""
     from .train import load_train_val_rows
     info = encoding_info(args, template)
-    train = [row for path in args.cached_dataset for row in _read(path, info, '--cached_dataset')]
-    val = [row for path in args.cached_val_dataset for row in _read(path, info, '--cached_val_dataset')]
+    train = [row for spec in args.cached_dataset for row in _read(spec, info, '--cached_dataset', args.data_seed)]
+    val = [row for spec in args.cached_val_dataset for row in _read(spec, info, '--cached_val_dataset', args.data_seed)]
     if args.dataset:
         train_rows, val_rows = load_train_val_rows(args)
         train += _encode(template, train_rows, args, 'train')
@@ -121,15 +122,32 @@ def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list
     return _packed(train, args, 'train'), _packed(val, args, 'val')
 
 
-def _read(path: str, info: dict, flag: str) -> list[dict]:
+def _read(spec: str, info: dict, flag: str, seed: int) -> list[dict]:
+    dataset = _open(spec, info, flag, seed)
+    if 'input_ids' not in dataset.column_names:
+        raise SwiftError(f'{flag} {spec}: its rows hold no input_ids (ms-swift 4 writes rows it encodes while '
+                         'training); export it again with this swift export --to_cached_dataset true')
+    return [{key: value for key, value in row.items() if key != 'lengths'} for row in dataset]
+
+
+def _open(spec: str, info: dict, flag: str, seed: int):
+    """The datasets.Dataset of one ``FOLDER`` or ``FOLDER#N`` (N rows sampled as --dataset's ``#N``: without
+    replacement below the folder's size, the whole folder repeated plus a sample above it)."""
     from datasets import load_from_disk
+    path, count = spec, None
+    if not os.path.exists(spec) and '#' in spec:
+        path, _, count = spec.rpartition('#')
+        if not count.isdigit():
+            raise SwiftError(f'{flag} {spec}: #N must be a number of rows')
     _ensure_folder(path, flag)
     _check_encoding(path, info, flag)
     dataset = load_from_disk(path)
-    if 'input_ids' not in dataset.column_names:
-        raise SwiftError(f'{flag} {path}: its rows hold no input_ids (ms-swift 4 writes rows it encodes while '
-                         'training); export it again with this swift export --to_cached_dataset true')
-    return [{key: value for key, value in row.items() if key != 'lengths'} for row in dataset]
+    if count is None:
+        return dataset
+    total, wanted = len(dataset), int(count)
+    rng = random.Random(seed)
+    indices = list(range(total)) * (wanted // total) + rng.sample(range(total), wanted % total)
+    return dataset.select(indices)
 
 
 def _ensure_folder(path: str, flag: str) -> None:
@@ -208,15 +226,12 @@ def encode_rows_cached(template: Template, rows: list[dict], args) -> tuple[list
 def load_cached_alignment_datasets(args, template: Template, encoding: str):
     """``swift rlhf --cached_dataset``: the (train, val) datasets.Dataset of exported alignment rows, checked like
     sft's, plus any --dataset rows encoded now."""
-    from datasets import concatenate_datasets, load_from_disk
+    from datasets import concatenate_datasets
     from .train import load_train_val_rows
     info = encoding_info(args, template, encoding)
-    splits = []
-    for paths, flag in ((args.cached_dataset, '--cached_dataset'), (args.cached_val_dataset, '--cached_val_dataset')):
-        for path in paths:
-            _ensure_folder(path, flag)
-            _check_encoding(path, info, flag)
-        splits.append([load_from_disk(path).remove_columns('lengths') for path in paths])
+    splits = [[_open(spec, info, flag, args.data_seed).remove_columns('lengths') for spec in specs]
+              for specs, flag in ((args.cached_dataset, '--cached_dataset'),
+                                  (args.cached_val_dataset, '--cached_val_dataset'))]
     if args.dataset:
         check = next(check for check, enc in TEMPLATE_MODES.values() if enc == encoding)
         for parts, rows, split in zip(splits, load_train_val_rows(args, ROW_CHECKS[check]), ('train', 'val')):

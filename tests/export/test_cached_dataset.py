@@ -63,6 +63,24 @@ def test_sft_on_the_cached_rows_gives_the_raw_rows_losses(qwen2_dir, data, cache
     assert _losses(from_cache) == _losses(raw)
 
 
+def test_cached_dataset_takes_ms_swifts_sample_syntax(qwen2_dir, cached):
+    from swift.arguments import TrainArguments
+    from swift.pipelines.cached_dataset import load_cached_datasets
+    from swift.pipelines.common import load_folder_and_template
+    train = os.path.join(cached, 'train')
+
+    def rows(spec: str) -> list[dict]:
+        args = parse_args(TrainArguments, ['--model', qwen2_dir, '--cached_dataset', spec, '--max_length', '64'])
+        return load_cached_datasets(args, load_folder_and_template(args)[1])[0]
+
+    whole = rows(train)
+    few, many = rows(f'{train}#5'), rows(f'{train}#{len(whole) * 2 + 3}')
+    assert len(few) == 5 and all(row in whole for row in few) and len({str(r) for r in few}) == 5
+    assert len(many) == len(whole) * 2 + 3 and many[:len(whole)] == whole
+    with pytest.raises(SwiftError, match='#N must be a number'):
+        rows(f'{train}#all')
+
+
 def test_a_cache_encoded_otherwise_is_refused_in_one_line(qwen2_dir, cached, tmp_path):
     train = os.path.join(cached, 'train')
     argv = ['--model', qwen2_dir, '--cached_dataset', train, '--output_dir', str(tmp_path), *TRAIN_FLAGS]
