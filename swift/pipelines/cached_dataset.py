@@ -9,7 +9,9 @@ folder. Rows hold ``input_ids``, ``labels`` and ``lengths`` (ms-swift's length c
 also holds ``swift_cached_dataset.json``, the settings the rows were encoded with (template, tokenizer,
 --max_length, ...): training refuses a folder encoded otherwise, in one line naming the flag, since its ids would
 silently differ from what the run's flags ask for. Packing happens while training (``--packing true``), as in
-ms-swift, so one export serves any --packing_length.
+ms-swift, so one export serves any --packing_length. ``--template_mode rlhf|kto`` stores the alignment columns
+``swift rlhf`` trains on (``prompt_ids``, ``chosen_ids``, ``rejected_ids``; or ``completion_ids`` and ``label``)
+instead. ``FOLDER#N`` samples N rows, as ``--dataset`` does.
 
 ``--load_from_cache_file true`` gives the same saving without an export: the encoded rows of each split are kept
 under the 🤗 datasets cache (``swift_encoded/``), keyed by the rows and their encoding, and the next run with the
