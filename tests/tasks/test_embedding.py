@@ -158,7 +158,8 @@ def test_infonce_in_batch_and_hard_negatives_match_hand_computation():
 def test_pair_losses_match_hand_computation():
     e = _unit([1, 0], [0.6, 0.8], [1, 0], [0, 1])
     cos = torch.tensor([0.6, 0.0])
-    assert torch.isclose(cosine_similarity_loss(e, torch.tensor([1.0, 0.0])), ((cos - torch.tensor([1., 0.])) ** 2).mean())
+    labels = torch.tensor([1.0, 0.0])
+    assert torch.isclose(cosine_similarity_loss(e, labels), ((cos - labels) ** 2).mean())
     distance = 1 - cos
     expected = 0.5 * (distance[0] ** 2 + torch.relu(0.5 - distance[1]) ** 2) / 2
     assert torch.isclose(contrastive_loss(e, torch.tensor([1.0, 0.0])), expected)
