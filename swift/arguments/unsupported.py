@@ -46,7 +46,6 @@ UNSUPPORTED: dict[str, str] = {
     'max_pixels': MULTIMODAL,
     'norm_bbox': MULTIMODAL,
     'model_kwargs': MULTIMODAL + ': model-specific arguments are read by multimodal processors',
-    'vit_gradient_checkpointing': MULTIMODAL,
     'vllm_limit_mm_per_prompt': MULTIMODAL,
     'vllm_mm_processor_cache_gb': MULTIMODAL,
     'lmdeploy_vision_batch_size': MULTIMODAL,

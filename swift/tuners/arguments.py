@@ -120,6 +120,9 @@ class TunerArguments:
     vit_lr: Optional[float] = field(
         default=None, metadata={'help': 'Multimodal models: learning rate of the vision tower\'s trainable '
                                         'parameters (default --learning_rate).'})
+    vit_gradient_checkpointing: Optional[bool] = field(
+        default=None, metadata={'help': 'Multimodal models: gradient checkpointing in the vision tower and the '
+                                        'aligner (default: as --gradient_checkpointing).'})
     aligner_lr: Optional[float] = field(
         default=None, metadata={'help': 'Multimodal models: learning rate of the aligner\'s trainable parameters '
                                         '(default --learning_rate).'})

@@ -6,6 +6,7 @@ from transformers import PreTrainedModel, TrainerCallback
 from ..utils import SwiftError, get_logger
 from .arguments import TunerArguments
 from .layers import decoder_layers
+from .multimodal import VisionCheckpointingCallback
 
 logger = get_logger()
 
@@ -56,6 +57,8 @@ def tuner_callbacks(model, train_type: str, settings: TunerArguments, seed: int 
     callbacks = []
     if train_type == 'adalora':
         callbacks.append(AdaLoraCallback(model))
+    if settings.vit_gradient_checkpointing is not None:
+        callbacks.append(VisionCheckpointingCallback(model, settings.vit_gradient_checkpointing))
     if settings.lisa_activated_layers:
         callbacks.append(LisaCallback(model, settings.lisa_activated_layers, settings.lisa_step_interval, seed))
     return callbacks

@@ -3,11 +3,13 @@ training freezes the frozen parts' parameters; a tuner on 'all-linear' adapts on
 that are not frozen (by default the language model alone). --vit_lr and --aligner_lr give the parts' trainable
 parameters their own learning rates."""
 from dataclasses import replace
+from functools import partial
 from typing import Callable
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, Trainer
+from torch.utils.checkpoint import checkpoint
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 
 from ..utils import SwiftError
 from .arguments import TunerArguments
@@ -93,3 +95,27 @@ def part_learning_rates_optimizer(model: nn.Module, vit_lr: float | None, aligne
                 groups.append({'params': params, 'lr': rate, 'weight_decay': weight_decay if decay else 0.0,
                                'part': part})
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def set_vision_checkpointing(model: nn.Module, enabled: bool) -> None:
+    """--vit_gradient_checkpointing: the vision tower's and aligner's layers recompute their activations in the
+    backward pass (or keep them), whatever --gradient_checkpointing set for the language model."""
+    parts = _part_prefixes(model)
+    if not parts:
+        raise SwiftError(f'--vit_gradient_checkpointing applies to multimodal models; {type(model).__name__} has no '
+                         'vision tower')
+    for name, module in model.named_modules():
+        if hasattr(module, 'gradient_checkpointing') and _part_of(name, parts) in ('vit', 'aligner'):
+            module.gradient_checkpointing = enabled
+            if enabled and getattr(module, '_gradient_checkpointing_func', None) is None:
+                module._gradient_checkpointing_func = partial(checkpoint, use_reentrant=False)
+
+
+class VisionCheckpointingCallback(TrainerCallback):
+    """Applies --vit_gradient_checkpointing once the Trainer has set up --gradient_checkpointing (at train start)."""
+
+    def __init__(self, model: nn.Module, enabled: bool):
+        self.model, self.enabled = model, enabled
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        set_vision_checkpointing(self.model, self.enabled)

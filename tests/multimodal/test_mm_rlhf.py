@@ -17,6 +17,7 @@ from swift.pipelines.train import sft_main
 from swift.protocol import InferRequest, RequestConfig
 from swift.rlhf.media import preference_collator
 from swift.template import get_template
+from swift.tuners.multimodal import set_vision_checkpointing
 from swift.utils import SwiftError
 
 from .helpers import COLOURS, save_squares, write_jsonl
@@ -227,3 +228,28 @@ def test_vit_lr_and_aligner_lr_give_each_part_its_own_learning_rate(qwen2_5_vl_d
     vit = {key for key in before if 'visual.' in key and '.merger.' not in key}
     assert vit and not moved & vit
     assert any('.merger.' in key for key in moved) and any('language_model' in key for key in moved)
+
+
+def test_vit_gradient_checkpointing_sets_the_vision_layers_apart_from_the_llm(qwen2_5_vl_dir, data_dir, vl_template):
+    model, template = vl_template
+    vision = [m for m in model.model.visual.modules() if hasattr(m, 'gradient_checkpointing')]
+    text = [m for m in model.model.language_model.modules() if hasattr(m, 'gradient_checkpointing')]
+    try:
+        model.gradient_checkpointing_enable()
+        set_vision_checkpointing(model, False)  # --gradient_checkpointing true --vit_gradient_checkpointing false
+        assert vision and not any(m.gradient_checkpointing for m in vision)
+        assert all(m.gradient_checkpointing for m in text)
+        model.gradient_checkpointing_disable()
+        set_vision_checkpointing(model, True)  # the vision tower alone checkpoints, and still trains
+        assert all(m.gradient_checkpointing for m in vision) and not any(m.gradient_checkpointing for m in text)
+        batch = preference_collator(template, template.tokenizer.pad_token_id)([
+            template.encode_pair(_pair_row(data_dir, 'red'))])
+        model.train()
+        inputs = {k: v for k, v in batch.items() if k != 'completion_mask'}
+        model(**inputs).logits.float().mean().backward()
+        assert model.model.visual.blocks[0].attn.qkv.weight.grad is not None
+    finally:
+        set_vision_checkpointing(model, False)
+        model.gradient_checkpointing_disable()
+        model.zero_grad(set_to_none=True)
+        model.eval()
