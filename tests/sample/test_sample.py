@@ -88,3 +88,9 @@ def test_an_existing_file_is_kept_unless_overridden(model, data, tmp_path):
 def test_bad_sample_flags_are_one_line(model, data, tmp_path, flags, needle):
     with pytest.raises(SwiftError, match=needle):
         sample_main(['--model', model, '--dataset', data, '--output_dir', str(tmp_path), *flags])
+
+
+def test_ms_swift3_pt_engine_name_is_transformers():
+    from swift.arguments import SampleArguments, parse_args
+    args = parse_args(SampleArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--sampler_engine', 'pt'])
+    assert args.sampler_engine == 'transformers' and args.infer_backend == 'pt'
