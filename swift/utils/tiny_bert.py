@@ -6,6 +6,8 @@ locally, as ms-swift's demo_bert uses bert-base-chinese. For tests and demos of 
 import argparse
 import os
 
+import torch
+
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
 
@@ -29,15 +31,18 @@ def build_bert_tokenizer(vocab_size: int = 1000, extra_texts: list[str] | None =
 
 
 def build_tiny_bert(out_dir: str, hidden_size: int = 64, num_layers: int = 2,
-                    extra_texts: list[str] | None = None) -> str:
-    """A ``BertForPreTraining`` folder (config.json, safetensors, tokenizer) at ``out_dir``; returns ``out_dir``."""
+                    extra_texts: list[str] | None = None, seed: int = 0) -> str:
+    """A ``BertForPreTraining`` folder (config.json, safetensors, tokenizer) at ``out_dir``; returns ``out_dir``.
+    The weights depend on ``seed`` only."""
     tokenizer = build_bert_tokenizer(extra_texts=extra_texts)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
                         num_attention_heads=2, intermediate_size=hidden_size * 2, max_position_embeddings=256,
                         pad_token_id=tokenizer.pad_token_id,
-                        # no dropout: a model this small learns a toy task in a few dozen steps without it
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                        # no dropout, and weights wider than BERT's 0.02: a model this small then leaves the loss
+                        # plateau of a toy task within a few dozen steps, whatever the seed
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.1)
     os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(seed)
     BertForPreTraining(config).save_pretrained(out_dir)  # with the pooler that BERT classifiers read
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -46,7 +46,7 @@ def keyword_rows(n: int, seed: int) -> list[dict]:
 @pytest.fixture(scope='module')
 def keyword_data(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp('keyword')
-    return {'train': _write(root / 'train.jsonl', keyword_rows(96, 0)),
+    return {'train': _write(root / 'train.jsonl', keyword_rows(160, 0)),
             'val': _write(root / 'val.jsonl', keyword_rows(40, 1))}
 
 
@@ -177,7 +177,7 @@ def bert_dir(tmp_path_factory) -> str:
 def test_bert_classifier_learns_the_keyword_task(bert_dir, keyword_data, tmp_path):
     from transformers import set_seed
     result = _sft(bert_dir, keyword_data['train'], str(tmp_path / 'out'), '--num_labels', '2', '--train_type',
-                  'full', '--num_train_epochs', '3', '--learning_rate', '2e-3', '--lr_scheduler_type', 'constant',
+                  'full', '--num_train_epochs', '2', '--learning_rate', '3e-3', '--lr_scheduler_type', 'constant',
                   '--save_strategy', 'epoch', '--save_only_model', 'true')
     set_seed(42)
     before, _ = _infer_accuracy(['--model', bert_dir, '--task_type', 'seq_cls', '--num_labels', '2',
