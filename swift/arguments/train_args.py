@@ -340,7 +340,15 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
         if self.galore_with_embedding and self.galore_optim_per_parameter:
             raise SwiftError('--galore_with_embedding true: not with --galore_optim_per_parameter true (transformers '
                              'builds the layer-wise optimizers over Linear layers only)')
-        self.optim = 'galore_adamw_layerwise' if self.galore_optim_per_parameter else 'galore_adamw'
+        layerwise = self.galore_optim_per_parameter
+        if layerwise and self.gradient_accumulation_steps > 1:
+            # transformers' layer-wise optimizers step inside backward, so they refuse accumulation; ms-swift steps
+            # its per-parameter optimizers together at the optimizer step, which is one GaLore AdamW's update.
+            logger.warning('--galore_optim_per_parameter true with --gradient_accumulation_steps '
+                           f'{self.gradient_accumulation_steps}: one GaLore AdamW over all parameters (the same '
+                           'updates; the layer-wise optimizer cannot accumulate gradients)')
+            layerwise = False
+        self.optim = 'galore_adamw_layerwise' if layerwise else 'galore_adamw'
         targets = self.galore_target_modules
         targets = 'all-linear' if targets == ['all-linear'] else list(targets)
         self.optim_target_modules = targets
