@@ -132,4 +132,6 @@ def _exported_args(args: ExportArguments, out_dir: str, model, template) -> dict
     return {'model': os.path.abspath(out_dir), 'model_type': model.model_meta.model_type,
             'template': template.template_type, 'system': template.default_system, 'train_type': 'full',
             'torch_dtype': args.torch_dtype, 'max_length': args.max_length, 'task_type': args.task_type,
-            'num_labels': args.num_labels}
+            'num_labels': args.num_labels, 'problem_type': args.problem_type,
+            # a classifier trained on plain text (--use_chat_template false) must read plain text again
+            'use_chat_template': args.use_chat_template}

@@ -236,3 +236,12 @@ def test_bad_label_exits_2_in_one_line(qwen2_dir, tmp_path):
 def test_seq_cls_needs_num_labels(qwen2_dir, tmp_path):
     with pytest.raises(SwiftError, match='--task_type seq_cls needs --num_labels'):
         _sft(qwen2_dir, _write(tmp_path / 'd.jsonl', [_row('hi', 0)]), str(tmp_path / 'out'))
+
+
+def test_merged_classifier_predicts_as_the_adapter(keyword_lora, keyword_data):
+    """``swift export --merge_lora true``: the merged folder reads the rows as the adapter did (plain text here)."""
+    from swift.pipelines.export import export_main
+    export_main(['--adapters', keyword_lora, '--merge_lora', 'true'])
+    merged, _ = _infer_accuracy(['--model', f'{keyword_lora}-merged', '--val_dataset', keyword_data['val']])
+    adapter, _ = _infer_accuracy(['--adapters', keyword_lora, '--val_dataset', keyword_data['val']])
+    assert merged == adapter >= 0.85
