@@ -148,7 +148,7 @@ def multi_label_rows(n: int) -> list[dict]:
 
 
 def regression_rows(n: int) -> list[dict]:
-    """The share of the sentence's six words that are 'robot'."""
+    """0, 1/6, 2/6 or 3/6: how many times 'robot' was written into the six words (two may land on one place)."""
     rng = random.Random(3)
     return [_row(_sentence(rng, ('robot',) * (i % 4)), len(set(range(i % 4))) / 6) for i in range(n)]
 
