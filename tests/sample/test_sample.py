@@ -94,3 +94,12 @@ def test_ms_swift3_pt_engine_name_is_transformers():
     from swift.arguments import SampleArguments, parse_args
     args = parse_args(SampleArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--sampler_engine', 'pt'])
     assert args.sampler_engine == 'transformers' and args.infer_backend == 'pt'
+
+
+def test_a_reward_model_scores_the_completions_and_its_threshold_filters(model, data, qwen2_dir, tmp_path):
+    from tests.deploy.support import make_reward_model
+    prm = make_reward_model(qwen2_dir, str(tmp_path / 'prm'))
+    kept = _sample(model, data, tmp_path / 'low', '--prm_model', prm, '--prm_threshold=-1e9', '--n_best_to_keep',
+                   '2')
+    assert len(kept) == 2 * len(ROWS)  # every completion passes; the best two of each prompt are kept
+    assert not _sample(model, data, tmp_path / 'high', '--prm_model', prm, '--prm_threshold', '1e9')
