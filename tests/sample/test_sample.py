@@ -103,3 +103,14 @@ def test_a_reward_model_scores_the_completions_and_its_threshold_filters(model, 
                    '2')
     assert len(kept) == 2 * len(ROWS)  # every completion passes; the best two of each prompt are kept
     assert not _sample(model, data, tmp_path / 'high', '--prm_model', prm, '--prm_threshold', '1e9')
+
+
+def test_distill_samples_from_an_openai_compatible_server(model, data, tmp_path):
+    from swift.arguments import DeployArguments, parse_args
+    from swift.pipelines.deploy import serve_in_thread
+    from tests.deploy.support import free_port
+    served = parse_args(DeployArguments, ['--model', model, '--served_model_name', 'teacher', '--verbose', 'false'])
+    with serve_in_thread(served, host='127.0.0.1', port=free_port()) as (url, name):
+        lines = _sample(name, data, tmp_path, '--sampler_type', 'distill', '--sampler_engine', 'client',
+                        '--engine_kwargs', json.dumps({'base_url': url}), '--num_return_sequences', '2')
+    assert len(lines) == 2 * len(ROWS) and any('\\boxed{1}' in line['messages'][-1]['content'] for line in lines)
