@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m pytest tests -p no:cacheprovider
+# Two workers, one per core, a test file each at a time (module fixtures are built once): the tiny models leave
+# a core idle otherwise, while one worker waits on a subprocess or a server.
+.venv/bin/python -m pytest tests -p no:cacheprovider -n 2 --dist loadfile
 bash scripts/setup_vllm.sh
 .venv-vllm/bin/python -m pytest tests/vllm -p no:cacheprovider

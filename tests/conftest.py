@@ -14,6 +14,12 @@ os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 # (scripts/setup_vllm.sh), and the main environment, which has no vLLM, leaves them out.
 collect_ignore = [] if importlib.util.find_spec('vllm') else ['vllm']
 
+# The tiny models are too small for intra-op threads to pay: on 2 cores two test workers (scripts/test.sh runs
+# pytest-xdist) with a thread each beat one worker with two, and threads that contend made a training fixture ten
+# times slower. Subprocesses inherit the variable. vLLM's CPU kernels want their threads, so .venv-vllm keeps them.
+if not importlib.util.find_spec('vllm'):
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFORMANCE = os.path.join(os.path.dirname(REPO), 'shared', 'conformance', 'ms-swift-test-data')
 

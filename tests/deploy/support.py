@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -74,3 +75,23 @@ def make_reward_model(base_dir: str, out_dir: str, seed: int = 0) -> str:
     AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1).save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
     return out_dir
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` on a free port, served by uvicorn in a thread of this process, for the block; yields the base URL."""
+    import uvicorn
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError('the server did not start')
+        time.sleep(0.05)
+    try:
+        yield f'http://127.0.0.1:{port}'
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from .support import free_port, make_adapter, make_reward_model, running_swift
+from .support import free_port, make_adapter, make_reward_model, running_swift, serving
 
 SEED_STREAM_MAX_TOKENS = 16  # the server's --max_new_tokens: the seed's streaming call sends no max_tokens
 
@@ -309,27 +309,14 @@ def test_a_client_that_disconnects_stops_its_generation(server):
 @pytest.fixture(scope='module')
 def keyed_server(qwen2_dir):
     """create_app in this process, with an API key and a served name of its own."""
-    import uvicorn
-
     from swift.infer import PtEngine
     from swift.infer.server import create_app
     from swift.model import get_model_tokenizer
     from swift.template import get_template
     model, tokenizer = get_model_tokenizer(qwen2_dir)
     engine = PtEngine(model, get_template('qwen', tokenizer), max_batch_size=4)
-    app = create_app(engine, 'my-model', [], api_key='sk-test')
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not uv.started and time.time() < deadline:
-            time.sleep(0.05)
-        yield f'http://127.0.0.1:{port}'
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(engine, 'my-model', [], api_key='sk-test')) as url:
+        yield url
 
 
 def test_api_key_is_required_when_set(keyed_server):

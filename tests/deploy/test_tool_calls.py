@@ -4,13 +4,11 @@ model trained to call the tool generates, whole and streamed."""
 import json
 import os
 import re
-import threading
-import time
 
 import pytest
 
 from tests.conftest import run_swift
-from tests.deploy.support import free_port
+from tests.deploy.support import serving
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, 'examples', 'train', 'agent', 'qwen2_5.sh')
@@ -94,26 +92,14 @@ def trained_agent(agent_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tool_server(trained_agent):
-    import uvicorn
-
     from swift.infer import PtEngine
     from swift.infer.server import create_app
     from swift.protocol import RequestConfig
     model, template, _ = trained_agent
     engine = PtEngine(model, template, max_batch_size=4)
     app = create_app(engine, 'agent', [], default_request_config=RequestConfig(temperature=0, max_tokens=64))
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not uv.started and time.time() < deadline:
-            time.sleep(0.05)
-        yield f'http://127.0.0.1:{port}/v1'
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield f'{url}/v1'
 
 
 def _client(url: str):

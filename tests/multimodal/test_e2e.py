@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-import torch
 from safetensors import safe_open
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 

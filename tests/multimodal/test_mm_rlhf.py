@@ -20,7 +20,7 @@ from swift.template import get_template
 from swift.tuners.multimodal import set_vision_checkpointing
 from swift.utils import SwiftError
 
-from .helpers import COLOURS, save_squares, write_jsonl
+from .helpers import save_squares, write_jsonl
 
 QUESTION = '<image>What colour is the square?'
 REFUSAL = 'I cannot see it'

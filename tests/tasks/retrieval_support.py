@@ -1,13 +1,7 @@
 """Toy retrieval data for the embedding and reranker tests, and a server run in this process."""
 import json
 import random
-import threading
-import time
-from contextlib import contextmanager
 
-import uvicorn
-
-from tests.deploy.support import free_port
 
 # Embedding toy: an anchor "key filler" matches the document "key other-filler". Held-out pairs are combinations never
 # trained on, built so that each anchor's filler ends a wrong document: an untrained model, which leans on the last
@@ -79,22 +73,3 @@ def ordering_accuracy(engine) -> float:
         right += sum(g > b for g in good for b in bad)
         total += len(good) * len(bad)
     return right / total
-
-
-@contextmanager
-def serving(app):
-    """``app`` on a free port, served by uvicorn in a thread of this process, for the block; yields the base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError('the server did not start')
-        time.sleep(0.05)
-    try:
-        yield f'http://127.0.0.1:{port}'
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)

@@ -19,7 +19,8 @@ from swift.trainers.retrieval_losses import (contrastive_loss, cosine_similarity
                                              split_groups)
 from swift.utils import SwiftError
 from tests.conftest import run_swift
-from tests.tasks.retrieval_support import embedding_rows, recall_at_1, serving, write_jsonl
+from tests.deploy.support import serving
+from tests.tasks.retrieval_support import embedding_rows, recall_at_1, write_jsonl
 
 TRAIN = ['--task_type', 'embedding', '--loss_type', 'infonce', '--per_device_train_batch_size', '12',
          '--num_train_epochs', '2', '--logging_steps', '6', '--save_strategy', 'no', '--report_to', 'none']

@@ -16,7 +16,8 @@ from swift.pipelines.infer import infer_main
 from swift.protocol import InferRequest
 from swift.trainers.retrieval_losses import listwise_reranker_loss, pointwise_reranker_loss
 from tests.conftest import run_swift
-from tests.tasks.retrieval_support import ordering_accuracy, reranker_rows, serving, write_jsonl
+from tests.deploy.support import serving
+from tests.tasks.retrieval_support import ordering_accuracy, reranker_rows, write_jsonl
 
 TRAIN = ['--per_device_train_batch_size', '4', '--num_train_epochs', '1', '--logging_steps', '4',
          '--save_strategy', 'no', '--report_to', 'none']

@@ -7,8 +7,6 @@ The toy task is learnable and checked on held-out rows: label 1 when the word 'r
 import json
 import logging
 import random
-import threading
-import time
 
 import pytest
 
@@ -16,7 +14,7 @@ from swift.utils import SwiftError
 from swift.utils.tiny_models import _WORDS
 
 from ..conftest import run_swift
-from ..deploy.support import free_port
+from ..deploy.support import serving
 
 KEYWORDS = ('robot', 'hello', 'swift')
 WORDS = [w for w in _WORDS if w not in KEYWORDS]
@@ -103,7 +101,6 @@ def test_lora_classifier_learns_the_keyword_task(qwen2_dir, keyword_data, keywor
 
 
 def test_deploy_answers_the_openai_client_with_the_class(keyword_lora):
-    import uvicorn
     from openai import OpenAI
 
     from swift.arguments import InferArguments
@@ -112,16 +109,8 @@ def test_deploy_answers_the_openai_client_with_the_class(keyword_lora):
     from swift.pipelines.infer import build_engine
     from swift.protocol import InferRequest
     engine = build_engine(apply_checkpoint_args(to_arguments(InferArguments, ['--adapters', keyword_lora])))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, 'clf', []), host='127.0.0.1', port=port,
-                                           log_level='warning'))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        client = OpenAI(api_key='EMPTY', base_url=f'http://127.0.0.1:{port}/v1')
+    with serving(create_app(engine, 'clf', [])) as url:
+        client = OpenAI(api_key='EMPTY', base_url=f'{url}/v1')
         for text in ('hello robot how are you', 'hello world how are you'):
             messages = [{'role': 'user', 'content': text}]
             resp = client.chat.completions.create(model='clf', messages=messages)
@@ -131,9 +120,6 @@ def test_deploy_answers_the_openai_client_with_the_class(keyword_lora):
             assert resp.choices[0].logprobs.content[0].index == expected  # the openai model keeps ms-swift's field
         assert expected == 0 and json.loads(client.chat.completions.create(
             model='clf', messages=[{'role': 'user', 'content': 'robot robot'}]).choices[0].message.content) == 1
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 # ---- multi-label and regression: the loss falls ---------------------------------------------------------------------
@@ -189,8 +175,6 @@ def test_bert_classifier_learns_the_keyword_task(bert_dir, keyword_data, tmp_pat
 
 def test_ms_swift_bert_example_runs(bert_dir, keyword_data, tmp_path):
     """ms-swift's examples/train/seq_cls/bert/sft.sh with the model, dataset and step counts swapped."""
-    from swift.infer import PtEngine
-    from swift.protocol import InferRequest
     out = tmp_path / 'output'
     proc = run_swift(
         'sft', '--model', bert_dir, '--tuner_type', 'lora', '--dataset', f"{keyword_data['train']}#64",
