@@ -111,6 +111,13 @@ CONTENT = [
 ]
 
 
+# What ms-swift itself does with a script that fails here, where it fails there too (checked against its source).
+UPSTREAM_NOTES = {
+    'examples/train/plugins/loss_scale.sh': "ms-swift at this commit fails too: its loss_map has no 'loss_scale' "
+                                             '(KeyError)',
+}
+
+
 def classify(path: str, text: str) -> tuple[str, str]:
     """(category, reason): ``text`` scripts run here; any other category is listed with the reason."""
     for prefix, category, reason in FOLDERS:
@@ -189,11 +196,12 @@ class Fixtures:
         self.folder = folder
         self.data = build_datasets(os.path.join(folder, 'data'))
 
-    def model(self, family: str) -> str:
-        out = os.path.join(self.folder, 'models', family)
+    def model(self, family: str, layers: int = 2) -> str:
+        """The tiny model of ``family``: two layers, or more where a recipe needs them (LLaMA-Pro's groups)."""
+        out = os.path.join(self.folder, 'models', family if layers == 2 else f'{family}-{layers}layers')
         if not os.path.exists(os.path.join(out, 'config.json')):
             from swift.utils.tiny_models import build_tiny_model
-            build_tiny_model(out, family)
+            build_tiny_model(out, family, num_layers=layers)
         return out
 
     def reward_model(self, family: str) -> str:
@@ -237,7 +245,8 @@ ADAPTER_FLAGS = {'--adapters', '--ckpt_dir', '--ref_adapters', '--resume_from_ch
 DATA_FLAGS = {'--dataset', '--val_dataset'}
 # Step counts cut to two and generation lengths to 16 tokens: the point is that the recipe runs, not that it learns.
 CUT = {'--save_steps': '2', '--eval_steps': '2', '--max_new_tokens': '16', '--max_completion_length': '16',
-       '--max_steps': '2', '--logging_steps': '1', '--quant_n_samples': '8'}
+       '--max_steps': '2', '--logging_steps': '1', '--quant_n_samples': '8', '--response_length': '16'}
+CONFIG_SUFFIXES = ('.yaml', '.yml', '.json')
 SKIPPED_LINES = re.compile(r'^\s*(pip|pip3|git\s+clone|wget|curl|huggingface-cli|modelscope\s+download)\b')
 
 
@@ -250,7 +259,7 @@ def made_here(value: str) -> bool:
 def family_of(model_id: str) -> str:
     name = model_id.lower().strip('\'"')
     if 'qwen3' in name:
-        return 'qwen3'
+        return 'qwen3_moe' if re.search(r'moe|-a\d+b', name) else 'qwen3'
     if 'llama' in name:
         return 'llama'
     if 'mistral' in name:
@@ -294,6 +303,15 @@ class Adapter:
 
     def __init__(self, fixtures: Fixtures):
         self.fixtures = fixtures
+        self.run_dir = None
+        self.layers = 2
+
+    def own_copy(self, checkpoint: str, family: str) -> str:
+        """The run's own copy of a checkpoint: scripts write beside it (``-merged``), and runs must not meet."""
+        copy = os.path.join(self.run_dir, 'fixture-checkpoints', family, os.path.basename(checkpoint))
+        if not os.path.exists(copy):
+            shutil.copytree(checkpoint, copy)
+        return copy
 
     def script(self, text: str) -> str:
         out = []
@@ -312,16 +330,39 @@ class Adapter:
         model_ids = [vals[0] for flag, vals in groups if flag == '--model' and vals]
         family = family_of(model_ids[0]) if model_ids else 'qwen2_5'
         kind = data_kind(command, groups)
+        # LLaMA-Pro's groups (default: one per new block) must divide the layers: as many layers as groups.
+        llamapro = {flag: vals[0] for flag, vals in groups if flag.startswith('--llamapro_num_') and vals}
+        count = llamapro.get('--llamapro_num_groups', llamapro.get('--llamapro_num_new_blocks', '2'))
+        self.layers = max(2, int(count)) if count.isdigit() else 2
         rebuilt = []
         for flag, values in groups:
             rebuilt += self.flag(flag, values, family, kind)
+        at = next(i for i, token in enumerate(rebuilt) if token == command) + 1
+        if at < len(rebuilt) and rebuilt[at].endswith(CONFIG_SUFFIXES):  # swift sft config.yaml [flags]
+            rebuilt[at] = self.config_file(rebuilt[at], family, kind)
+            at += 1
         if command == 'infer' and not any(flag == '--max_new_tokens' for flag, _ in groups):
-            at = next(i for i, token in enumerate(rebuilt) if token == command) + 1
             rebuilt[at:at] = ['--max_new_tokens', CUT['--max_new_tokens']]
         if command in ('sft', 'pt', 'rlhf') and not any(flag == '--max_steps' for flag, _ in groups):
-            at = next(i for i, token in enumerate(rebuilt) if token == command) + 1
             rebuilt[at:at] = ['--max_steps', '2']
         return ' '.join(rebuilt)
+
+    def config_file(self, path: str, family: str, kind: str) -> str:
+        """A copy of the script's YAML/JSON config in the run folder, adapted as its flags would be."""
+        import yaml
+        with open(os.path.join(self.run_dir, path)) as f:
+            config = yaml.safe_load(f) or {}
+        for key, value in list(config.items()):
+            values = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            adapted = self.flag(f'--{key}', values, family, kind) if value is not None else [f'--{key}']
+            if not adapted:
+                del config[key]
+            elif adapted[1:] != values:
+                config[key] = adapted[1:] if isinstance(value, list) else adapted[1]
+        out = os.path.join(self.run_dir, 'adapted-' + os.path.basename(path).rsplit('.', 1)[0] + '.yaml')
+        with open(out, 'w') as f:
+            yaml.safe_dump(config, f)
+        return out
 
     def flag(self, flag: str, values: list[str], family: str, kind: str) -> list[str]:
         if not flag:
@@ -332,11 +373,11 @@ class Adapter:
             return [flag, *values]
         if flag in MODEL_FLAGS and values:
             is_reward = flag in REWARD_FLAGS or re.search(r'reward|-rm\b|_rm\b|prm', values[0], re.I)
-            return [flag, self.fixtures.reward_model(family) if is_reward else self.fixtures.model(family)]
+            return [flag, self.fixtures.reward_model(family) if is_reward else self.fixtures.model(family, self.layers)]
         if flag in REWARD_FLAGS and values:
             return [flag] + [self.fixtures.reward_model(family) for _ in values]
         if flag in ADAPTER_FLAGS and values:
-            adapter = self.fixtures.adapter(family)
+            adapter = self.own_copy(self.fixtures.adapter(family), family)
             return [flag] + [(v.split('=', 1)[0] + '=' if '=' in v else '') + adapter for v in values]
         if flag in DATA_FLAGS and values:
             return [flag, self.fixtures.data[kind]]
@@ -368,12 +409,14 @@ def reason_of(log: str) -> str:
     return line[:220].replace('|', '\\|')
 
 
-def run_one(path: str, text: str, adapter: Adapter, timeout: int) -> dict:
+def run_one(path: str, text: str, fixtures: Fixtures, timeout: int) -> dict:
     slug = path.replace('/', '__')[:-3]
     cwd = os.path.join(WORK, 'runs', slug)
     shutil.rmtree(cwd, ignore_errors=True)
     os.makedirs(cwd)
     os.symlink(os.path.join(WORK, 'tree', 'examples'), os.path.join(cwd, 'examples'))
+    adapter = Adapter(fixtures)
+    adapter.run_dir = cwd
     adapted = adapter.script(text)
     with open(os.path.join(cwd, 'run.sh'), 'w') as f:
         f.write(adapted)
@@ -456,8 +499,10 @@ def table_rows(scripts: dict[str, str], results: dict) -> list[dict]:
             rows.append({'script': path, 'category': category, 'result': 'not-applicable', 'reason': reason})
             continue
         result = results.get(path) or {'result': 'not-run', 'reason': 'not run yet'}
-        rows.append({'script': path, 'category': category, 'result': result['result'],
-                     'reason': result['reason'] or 'ran to completion'})
+        reason = result['reason'] or 'ran to completion'
+        if result['result'] == 'failed' and path in UPSTREAM_NOTES:
+            reason += f' ({UPSTREAM_NOTES[path]})'
+        rows.append({'script': path, 'category': category, 'result': result['result'], 'reason': reason})
     return rows
 
 
@@ -482,9 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run and chosen:
         sys.path.insert(0, REPO)
         extract_examples(args.git_dir, commit, os.path.join(WORK, 'tree'))
-        adapter = Adapter(Fixtures(os.path.join(WORK, 'fixtures')))
+        fixtures = Fixtures(os.path.join(WORK, 'fixtures'))
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-            futures = {pool.submit(run_one, p, scripts[p], adapter, args.timeout): p for p in chosen}
+            futures = {pool.submit(run_one, p, scripts[p], fixtures, args.timeout): p for p in chosen}
             for future in concurrent.futures.as_completed(futures):
                 path = futures[future]
                 try:
