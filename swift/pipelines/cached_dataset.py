@@ -25,7 +25,7 @@ import random
 import shutil
 
 from ..arguments import ExportArguments, TrainArguments
-from ..dataset import ROW_CHECKS, pack_rows
+from ..dataset import ROW_CHECKS
 from ..rlhf.data import encode_alignment_rows
 from ..template import Template
 from ..template.vision import VisionTemplate
@@ -112,7 +112,7 @@ def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list
     """The encoded (train, val) rows of --cached_dataset / --cached_val_dataset, checked against this run's
     encoding, plus any --dataset / --val_dataset rows encoded now (ms-swift concatenates both); packed with
     --packing true."""
-    from .train import load_train_val_rows
+    from .train import load_train_val_rows, pack_split
     info = encoding_info(args, template)
     train = [row for spec in args.cached_dataset for row in _read(spec, info, '--cached_dataset', args.data_seed)]
     val = [row for spec in args.cached_val_dataset for row in _read(spec, info, '--cached_val_dataset', args.data_seed)]
@@ -121,7 +121,7 @@ def load_cached_datasets(args: TrainArguments, template: Template) -> tuple[list
         train += _encode(template, train_rows, args, 'train')
         val += _encode(template, val_rows, args, 'val')
     logger.info(f'cached datasets: {len(train)} train and {len(val)} val rows')
-    return _packed(train, args, 'train'), _packed(val, args, 'val')
+    return pack_split(train, args, 'train'), pack_split(val, args, 'val')
 
 
 def _read(spec: str, info: dict, flag: str, seed: int) -> list[dict]:
@@ -186,17 +186,6 @@ def _encode(template: Template, rows: list[dict], args: TrainArguments, split: s
     encoded, stats = encode_rows(template, rows, args.dataset_num_proc)
     stats.report(split)
     return encoded
-
-
-def _packed(rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
-    if not rows or not args.packing:
-        return rows
-    length = args.packing_length or args.max_length
-    if length is None:
-        raise SwiftError('--packing true needs --max_length or --packing_length')
-    packed = pack_rows(rows, length)
-    logger.info(f'{split}: packed into {len(packed)} sequences of at most {length} tokens')
-    return packed
 
 
 _ENCODED_CACHE_VERSION = 1

@@ -153,13 +153,19 @@ def encode_split(template: Template, rows: list[dict], args: TrainArguments, spl
     if not encoded:
         raise SwiftError(f'no {split} row is left to train on: all are longer than --max_length {args.max_length} '
                          'or carry no loss')
-    if args.packing:
-        length = args.packing_length or args.max_length
-        if length is None:
-            raise SwiftError('--packing true needs --max_length or --packing_length')
-        encoded = pack_rows(encoded, length)
-        logger.info(f'{split}: packed into {len(encoded)} sequences of at most {length} tokens')
-    return encoded
+    return pack_split(encoded, args, split)
+
+
+def pack_split(rows: list[dict], args: TrainArguments, split: str) -> list[dict]:
+    """Encoded rows packed into sequences of --packing_length (default --max_length) when --packing is on."""
+    if not rows or not args.packing:
+        return rows
+    length = args.packing_length or args.max_length
+    if length is None:
+        raise SwiftError('--packing true needs --max_length or --packing_length')
+    packed = pack_rows(rows, length)
+    logger.info(f'{split}: packed into {len(packed)} sequences of at most {length} tokens')
+    return packed
 
 
 def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callable | None:
