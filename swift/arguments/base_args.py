@@ -159,8 +159,10 @@ class TemplateArguments:
         default='delete', metadata={'help': 'What to do with a row longer than max_length.'})
     loss_scale: str = field(
         default='default', metadata={'help': 'Which tokens carry loss: default (assistant turns and tool calls), '
-                                             'last_round, or all; +ignore_empty_think (or ignore_empty_think alone) '
-                                             'also leaves out an answer\'s leading empty <think></think> block.'})
+                                             'last_round, or all; +react, +hermes, +qwen, +agentflan or +alpha_umi '
+                                             "(or alone) weighs them as ms-swift's agent configs do (2.0 on calls); "
+                                             '+ignore_empty_think (or alone) also leaves out an answer\'s leading '
+                                             'empty <think></think> block.'})
     agent_template: Optional[str] = field(
         default=None, metadata={'help': "How a row's tools and tool calls are written: hermes, react_en, react_zh; "
                                         'default: the family\'s own (hermes for Qwen2.5/Qwen3, react_en otherwise).'})
@@ -169,8 +171,8 @@ class TemplateArguments:
         default='swift', metadata={'help': "jinja renders with the tokenizer's own chat template (the hf template: "
                                            'loss spans found turn by turn, so it trains too); text-only models.'})
     is_binary_loss_scale: Optional[bool] = field(
-        default=None, metadata={'help': "ms-swift's switch to express 0/1 loss scales as -100 labels: every "
-                                        '--loss_scale here is 0/1 and always expressed as labels.'})
+        default=None, metadata={'help': "ms-swift's switch to express 0/1 loss scales as -100 labels: the 0/1 "
+                                        '--loss_scale strategies here always are; weighted ones add loss_scale.'})
     response_prefix: Optional[str] = field(
         default=None, metadata={'help': "Text the answer starts with at inference, e.g. '<think>\\n'; wins over "
                                         '--enable_thinking.'})

@@ -110,7 +110,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
 def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Template, **kwargs) -> SwiftTrainer:
     collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing,
                             pad_to_multiple_of=LONGLORA_GROUPS if args.train_type == 'longlora' else 1)
-    return SwiftTrainer(args=training, data_collator=collator, **kwargs)
+    return SwiftTrainer(args=training, data_collator=collator, weighted_loss_scale=bool(template.weighted_scale),
+                        **kwargs)
 
 
 def _choose_run_dir(args: TrainArguments) -> str:

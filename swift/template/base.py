@@ -12,12 +12,14 @@ from transformers import PreTrainedTokenizerBase, ProcessorMixin
 
 from ..utils import SwiftError
 from .agent import agent_conversation, get_agent_template
+from .loss_scale import WEIGHTED_LOSS_SCALES, WeightedRange, answer_weights, weight_at
 
 IGNORE_INDEX = -100
 Span = tuple[int, int]
 # A row's media columns (see dataset/media.py), which a multimodal template turns into model inputs.
 MEDIA_KEYS = ('images', 'videos', 'audios')
-# --loss_scale: a base strategy, optionally followed by '+ignore_empty_think' (ms-swift's spelling).
+# --loss_scale: a base strategy, optionally followed by a weighted agent scale (loss_scale.py) and/or
+# '+ignore_empty_think' (ms-swift's spelling: 'react', 'last_round+hermes', 'hermes+ignore_empty_think').
 LOSS_STRATEGIES = ('default', 'last_round', 'all')
 LOSS_MODIFIERS = ('ignore_empty_think',)
 # ignore_empty_think: an answer's leading empty reasoning block takes no loss (ms-swift's regex).
@@ -57,10 +59,15 @@ class Prompt(list):
 class Rendered:
     text: str
     loss_spans: list[Span]
+    # --loss_scale react/hermes/...: weighted character ranges inside the loss spans (weight 1 elsewhere).
+    weights: list[WeightedRange] = field(default_factory=list)
 
 
 class Template:
     """Encodes rows for training and prompts for generation with one model's chat format."""
+    # Templates whose render records the weighted ranges of --loss_scale react/hermes/... (not the jinja backend's
+    # or the multimodal templates', whose spans are found or moved afterwards).
+    supports_weighted_loss_scale = True
 
     def __init__(self, meta: TemplateMeta, tokenizer: PreTrainedTokenizerBase | ProcessorMixin,
                  default_system: str | None = None, max_length: int | None = None, truncation_strategy: str = 'delete',
@@ -74,7 +81,10 @@ class Template:
         self.default_system = default_system if default_system is not None else meta.default_system
         self.max_length = max_length
         self.truncation_strategy = truncation_strategy
-        self.loss_scale, self.ignore_empty_think = parse_loss_scale(loss_scale)
+        self.loss_scale, self.ignore_empty_think, self.weighted_scale = parse_loss_scale(loss_scale)
+        if self.weighted_scale and not self.supports_weighted_loss_scale:
+            raise SwiftError(f'--loss_scale {loss_scale}: weighted loss scales are built for the text templates of '
+                             '--template_backend swift only')
         self.use_chat_template = use_chat_template
         # Thinking flags (ms-swift's): response_prefix wins over enable_thinking; None keeps the chat template's own
         # default (Qwen3 thinks). preserve_thinking keeps earlier rounds' <think>; add_non_thinking_prefix writes the
@@ -109,6 +119,7 @@ class Template:
         if system is not None:
             parts.append(self.meta.system_format.replace('{{SYSTEM}}', system))
         spans: list[Span] = []
+        weights: list[WeightedRange] = []
         # Tool results are no new question (Qwen3 keeps the reasoning of every turn after the last real one).
         last_query = max((i for i, m in enumerate(messages) if m['role'] == 'user' and not m.get('tool_response')),
                          default=-1)
@@ -124,8 +135,13 @@ class Template:
                 open_turn = continued and i == len(messages) - 1
                 parts.append(response + ('' if open_turn else self.response_end))
                 if self._carries_loss(message, is_last_turn=i == assistant_turns[-1]):
-                    spans.extend(_without((start, sum(map(len, parts))),
-                                          [(start + a, start + b) for a, b in self._untrained(message, response)]))
+                    untrained = self._untrained(message, response)
+                    if self.weighted_scale:
+                        turn_weights = self._weights(response, untrained, _query_before(messages, i))
+                        untrained += [(a, b) for a, b, w in turn_weights if w == 0]
+                        weights += [(start + a, start + b, w) for a, b, w in turn_weights if w != 1]
+                    holes = [(start + a, start + b) for a, b in untrained]
+                    spans.extend(_without((start, sum(map(len, parts))), holes))
                 if not open_turn:
                     parts.append(self.meta.turn_sep)
             else:
@@ -135,7 +151,7 @@ class Template:
         text = ''.join(parts)
         if self.loss_scale == 'all':
             spans = [(0, len(text))]
-        return Rendered(text, spans)
+        return Rendered(text, spans, weights)
 
     def _untrained(self, message: dict, response: str) -> list[Span]:
         """Ranges of the rendered ``response`` that take no loss: tool results inside the turn (react), and with
@@ -146,6 +162,15 @@ class Template:
         empty_think = EMPTY_THINK.match(response) if self.ignore_empty_think else None
         if empty_think:
             ranges.append((0, empty_think.end()))
+        return ranges
+
+    def _weights(self, response: str, untrained: list[Span], query: str) -> list[WeightedRange]:
+        """--loss_scale react/hermes/...: weighted ranges of the response. As in ms-swift, each trained piece
+        between the untrained ones (a react turn's tool results) is weighed on its own: the answer after an
+        ``Observation:`` result is no longer the observation."""
+        ranges = []
+        for a, b in _without((0, len(response)), untrained):
+            ranges += [(a + x, a + y, w) for x, y, w in answer_weights(self.weighted_scale, response[a:b], query)]
         return ranges
 
     def agent_messages(self, messages: list[dict], tools: list[dict] | None = None) -> list[dict]:
@@ -210,7 +235,8 @@ class Template:
         encoded = self.encode(row, add_generation_prompt=True)
         if encoded is None:
             raise SwiftError(f'the prompt is longer than --max_length {self.max_length} tokens')
-        return Prompt(encoded['input_ids'], {k: v for k, v in encoded.items() if k not in ('input_ids', 'labels')})
+        return Prompt(encoded['input_ids'],
+                      {k: v for k, v in encoded.items() if k not in ('input_ids', 'labels', 'loss_scale')})
 
     def _encode_plain(self, messages: list[dict]) -> dict[str, list[int]]:
         """Pre-training: the contents joined as plain text, every token in the loss, closed by eos."""
@@ -224,7 +250,11 @@ class Template:
         encoded = self.tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
         labels = [token if _in_spans(start, rendered.loss_spans) else IGNORE_INDEX
                   for token, (start, _) in zip(encoded['input_ids'], encoded['offset_mapping'])]
-        return {'input_ids': encoded['input_ids'], 'labels': labels}
+        if not self.weighted_scale:  # 0/1 scales live in the labels alone (no loss_scale: losses as without it)
+            return {'input_ids': encoded['input_ids'], 'labels': labels}
+        loss_scale = [weight_at(start, rendered.weights) if label != IGNORE_INDEX else 0.0
+                      for label, (start, _) in zip(labels, encoded['offset_mapping'])]
+        return {'input_ids': encoded['input_ids'], 'labels': labels, 'loss_scale': loss_scale}
 
     def _truncate(self, encoded: dict[str, list[int]]) -> dict[str, list[int]] | None:
         if self.max_length is None or len(encoded['input_ids']) <= self.max_length:
@@ -284,15 +314,19 @@ def rejected_row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, 'messages': messages, **media}
 
 
-def parse_loss_scale(loss_scale: str) -> tuple[str, bool]:
-    """``default+ignore_empty_think`` → ('default', True); a bare modifier applies to the default strategy."""
+def parse_loss_scale(loss_scale: str) -> tuple[str, bool, str | None]:
+    """``last_round+react+ignore_empty_think`` → ('last_round', True, 'react'): base strategy, the modifier, the
+    weighted scale; a bare modifier or weighted scale applies to the default strategy."""
     parts = loss_scale.split('+')
     strategy = parts.pop(0) if parts[0] in LOSS_STRATEGIES else 'default'
-    unknown = [p for p in parts if p not in LOSS_MODIFIERS]
-    if unknown:
-        raise SwiftError(f'--loss_scale {loss_scale!r}: {unknown[0]!r} is not built; use one of '
-                         f"{', '.join(LOSS_STRATEGIES)}, optionally followed by +{'/+'.join(LOSS_MODIFIERS)}")
-    return strategy, bool(parts)
+    weighted = [p for p in parts if p in WEIGHTED_LOSS_SCALES]
+    unknown = [p for p in parts if p not in LOSS_MODIFIERS and p not in WEIGHTED_LOSS_SCALES]
+    if unknown or len(weighted) > 1:
+        problem = f'{unknown[0]!r} is not built' if unknown else 'one weighted scale at a time'
+        raise SwiftError(f'--loss_scale {loss_scale!r}: {problem}; use one of {", ".join(LOSS_STRATEGIES)}, '
+                         f'optionally followed by one of +{"/+".join(WEIGHTED_LOSS_SCALES)} '
+                         f'and/or +{"/+".join(LOSS_MODIFIERS)}')
+    return strategy, any(p in LOSS_MODIFIERS for p in parts), (weighted[0] if weighted else None)
 
 
 def _without(span: Span, holes: list[Span]) -> list[Span]:
@@ -305,6 +339,11 @@ def _without(span: Span, holes: list[Span]) -> list[Span]:
     if start < span[1]:
         pieces.append((start, span[1]))
     return [(a, b) for a, b in pieces if a < b]
+
+
+def _query_before(messages: list[dict], index: int) -> str:
+    """The question an answer replies to (agentflan's query keys read it)."""
+    return next((m['content'] for m in reversed(messages[:index]) if m['role'] != 'assistant'), '')
 
 
 def _in_spans(position: int, spans: list[Span]) -> bool:

@@ -12,8 +12,9 @@ import torch
 from .base import IGNORE_INDEX
 from .vision import MEDIA_TENSOR_KEYS
 
-# Per-token lists besides input_ids and labels, and what pads them.
-TOKEN_KEYS = {'mm_token_type_ids': 0}
+# Per-token lists besides input_ids and labels, what pads them and their dtype. loss_scale (--loss_scale react,
+# hermes, ...: each token's loss weight) pads with 0: padding carries no loss.
+TOKEN_KEYS = {'mm_token_type_ids': (0, torch.long), 'loss_scale': (0.0, torch.float32)}
 
 
 @dataclass
@@ -46,9 +47,10 @@ class DataCollator:
             attention_mask[i, :n] = 1
         batch = {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask}
         for key in _token_keys(rows):
-            batch[key] = torch.full((len(rows), longest), TOKEN_KEYS[key], dtype=torch.long)
+            pad, dtype = TOKEN_KEYS[key]
+            batch[key] = torch.full((len(rows), longest), pad, dtype=dtype)
             for i, row in enumerate(rows):
-                batch[key][i, :len(row[key])] = torch.tensor(row[key])
+                batch[key][i, :len(row[key])] = torch.tensor(row[key], dtype=dtype)
         return batch
 
     def _padding_free(self, rows: list[dict]) -> dict[str, torch.Tensor]:
@@ -63,7 +65,7 @@ class DataCollator:
         batch = {'input_ids': input_ids, 'labels': labels.unsqueeze(0), 'position_ids': position_ids,
                  'attention_mask': block_causal_mask(lengths, self.mask_dtype)}
         for key in _token_keys(rows):
-            batch[key] = torch.tensor([t for row in rows for t in row[key]]).unsqueeze(0)
+            batch[key] = torch.tensor([t for row in rows for t in row[key]], dtype=TOKEN_KEYS[key][1]).unsqueeze(0)
         return batch
 
 

@@ -24,6 +24,7 @@ class VisionTemplate(Template):
     """A chat template whose media placeholders expand into vision tokens. A family says which media it takes
     (``media``), turns a row's media into model inputs (``process_media``) and spells each placeholder's tokens
     (``expand``); ``token_types`` maps its media token ids to transformers' ``mm_token_type_ids`` values."""
+    supports_weighted_loss_scale = False  # its loss spans are found or moved after rendering
     media: tuple[str, ...] = ()
 
     def process_media(self, media: dict[str, list]) -> dict[str, torch.Tensor]:

@@ -139,9 +139,12 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
     cross_entropy``, ``--enable_dft_loss``), logits come only from the first labelled position on
     (``--use_logits_to_keep``), and training logs carry ``token_acc`` or ``seq_acc`` (``--acc_strategy``)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, weighted_loss_scale: bool = False, **kwargs):
+        # --loss_scale react/hermes/...: batches carry per-token weights, which only _token_loss applies
+        self.weighted_loss_scale = weighted_loss_scale
         super().__init__(*args, **kwargs)
         self._acc = {'train': [0.0, 0], 'eval': [0.0, 0]}  # correct, counted since the last log
+        self._loss_scale = None  # the current batch's weights
 
     @property
     def settings(self) -> TrainerSettings:
@@ -151,7 +154,7 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
     def settings(self, value: TrainerSettings) -> None:
         # transformers' hook for a loss of one's own: it then also scales the loss for gradient accumulation right
         self._settings = value
-        custom = value.loss_type == 'cross_entropy' or value.enable_dft_loss
+        custom = value.loss_type == 'cross_entropy' or value.enable_dft_loss or self.weighted_loss_scale
         self.compute_loss_func = self._token_loss if custom else None
 
     def _keeps_logits(self, model) -> bool:
@@ -163,12 +166,19 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get('labels')
+        # --loss_scale react/hermes/...: per-token weights beside the labels, read by _token_loss (not the model)
+        inputs = dict(inputs)
+        self._loss_scale = inputs.pop('loss_scale', None)
+        if self._loss_scale is not None and self.compute_loss_func is None:
+            self.compute_loss_func = self._token_loss  # a trainer built without weighted_loss_scale: weights still count
         if labels is not None and labels.dim() == 2 and self._keeps_logits(model):
             labelled = (labels != IGNORE_INDEX).any(0).nonzero()
             # the logits of the position before the first label predict it: keep from there on
             start = max(int(labelled[0]) - 1, 0) if len(labelled) else 0
             if start:
                 inputs = {**inputs, 'labels': labels[:, start:], 'logits_to_keep': labels.shape[1] - start}
+                if self._loss_scale is not None:
+                    self._loss_scale = self._loss_scale[:, start:]
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         logits = getattr(outputs, 'logits', None)
         if logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
@@ -183,6 +193,9 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
                                reduction='none')
         if self.settings.enable_dft_loss:  # DFT: each token's loss weighted by its (detached) probability
             loss = loss * torch.exp(-loss).detach()
+        if self._loss_scale is not None:
+            # ms-swift: each token's loss times its weight, still divided by the count of labelled tokens
+            loss = loss * self._loss_scale[:, 1:].to(loss.device).reshape(-1)
         count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE_INDEX).sum()
         return loss.sum() / count
 

@@ -115,8 +115,8 @@ def test_ignore_empty_think_leaves_the_empty_block_out_of_the_loss(qwen2_5_token
     plain = {'messages': [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'abc'}]}
     assert runs(tokenizer, 'qwen3', 'default', plain) == ['<think>\n\n</think>\n\nabc<|im_end|>']
     assert runs(tokenizer, 'qwen3', 'ignore_empty_think', plain) == ['abc<|im_end|>']
-    with pytest.raises(SwiftError, match="'hermes' is not built"):
-        get_template('qwen3', tokenizer, loss_scale='hermes')
+    with pytest.raises(SwiftError, match="'nonsense' is not built"):
+        get_template('qwen3', tokenizer, loss_scale='nonsense')
 
 
 def test_qwen3_keeps_reasoning_across_tool_results_and_starts_answers_as_asked(qwen3_dir):

@@ -9,6 +9,7 @@ from ..registry import register_template
 
 
 class HfTemplate(Template):
+    supports_weighted_loss_scale = False  # its loss spans are found or moved after rendering
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False) -> Rendered:
         messages = self._with_default_system(messages)
