@@ -36,6 +36,9 @@ def rlhf_main(args=None) -> dict:
 
 
 def _load_datasets(args, template: Template, algorithm: Algorithm):
+    if template.weighted_scale:  # the preference and policy losses read 0/1 masks: weights would be dropped
+        raise SwiftError(f'--loss_scale {args.loss_scale}: weighted loss scales are built for swift sft; rlhf takes '
+                         'default, last_round or all (+ignore_empty_think)')
     if args.cached_dataset or args.cached_val_dataset:  # rows encoded once by swift export --to_cached_dataset
         return load_cached_alignment_datasets(args, template, algorithm.encoding)
     train_rows, val_rows = load_train_val_rows(args, ROW_CHECKS[algorithm.rows])

@@ -130,3 +130,14 @@ def test_sft_with_loss_scale_react_trains(qwen2_dir, tmp_path):
     assert len(weighted) == 8 and weighted[-1] < weighted[0] * 0.7, weighted
     # the first step's loss (same weights, same batch) differs from the 0/1 run's: the weights reached the loss
     assert weighted[0] != pytest.approx(losses('default', '0.5')[0], rel=1e-3)
+
+
+def test_rlhf_refuses_weighted_scales_in_one_line(qwen2_dir, tmp_path):
+    from swift.llm import rlhf_main
+    data = tmp_path / 'dpo.jsonl'
+    data.write_text(json.dumps({'messages': [{'role': 'user', 'content': 'hi'},
+                                             {'role': 'assistant', 'content': 'Action: a'}],
+                                'rejected_response': 'Action: b'}) + '\n')
+    with pytest.raises(SwiftError, match='--loss_scale react: weighted loss scales are built for swift sft'):
+        rlhf_main(['--rlhf_type', 'dpo', '--model', qwen2_dir, '--dataset', str(data), '--loss_scale', 'react',
+                   '--output_dir', str(tmp_path / 'out'), '--report_to', 'none'])
