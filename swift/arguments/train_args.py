@@ -24,7 +24,7 @@ RETRIEVAL_LOSSES = {'embedding': ('infonce', 'cosine_similarity', 'contrastive',
                     'generative_reranker': ('pointwise_reranker', 'listwise_reranker')}
 EMBEDDING_LOSSES = tuple(dict.fromkeys(name for names in RETRIEVAL_LOSSES.values() for name in names))
 # --optimizer: ms-swift's optimizer plugins (swift/optimizers/mapping.py) that run here.
-OPTIMIZERS = ('default', 'galore', 'lorap', 'muon')
+OPTIMIZERS = ('default', 'galore', 'lorap', 'muon', 'multimodal')
 
 
 @dataclass
@@ -54,7 +54,7 @@ class TrainerSettings:
     optimizer: Optional[str] = field(
         default=None, metadata={'help': 'Optimizer plugin (over --optim): default, galore (--use_galore), lorap '
                                         '(LoRA+, --lorap_lr_ratio), muon (torch.optim.Muon on 2-D weights, AdamW on '
-                                        'the rest).'})
+                                        'the rest), multimodal (--vit_lr / --aligner_lr per part).'})
     router_aux_loss_coef: float = field(
         default=0.0, metadata={'help': "Mixture-of-experts models: weight of the router's load-balancing loss "
                                        '(0: the model\'s own setting).'})
@@ -307,9 +307,6 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             raise SwiftError(f'--max_epochs must be positive, got {self.max_epochs}')
         if self.early_stop_interval and self.metric_for_best_model is None:
             self.metric_for_best_model = 'loss'  # ms-swift's default best metric
-        if self.optimizer == 'multimodal':
-            raise SwiftError('--optimizer multimodal: per-part learning rates (--vit_lr, --aligner_lr) are not built '
-                             'yet (issue 14)')
         if self.optimizer == 'muonclip':
             raise SwiftError('--optimizer muonclip: not built yet (MuonClip needs attention-logit clipping hooks)')
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:

@@ -192,10 +192,10 @@ def _lora_ga_step(args: TrainArguments, train_data, pad_token_id: int) -> Callab
 
 def _optimizer(args: TrainArguments, model):
     """None lets transformers build the optimizer from --optim (GaLore's too); LoRA+ and Muon build their own."""
-    if args.vit_lr is not None or args.aligner_lr is not None:
-        if args.optimizer is not None or args.lorap_lr_ratio is not None:
-            raise SwiftError('--vit_lr/--aligner_lr build their own optimizer; leave --optimizer and '
-                             '--lorap_lr_ratio unset')
+    if args.optimizer == 'multimodal' or args.vit_lr is not None or args.aligner_lr is not None:
+        if args.optimizer not in (None, 'multimodal') or args.lorap_lr_ratio is not None:
+            raise SwiftError('--vit_lr/--aligner_lr build ms-swift\'s multimodal optimizer; leave --optimizer (or set '
+                             'it to multimodal) and --lorap_lr_ratio unset')
         return part_learning_rates_optimizer(model, args.vit_lr, args.aligner_lr, args.learning_rate,
                                              args.weight_decay, (args.adam_beta1, args.adam_beta2), args.adam_epsilon)
     if args.optimizer == 'muon':

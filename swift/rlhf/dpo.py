@@ -54,7 +54,8 @@ def dpo_losses(settings: DPOArguments) -> tuple[list[str], list[float]]:
     return loss_type, weights
 
 
-def make_trainer(training, settings: DPOArguments, template, **kwargs) -> DPOTrainer:
+def make_trainer(training, settings: DPOArguments, template=None, **kwargs) -> DPOTrainer:
+    """``template``: the run's, whose media the batches carry for a multimodal model; None for text."""
     refuse_precomputed_reference(template, settings.precompute_ref_log_probs)
     loss_type, loss_weights = dpo_losses(settings)
     config = trl_config(trl.DPOConfig, training, beta=settings.beta, loss_type=loss_type, loss_weights=loss_weights,

@@ -52,7 +52,8 @@ def _with_kl_completions(batch: dict) -> dict:
     return batch
 
 
-def make_trainer(training, settings: KTOArguments, template, **kwargs) -> KTOTrainer:
+def make_trainer(training, settings: KTOArguments, template=None, **kwargs) -> KTOTrainer:
+    """``template``: the run's, whose media the batches carry for a multimodal model; None for text."""
     refuse_precomputed_reference(template, settings.precompute_ref_log_probs)
     config = trl_config(trl.KTOConfig, training, beta=settings.beta, loss_type=(settings.loss_type or ['kto'])[0],
                         desirable_weight=settings.desirable_weight, undesirable_weight=settings.undesirable_weight,

@@ -86,19 +86,19 @@ def is_multimodal(template: Template | None) -> bool:
     return isinstance(template, VisionTemplate)
 
 
-def preference_collator(template: Template, pad_token_id: int):
+def preference_collator(template: Template | None, pad_token_id: int):
     """The batcher of pair rows: trl's for text models, ours (with the media) for a multimodal template."""
     if is_multimodal(template):
         return MediaPreferenceCollator(pad_token_id, template.token_types)
     return DataCollatorForPreference(pad_token_id=pad_token_id)
 
 
-def unpaired_collator(template: Template, pad_token_id: int):
+def unpaired_collator(template: Template | None, pad_token_id: int):
     base = DataCollatorForUnpairedPreference(pad_token_id=pad_token_id)
     return MediaUnpairedCollator(base, template.token_types) if is_multimodal(template) else base
 
 
-def refuse_precomputed_reference(template: Template, precompute: bool) -> None:
+def refuse_precomputed_reference(template: Template | None, precompute: bool) -> None:
     """trl's precomputation of reference log-probs runs the model on ids alone, without the pictures."""
     if precompute and is_multimodal(template):
         raise SwiftError('--precompute_ref_log_probs true is not supported for a multimodal model (the reference '

@@ -102,6 +102,7 @@ class PreferenceTrainer(MetricsTrainer):
             metrics[name].append(self.accelerator.gather_for_metrics(value).mean().item())
 
 
-def make_preference_trainer(loss_fn: LossFn, args, template, **kwargs) -> PreferenceTrainer:
+def make_preference_trainer(loss_fn: LossFn, args, template=None, **kwargs) -> PreferenceTrainer:
+    """``template``: the run's, whose media the batches carry for a multimodal model; None for text."""
     collator = preference_collator(template, kwargs['processing_class'].pad_token_id)
     return PreferenceTrainer(args=args, loss_fn=loss_fn, data_collator=collator, **kwargs)

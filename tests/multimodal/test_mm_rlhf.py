@@ -219,7 +219,7 @@ def test_vit_lr_and_aligner_lr_give_each_part_its_own_learning_rate(qwen2_5_vl_d
     """Full training of every part, the vision tower at --vit_lr 0: its weights stay, the aligner's and the
     language model's move."""
     result = sft_main(['--model', qwen2_5_vl_dir, '--dataset', os.path.join(data_dir, 'sft.jsonl'), '--train_type',
-                       'full', '--freeze_vit', 'false', '--freeze_aligner', 'false', '--vit_lr', '0',
+                       'full', '--optimizer', 'multimodal', '--freeze_vit', 'false', '--freeze_aligner', 'false', '--vit_lr', '0',
                        '--aligner_lr', '1e-2', '--learning_rate', '1e-3', '--max_steps', '1', '--save_steps', '1',
                        '--split_dataset_ratio', '0', '--report_to', 'none', '--output_dir', str(tmp_path)])
     before, after = (dict(AutoModelForImageTextToText.from_pretrained(folder).named_parameters())
