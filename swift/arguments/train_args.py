@@ -13,6 +13,7 @@ from ..utils.packages import require_extra
 from ..tuners.arguments import INIT_WEIGHTS, TunerArguments
 from .base_args import BaseArguments, json_object
 from .deepspeed import SHORTHANDS, deepspeed_config
+from .eval_args import EvalScopeTrainingArguments
 
 logger = get_logger()
 
@@ -89,7 +90,8 @@ class TrainerSettings:
 
 
 @dataclass
-class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrainingArguments):
+class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments, BaseArguments,
+                     Seq2SeqTrainingArguments):
     # Defaults differ from transformers' where ms-swift users expect its behaviour.
     output_dir: str = field(default='output', metadata={'help': 'Runs go to <output_dir>/vN-<date-time>/.'})
     learning_rate: Optional[float] = field(default=None, metadata={'help': 'Default 1e-4 for LoRA, 1e-5 for full.'})
@@ -154,6 +156,7 @@ class TrainArguments(TrainerSettings, TunerArguments, BaseArguments, Seq2SeqTrai
             raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
         self._check_trainer_flags()
         self._check_tuner_flags()
+        self.check_evalscope_training()
         if self.learning_rate is None:
             self.learning_rate = 1e-5 if self.train_type in ('full', 'llamapro') else 1e-4
         if not 0 <= self.warmup_ratio < 1:

@@ -14,7 +14,6 @@ MEGATRON = 'Megatron-SWIFT only (mcore weights and converters); this build has n
 NPU = 'Ascend NPU only; this build runs on CPUs and CUDA GPUs'
 MULTIMODAL = 'not built yet: multimodal models (issue 14)'
 AGENT = 'not built yet: agent and multi-turn training (issue 15)'
-EVAL = 'not built yet: evaluation during training with EvalScope; run swift eval on a checkpoint (issue 16)'
 QGALORE = 'Q-GaLore needs the q-galore-torch package and its CUDA kernels; this build has GaLore only (--use_galore)'
 GRPO_TEACHER = 'not built yet: GRPO with a teacher model (OPD-RL, RLSD, SDAR)'
 FIPO = 'not built yet: the FIPO loss (--loss_type fipo)'
@@ -57,13 +56,6 @@ UNSUPPORTED: dict[str, str] = {
     'use_gym_env': AGENT,
     'completion_length_limit_scope': AGENT,
     'vllm_server_pass_dataset': AGENT,
-    # ---- issue 16: eval, web UI, sampling
-    'eval_use_evalscope': EVAL,
-    'eval_dataset': EVAL,
-    'eval_dataset_args': EVAL,
-    'eval_limit': EVAL,
-    'eval_generation_config': EVAL,
-    'extra_eval_args': EVAL,
     # ---- issue 17: multi-node, FSDP, sequence parallelism, streaming
     'sequence_parallel_size': 'not built yet: sequence parallelism (issue 17)',
     # accepted today as transformers' field, but ms-swift's fsdp2 presets are not there
@@ -100,8 +92,4 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 # Flags refused above that some commands do act on: the arguments classes (by name) that declare and use them.
-# ``swift eval`` reads the EvalScope flags that ms-swift's training also takes for evaluation during training.
-ACTS_IN: dict[str, set[str]] = {
-    name: {'EvalArguments'}
-    for name in ('eval_dataset', 'eval_dataset_args', 'eval_limit', 'eval_generation_config', 'extra_eval_args')
-}
+ACTS_IN: dict[str, set[str]] = {}

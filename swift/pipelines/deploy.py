@@ -50,17 +50,24 @@ def serve_in_thread(args: DeployArguments, host: str, port: int) -> Iterator[tup
         app = create_app(engine, served_name, list(args.adapter_mapping), api_key=args.api_key,
                          default_request_config=request_config(args), log_interval=args.log_interval)
         add_deploy_flags(app, max_logprobs=args.max_logprobs, verbose=args.verbose, owned_by=args.owned_by)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level='warning'))
-        thread = threading.Thread(target=server.run, name='swift-eval-server', daemon=True)
-        thread.start()
-        url = f'http://{host}:{port}/v1'
-        try:
-            _wait_until_serving(url, thread)
+        with serve_app_in_thread(app, host, port) as url:
             logger.info(f'serving {served_name} on {url} for the evaluation')
             yield url, served_name
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
+
+
+@contextmanager
+def serve_app_in_thread(app: FastAPI, host: str, port: int) -> Iterator[str]:
+    """The base url of ``app`` served by uvicorn in a thread for the block (also training's EvalScope scoring)."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level='warning'))
+    thread = threading.Thread(target=server.run, name='swift-eval-server', daemon=True)
+    thread.start()
+    url = f'http://{host}:{port}/v1'
+    try:
+        _wait_until_serving(url, thread)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def _wait_until_serving(url: str, thread: threading.Thread, timeout: float = 120) -> None:

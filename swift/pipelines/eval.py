@@ -10,20 +10,21 @@ for the run and stopped after it, as ms-swift does. EvalScope (``pip install 'sw
 the requests and scores the answers; its reports land under ``--eval_output_dir``, and one record of the scores is
 appended to ``<eval_output_dir>/eval_result.jsonl`` and printed as a table.
 """
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
 import os
 import socket
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Iterator
 
-from ..arguments.eval_args import EvalArguments
+from ..arguments.eval_args import EVALSCOPE_INSTALL, EvalArguments
 from ..utils import SwiftError, get_logger
 from .common import apply_checkpoint_args, to_arguments
 
 logger = get_logger()
-EVALSCOPE_INSTALL = "pip install 'swift[eval]' && pip install --no-deps evalscope==1.14.1"
 # Benchmarks whose data EvalScope reads from --eval_dataset_args' local_path rather than a hub.
 LOCAL_BENCHMARKS = {'general_mcq', 'general_qa'}
 
@@ -164,3 +165,37 @@ def _free_port() -> int:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
+
+
+def training_task(settings, output_dir: str, batch_size: int) -> SimpleNamespace:
+    """What ``task_config`` reads, for training's --eval_use_evalscope: the EvalScope flags (``settings``,
+    arguments.eval_args.EvalScopeArguments), reports under ``<output_dir>/eval``, ``batch_size`` requests at once,
+    greedy answers of up to 512 tokens unless --eval_generation_config says otherwise (ms-swift's defaults)."""
+    task = SimpleNamespace(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)},
+                           api_key=None, eval_output_dir=os.path.join(output_dir, 'eval'), eval_num_proc=batch_size,
+                           eval_backend='Native')
+    task.eval_generation_config = task.eval_generation_config or {'max_tokens': 512}
+    return task
+
+
+def evalscope_scorer(template, task: SimpleNamespace):
+    """Training's ``score(model, step)``: the model as it is now, served through a PtEngine on 127.0.0.1 as
+    ``model-step<N>`` and scored by the same EvalScope task as ``swift eval``; ``{dataset: overall score}``."""
+    from ..infer import PtEngine
+    from ..infer.server import create_app
+    from ..protocol import RequestConfig
+    from .deploy import serve_app_in_thread
+
+    def score(model, step: int) -> dict[str, float]:
+        name = f'model-step{step}'
+        engine = PtEngine.from_model_template(model, template, max_batch_size=task.eval_num_proc)
+        app = create_app(engine, name, [], default_request_config=RequestConfig(temperature=0))
+        with serve_app_in_thread(app, '127.0.0.1', _free_port()) as url:
+            scores, _ = run_evalscope(task, url, name)
+        return {dataset: _overall(metrics) for dataset, metrics in scores.items()}
+    return score
+
+
+def _overall(metrics: dict) -> float:
+    """A dataset's score: its first metric's overall score (EvalScope's report score, which ms-swift logs)."""
+    return next(iter(metrics.values()))['score']

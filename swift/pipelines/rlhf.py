@@ -31,6 +31,8 @@ from .train import encode_split, load_train_val_rows, run_training
 def rlhf_main(args=None) -> dict:
     args = to_arguments(rlhf_arguments(), args)
     algorithm = ALGORITHMS[args.rlhf_type]
+    if args.eval_use_evalscope:  # swift sft and pt evaluate with EvalScope; preference trainers not yet
+        raise SwiftError('--eval_use_evalscope: not built yet for swift rlhf; run swift eval on a checkpoint')
     return run_training(args, load_data=partial(_load_datasets, algorithm=algorithm),
                         make_trainer=partial(_make_trainer, args, algorithm))
 

@@ -13,10 +13,12 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..arguments import TrainArguments, group
+from ..arguments.eval_args import EvalScopeArguments
 from ..arguments.train_args import TrainerSettings
 from ..dataset import pack_rows, split_rows
 from ..template import DataCollator, Template
 from ..template.base import IGNORE_INDEX
+from ..trainers.evalscope import EvalScopeCallback
 from ..trainers import (JsonlLoggingCallback, LazyEncodedDataset, MaxEpochsCallback, ProgressBarCallback,
                         SaveAtEndCallback, SwiftTrainer, encode_rows, plot_logging)
 from ..tuners import TunerArguments, loraplus_optimizer, prepare_model, tuner_callbacks
@@ -73,8 +75,9 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
     # The trainer gets transformers' own config for this run, not the command line.
+    evaluates = bool(val_data) or args.eval_use_evalscope
     training = group(args, TrainingArguments, output_dir=run_dir,
-                     **({} if val_data else {'eval_strategy': IntervalStrategy.NO}))
+                     **({} if evaluates else {'eval_strategy': IntervalStrategy.NO}))
     trainer = (make_trainer or partial(_sft_trainer, args))(
         training, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None,
         processing_class=tokenizer,
@@ -89,6 +92,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=args.early_stop_interval))
     if args.max_epochs:
         trainer.add_callback(MaxEpochsCallback(args.max_epochs))
+    if args.eval_use_evalscope:
+        _add_evalscope(trainer, args, template, run_dir, bool(val_data))
     if args.logging_dir:  # transformers 5 dropped TrainingArguments.logging_dir; its TensorBoard callback keeps one
         for callback in trainer.callback_handler.callbacks:
             if isinstance(callback, TensorBoardCallback):
@@ -105,6 +110,16 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
 
     # ---- save ----
     return _finish(trainer, run_dir)
+
+
+def _add_evalscope(trainer: SwiftTrainer, args: TrainArguments, template: Template, run_dir: str,
+                   has_val_data: bool) -> None:
+    """--eval_use_evalscope: each evaluation also scores the model on --eval_dataset (pipelines/eval.py)."""
+    from .eval import check_datasets, evalscope_scorer, training_task
+    task = training_task(group(args, EvalScopeArguments), run_dir, args.per_device_eval_batch_size)
+    check_datasets(task)  # a benchmark that cannot load fails now, not at the first evaluation
+    score = evalscope_scorer(template, task)
+    trainer.add_callback(EvalScopeCallback(score, trainer.log, has_val_data))
 
 
 def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Template, **kwargs) -> SwiftTrainer:

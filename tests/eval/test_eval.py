@@ -84,11 +84,3 @@ def test_without_evalscope_the_extra_is_named(model, monkeypatch):
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'evalscope' else find_spec(name, *a))
     with pytest.raises(SwiftError, match=r"pip install 'swift\[eval\]'"):
         eval_main(['--model', model, '--eval_dataset', 'general_mcq'])
-
-
-def test_evaluation_during_training_is_refused_in_one_line():
-    from swift.arguments import TrainArguments, parse_args
-    with pytest.raises(SwiftError, match='--eval_use_evalscope: not built yet: evaluation during training'):
-        parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--eval_use_evalscope', 'true'])
-    with pytest.raises(SwiftError, match='--eval_dataset: not built yet: evaluation during training'):
-        parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--eval_dataset', 'gsm8k'])
