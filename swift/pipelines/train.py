@@ -75,9 +75,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     if args.should_save:
         write_json(os.path.join(run_dir, 'args.json'), checkpoint_args)
     # The trainer gets transformers' own config for this run, not the command line.
-    evaluates = bool(val_data) or args.eval_use_evalscope
     training = group(args, TrainingArguments, output_dir=run_dir,
-                     **({} if evaluates else {'eval_strategy': IntervalStrategy.NO}))
+                     **({} if val_data else {'eval_strategy': IntervalStrategy.NO}))
     trainer = (make_trainer or partial(_sft_trainer, args))(
         training, template=template, model=model, train_dataset=train_data, eval_dataset=val_data or None,
         processing_class=tokenizer,
@@ -119,7 +118,10 @@ def _add_evalscope(trainer: SwiftTrainer, args: TrainArguments, template: Templa
     task = training_task(group(args, EvalScopeArguments), run_dir, args.per_device_eval_batch_size)
     check_datasets(task)  # a benchmark that cannot load fails now, not at the first evaluation
     score = evalscope_scorer(template, task)
-    trainer.add_callback(EvalScopeCallback(score, trainer.log, has_val_data))
+    # With held-out rows it scores when the trainer evaluates; without, on the run's own --eval_strategy/--eval_steps.
+    schedule = {} if has_val_data else {'strategy': str(IntervalStrategy(args.eval_strategy).value),
+                                        'steps': args.eval_steps}
+    trainer.add_callback(EvalScopeCallback(score, trainer.log, **schedule))
 
 
 def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Template, **kwargs) -> SwiftTrainer:

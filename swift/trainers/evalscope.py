@@ -5,6 +5,7 @@ and the scores are logged as ``test_<dataset>`` (ms-swift's names), so they land
 How a model is scored (served on 127.0.0.1, EvalScope's task) is the caller's ``score`` function: the pipeline owns
 serving and EvalScope, this callback owns when it happens and what is logged.
 """
+import math
 from typing import Callable
 
 import torch
@@ -18,29 +19,41 @@ ScoreFn = Callable[[torch.nn.Module, int], dict[str, float]]
 
 
 class EvalScopeCallback(TrainerCallback):
-    """Scores the model with ``score`` whenever the trainer is about to evaluate, and logs them through ``log``
-    (the trainer's ``log``: logging.jsonl, TensorBoard, the progress line). Without held-out rows there is no loss
-    to evaluate, so the trainer's own evaluation is skipped (as ms-swift does)."""
+    """Scores the model with ``score`` whenever the trainer evaluates, and logs the scores through ``log`` (the
+    trainer's ``log``: logging.jsonl, TensorBoard, the progress line). Without held-out rows the trainer has no
+    evaluation of its own (transformers refuses one without an eval dataset): ``strategy`` and ``steps`` (the
+    run's --eval_strategy and --eval_steps) then say when to score."""
 
-    def __init__(self, score: ScoreFn, log: Callable[[dict], None], has_val_data: bool):
+    def __init__(self, score: ScoreFn, log: Callable[[dict], None], strategy: str | None = None,
+                 steps: float | None = None):
         self.score = score
         self.log = log
-        self.has_val_data = has_val_data
+        self.strategy = strategy
+        self.steps = steps
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.steps is not None and self.steps < 1:  # a ratio of the run, as transformers reads --eval_steps
+            self.steps = math.ceil(state.max_steps * self.steps)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if not control.should_evaluate:
-            return
+        due = self.strategy == 'steps' and self.steps and state.global_step % int(self.steps) == 0
+        if control.should_evaluate or due:
+            self._score_and_log(model, state.global_step)
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if self.strategy == 'epoch':
+            self._score_and_log(model, state.global_step)
+
+    def _score_and_log(self, model, step: int) -> None:
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
-                scores = self.score(model, state.global_step)
+                scores = self.score(model, step)
         except Exception as err:  # noqa: BLE001 - as ms-swift: a failed benchmark run does not end the training
-            logger.warning(f'EvalScope evaluation at step {state.global_step} failed: {type(err).__name__}: {err}')
+            logger.warning(f'EvalScope evaluation at step {step} failed: {type(err).__name__}: {err}')
             scores = {}
         finally:
             model.train(was_training)
         if scores:
             self.log({f'test_{name}': value for name, value in scores.items()})
-        if not self.has_val_data:
-            control.should_evaluate = False

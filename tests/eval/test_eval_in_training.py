@@ -45,6 +45,22 @@ def test_scores_are_logged_at_each_evaluation_and_match_swift_eval(qwen2_dir, tm
     assert scores[2] == accuracy  # the checkpoint saved at step 2 scores as it did during training
 
 
+def test_without_held_out_rows_only_the_scores_are_logged(qwen2_dir, tmp_path_factory, mcq_flags, tmp_path):
+    """No --val_dataset and --split_dataset_ratio 0: the trainer has no loss to evaluate, the scores still come."""
+    model = fixed_answer_model(qwen2_dir, tmp_path_factory)
+    data = tmp_path / 'train.jsonl'
+    rows = [{'messages': [{'role': 'user', 'content': p}, {'role': 'assistant', 'content': ANSWER}]} for p in PROMPTS]
+    data.write_text(''.join(json.dumps(r) + '\n' for r in rows), encoding='utf-8')
+    result = sft_main(['--model', model, '--dataset', str(data), '--output_dir', str(tmp_path / 'out'),
+                       '--train_type', 'lora', '--max_steps', '1', '--eval_steps', '1', '--split_dataset_ratio', '0',
+                       '--per_device_eval_batch_size', '4', '--report_to', 'none', '--eval_use_evalscope', 'true',
+                       *mcq_flags])
+    with open(os.path.join(os.path.dirname(result['last_model_checkpoint']), 'logging.jsonl'), encoding='utf-8') as f:
+        logs = [json.loads(line) for line in f]
+    assert [log['test_general_mcq'] for log in logs if 'test_general_mcq' in log] == [0.5]  # one step, one score
+    assert not any('eval_loss' in log for log in logs)
+
+
 def test_bad_use_is_one_line():
     with pytest.raises(SwiftError, match='--eval_use_evalscope: give --eval_dataset'):
         parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--eval_use_evalscope', 'true'])
