@@ -37,11 +37,11 @@ class EvalScopeCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         due = self.strategy == 'steps' and self.steps and state.global_step % int(self.steps) == 0
-        if control.should_evaluate or due:
+        if (control.should_evaluate or due) and state.is_world_process_zero:  # one server, one report per run
             self._score_and_log(model, state.global_step)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        if self.strategy == 'epoch':
+        if self.strategy == 'epoch' and state.is_world_process_zero:
             self._score_and_log(model, state.global_step)
 
     def _score_and_log(self, model, step: int) -> None:
