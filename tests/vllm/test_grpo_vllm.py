@@ -46,7 +46,7 @@ def _toy_run(model_dir: str, out, plugin, *flags: str) -> subprocess.CompletedPr
         '--save_steps', '1', '--report_to', 'none', '--dataloader_num_workers', '0', '--output_dir', str(out),
         # trl reports the sampling logp difference only while it corrects for it (ms-swift's default is no correction)
         '--rollout_importance_sampling_mode', 'token_truncate',
-        '--use_vllm', 'true', *flags, env={'OMP_NUM_THREADS': '2'}, timeout=300)
+        '--use_vllm', 'true', *flags, env={'OMP_NUM_THREADS': '2'}, timeout=900)
 
 
 def _assert_synced_each_step(run_dir) -> None:
@@ -66,7 +66,7 @@ def test_the_seed_command_runs_with_colocated_vllm(vllm_model_dir, tmp_path):
     """Seed 000's command as the issue gives it (8 rows and 32 tokens, for time): vLLM generates in the trainer's
     process; the GPU-only memory flags are ignored in one warning line; 0.5 of host memory is honoured when free."""
     proc = run_swift(*seed_grpo_argv(vllm_model_dir, str(tmp_path), max_completion_length=32),
-                     env={'OMP_NUM_THREADS': '2'}, timeout=300)
+                     env={'OMP_NUM_THREADS': '2'}, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'generated with transformers' not in proc.stderr
     ignored = [line for line in proc.stderr.splitlines() if 'nothing to put to sleep or offload' in line]
@@ -96,7 +96,7 @@ def rollout_server(vllm_model_dir, tmp_path):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, 'OMP_NUM_THREADS': '2'})
     url = f'http://127.0.0.1:{port}'
     try:
-        wait_until_up(f'{url}/health', server, str(tmp_path / 'rollout.log'), timeout=240)
+        wait_until_up(f'{url}/health', server, str(tmp_path / 'rollout.log'), timeout=600)
         yield url, tmp_path / 'rollout.log'
     finally:
         os.killpg(server.pid, signal.SIGTERM)
