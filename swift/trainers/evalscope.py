@@ -38,13 +38,13 @@ class EvalScopeCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         due = self.strategy == 'steps' and self.steps and state.global_step % int(self.steps) == 0
         if (control.should_evaluate or due) and state.is_world_process_zero:  # one server, one report per run
-            self._score_and_log(model, state.global_step)
+            self._score_and_log(model, state.global_step, control)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         if self.strategy == 'epoch' and state.is_world_process_zero:
-            self._score_and_log(model, state.global_step)
+            self._score_and_log(model, state.global_step, control)
 
-    def _score_and_log(self, model, step: int) -> None:
+    def _score_and_log(self, model, step: int, control) -> None:
         was_training = model.training
         model.eval()
         try:
@@ -56,4 +56,6 @@ class EvalScopeCallback(TrainerCallback):
         finally:
             model.train(was_training)
         if scores:
+            should_log = control.should_log  # logging resets it, which would drop this step's training loss line
             self.log({f'test_{name}': value for name, value in scores.items()})
+            control.should_log = should_log

@@ -37,6 +37,7 @@ def test_scores_are_logged_at_each_evaluation_and_match_swift_eval(qwen2_dir, tm
         logs = [json.loads(line) for line in f]
     scores = {log['global_step']: log['test_general_mcq'] for log in logs if 'test_general_mcq' in log}
     assert list(scores) == [1, 2], logs  # one score per evaluation (--eval_steps 1), beside eval_loss
+    assert [log['global_step'] for log in logs if 'loss' in log] == [1, 2]  # the training loss is logged too
     assert os.path.isdir(os.path.join(os.path.dirname(checkpoint), 'eval', 'native'))
     record = eval_main(['--adapters', checkpoint, '--eval_output_dir', str(tmp_path / 'eval'),
                         '--eval_num_proc', '4', *mcq_flags])
