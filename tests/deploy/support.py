@@ -33,15 +33,15 @@ def make_adapter(base_dir: str, out_dir: str, seed: int) -> str:
 
 
 @contextmanager
-def running_swift(argv: list[str], ready_url: str, log_path: str,
-                  env: dict | None = None) -> Iterator[subprocess.Popen]:
+def running_swift(argv: list[str], ready_url: str, log_path: str, env: dict | None = None,
+                  timeout: float = 300) -> Iterator[subprocess.Popen]:
     """``swift <argv>`` in a subprocess, its output in ``log_path``, for the block once ``ready_url`` answers;
     stopped with SIGTERM, as a service manager stops it."""
     with open(log_path, 'w') as log:
         proc = subprocess.Popen([sys.executable, '-m', 'swift.cli.main', *argv], stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, 'HF_HUB_OFFLINE': '1', **(env or {})})
     try:
-        wait_until_up(ready_url, proc, log_path)
+        wait_until_up(ready_url, proc, log_path, timeout)
         yield proc
     finally:
         proc.terminate()
@@ -52,8 +52,9 @@ def running_swift(argv: list[str], ready_url: str, log_path: str,
             proc.wait()
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 90) -> None:
-    """Poll ``url`` until it answers 200; fail with the server's log when it exits or takes too long."""
+def wait_until_up(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 300) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log when it exits or takes too long (a hang guard:
+    generous, as the suite runs two workers and the vLLM tests at once)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -178,7 +178,7 @@ def test_seed_deploy_with_vllm_serves_two_adapters(vllm_model_dir, vllm_adapters
             '--infer_backend', 'vllm', '--temperature', '0', '--max_new_tokens', '12', '--host', '127.0.0.1',
             '--port', str(port), '--vllm_enforce_eager', 'true', '--vllm_max_model_len', str(MAX_MODEL_LEN),
             '--served_model_name', 'tiny']
-    with running_swift(argv, f'http://127.0.0.1:{port}/health', str(tmp_path / 'server.log')) as server:
+    with running_swift(argv, f'http://127.0.0.1:{port}/health', str(tmp_path / 'server.log'), timeout=600) as server:
         vllm_processes = psutil.Process(server.pid).children(recursive=True)
         client = OpenAI(api_key='EMPTY', base_url=f'http://127.0.0.1:{port}/v1')
         models = [model.id for model in client.models.list().data]
