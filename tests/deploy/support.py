@@ -3,7 +3,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -80,19 +79,8 @@ def make_reward_model(base_dir: str, out_dir: str, seed: int = 0) -> str:
 
 @contextmanager
 def serving(app) -> Iterator[str]:
-    """``app`` on a free port, served by uvicorn in a thread of this process, for the block; yields the base URL."""
-    import uvicorn
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, log_level='warning'))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError('the server did not start')
-        time.sleep(0.05)
-    try:
-        yield f'http://127.0.0.1:{port}'
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """``app`` on a free port, served in a thread of this process as swift eval serves (serve_app_in_thread), for
+    the block; yields the base URL without /v1."""
+    from swift.pipelines.deploy import serve_app_in_thread
+    with serve_app_in_thread(app, '127.0.0.1', free_port()) as url:
+        yield url.removesuffix('/v1')

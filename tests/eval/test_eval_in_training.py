@@ -23,18 +23,23 @@ def mcq_flags(tmp_path_factory) -> list[str]:
             '--eval_generation_config', '{"max_tokens": 32}']
 
 
-def test_scores_are_logged_at_each_evaluation_and_match_swift_eval(qwen2_dir, tmp_path_factory, mcq_flags, tmp_path):
+def _train_scored(qwen2_dir, tmp_path_factory, tmp_path, *flags: str) -> tuple[str, list[dict]]:
+    """LoRA on the toy model's own answers, scored by EvalScope at every step: (last checkpoint, logging.jsonl)."""
     model = fixed_answer_model(qwen2_dir, tmp_path_factory)
     data = tmp_path / 'train.jsonl'
     rows = [{'messages': [{'role': 'user', 'content': p}, {'role': 'assistant', 'content': ANSWER}]} for p in PROMPTS]
     data.write_text(''.join(json.dumps(r) + '\n' for r in rows), encoding='utf-8')
     result = sft_main(['--model', model, '--dataset', str(data), '--output_dir', str(tmp_path / 'out'),
-                       '--train_type', 'lora', '--max_steps', '2', '--eval_steps', '1', '--save_steps', '2',
-                       '--logging_steps', '1', '--per_device_eval_batch_size', '4', '--report_to', 'none',
-                       '--eval_use_evalscope', 'true', *mcq_flags])
+                       '--train_type', 'lora', '--eval_steps', '1', '--per_device_eval_batch_size', '4',
+                       '--report_to', 'none', '--eval_use_evalscope', 'true', *flags])
     checkpoint = result['last_model_checkpoint']
     with open(os.path.join(os.path.dirname(checkpoint), 'logging.jsonl'), encoding='utf-8') as f:
-        logs = [json.loads(line) for line in f]
+        return checkpoint, [json.loads(line) for line in f]
+
+
+def test_scores_are_logged_at_each_evaluation_and_match_swift_eval(qwen2_dir, tmp_path_factory, mcq_flags, tmp_path):
+    checkpoint, logs = _train_scored(qwen2_dir, tmp_path_factory, tmp_path, '--max_steps', '2', '--save_steps', '2',
+                                     '--logging_steps', '1', *mcq_flags)
     scores = {log['global_step']: log['test_general_mcq'] for log in logs if 'test_general_mcq' in log}
     assert list(scores) == [1, 2], logs  # one score per evaluation (--eval_steps 1), beside eval_loss
     assert [log['global_step'] for log in logs if 'loss' in log] == [1, 2]  # the training loss is logged too
@@ -48,16 +53,8 @@ def test_scores_are_logged_at_each_evaluation_and_match_swift_eval(qwen2_dir, tm
 
 def test_without_held_out_rows_only_the_scores_are_logged(qwen2_dir, tmp_path_factory, mcq_flags, tmp_path):
     """No --val_dataset and --split_dataset_ratio 0: the trainer has no loss to evaluate, the scores still come."""
-    model = fixed_answer_model(qwen2_dir, tmp_path_factory)
-    data = tmp_path / 'train.jsonl'
-    rows = [{'messages': [{'role': 'user', 'content': p}, {'role': 'assistant', 'content': ANSWER}]} for p in PROMPTS]
-    data.write_text(''.join(json.dumps(r) + '\n' for r in rows), encoding='utf-8')
-    result = sft_main(['--model', model, '--dataset', str(data), '--output_dir', str(tmp_path / 'out'),
-                       '--train_type', 'lora', '--max_steps', '1', '--eval_steps', '1', '--split_dataset_ratio', '0',
-                       '--per_device_eval_batch_size', '4', '--report_to', 'none', '--eval_use_evalscope', 'true',
-                       *mcq_flags])
-    with open(os.path.join(os.path.dirname(result['last_model_checkpoint']), 'logging.jsonl'), encoding='utf-8') as f:
-        logs = [json.loads(line) for line in f]
+    _, logs = _train_scored(qwen2_dir, tmp_path_factory, tmp_path, '--max_steps', '1', '--split_dataset_ratio', '0',
+                            *mcq_flags)
     assert [log['test_general_mcq'] for log in logs if 'test_general_mcq' in log] == [0.5]  # one step, one score
     assert not any('eval_loss' in log for log in logs)
 
