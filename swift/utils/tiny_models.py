@@ -1,14 +1,15 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
-    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|qwen3_moe|llama|mistral|qwen2_vl|qwen2_5_vl] [--hidden 128]
-        [--layers 2]
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|qwen3_moe|llama|mistral|qwen2_vl|qwen2_5_vl|qwen3_vl]
+        [--hidden 128] [--layers 2]
         [--corpus rows.jsonl ...]
 
 ``--corpus`` adds the text of jsonl files to the tokenizer's training text, so their words become single tokens.
 
 Each folder is a real Hugging Face model folder: config.json, safetensors weights, and a fast tokenizer with the
-family's real chat template. The vision families (``qwen2_vl``, ``qwen2_5_vl``) add a small vision tower and the
-image processor's ``preprocessor_config.json``, so ``AutoImageProcessor`` + the tokenizer make the processor offline.
+family's real chat template. The vision families (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) add a small vision
+tower and the image processor's ``preprocessor_config.json``, so ``AutoImageProcessor`` + the tokenizer make the
+processor offline.
 """
 import argparse
 import json
@@ -105,6 +106,11 @@ QWEN_VL_TEMPLATE = (
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+# Qwen3-VL's: Qwen2-VL's without the default system prompt.
+QWEN3_VL_TEMPLATE = QWEN_VL_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}", '')
+
 LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
@@ -128,8 +134,9 @@ FAMILIES = {
     'qwen2-base': ('qwen2', CHATML_SPECIAL, None, None, '<|endoftext|>', '<|endoftext|>'),
     'qwen2_vl': ('qwen2_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen2_5_vl': ('qwen2_5_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen3_vl': ('qwen3_vl', QWEN_VL_SPECIAL, QWEN3_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
 }
-VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl')
+VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl', 'qwen3_vl')
 # Mixture-of-experts families: four small experts, two per token.
 MOE_CONFIG = {'qwen3_moe': dict(num_experts=4, num_experts_per_tok=2)}
 # The tiny image processor's pixel bounds: 4 to 64 merged vision tokens per image, so tests stay fast.
@@ -177,7 +184,7 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
     os.makedirs(out_dir, exist_ok=True)
     if family in VISION_FAMILIES:
         model = _vision_model(family, text, tokenizer)
-        _image_processor().save_pretrained(out_dir)
+        _image_processor(family).save_pretrained(out_dir)
     else:
         moe = MOE_CONFIG.get(family, {})
         if moe:
@@ -190,7 +197,8 @@ def build_tiny_model(out_dir: str, family: str = 'qwen2', hidden_size: int = 64,
 
 
 def _vision_model(family: str, text: dict, tokenizer):
-    """Qwen2-VL / Qwen2.5-VL with a 2-block vision tower of width 32 in front of the text model ``text``."""
+    """Qwen2-VL / Qwen2.5-VL / Qwen3-VL with a 2-block vision tower of width 32 in front of the text model
+    ``text``."""
     from transformers import AutoModelForImageTextToText
     # M-RoPE splits each head's rotary half into temporal, height and width sections, 2:3:3 (16/24/24 in Qwen).
     half = text['head_dim'] // 2
@@ -198,7 +206,11 @@ def _vision_model(family: str, text: dict, tokenizer):
     text['rope_parameters'] = {'rope_type': 'default', 'rope_theta': 1000000.0,
                                'mrope_section': [half - 2 * spatial, spatial, spatial]}
     vision = {'depth': 2, 'num_heads': 2, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2}
-    if family == 'qwen2_5_vl':
+    if family == 'qwen3_vl':  # 16-pixel patches; block 0's features also feed the LM's first layer (deepstack)
+        text['rope_parameters']['mrope_interleaved'] = True
+        vision.update(patch_size=16, hidden_size=32, intermediate_size=64, out_hidden_size=text['hidden_size'],
+                      num_position_embeddings=64, deepstack_visual_indexes=[0])
+    elif family == 'qwen2_5_vl':
         vision.update(hidden_size=32, intermediate_size=64, out_hidden_size=text['hidden_size'], window_size=112,
                       fullatt_block_indexes=[1], tokens_per_second=2)
     else:
@@ -210,9 +222,12 @@ def _vision_model(family: str, text: dict, tokenizer):
     return AutoModelForImageTextToText.from_config(config)
 
 
-def _image_processor():
+def _image_processor(family: str):
     # The PIL image processor: torchvision's breaks transformers in a CPU environment.
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    if family == 'qwen3_vl':  # Qwen3-VL's: 16-pixel patches (32 per merged token), mean and std 0.5
+        return Qwen2VLImageProcessorPil(size={'shortest_edge': 64 * 64, 'longest_edge': 256 * 256}, patch_size=16,
+                                        image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return Qwen2VLImageProcessorPil(size={'shortest_edge': TINY_MIN_PIXELS, 'longest_edge': TINY_MAX_PIXELS})
 
 

@@ -31,7 +31,7 @@ def packed_rope_index(model: PreTrainedModel, input_ids: torch.Tensor, position_
             images, videos = _take(grids[1], kinds.count(1)), _take(grids[2], kinds.count(2))
             segment, _ = model.get_rope_index(ids[None, start:end], types[None, start:end], image_grid_thw=images,
                                               video_grid_thw=videos,
-                                              second_per_grid_ts=_take(seconds, kinds.count(2)))
+                                              second_per_grid_ts=_take(seconds, kinds.count(2)) if seconds else None)
             segments.append(segment[:, 0])
         rows.append(torch.cat(segments, dim=1))
     return torch.stack(rows, dim=1)
