@@ -6,15 +6,16 @@ inside a message (``{'type': 'image_url', 'image_url': {'url': ...}}``, ``{'type
 ms-swift's older inline form ``<img>path-or-URL</img>``. Images are checked here, so a missing or corrupt file stops
 the run before training with the row's file and line: a local path (absolute, or relative to the dataset file's
 folder), base64, a ``data:`` URL, bytes, a ``{'bytes', 'path'}`` record or a PIL image; an http(s) URL is fetched
-(its bytes replace it). A row without placeholders gets one per item at the start of its first user message, as in
-ms-swift; otherwise placeholders and items must match in number.
+(its bytes replace it). Audio comes in the same forms but a PIL image; its header is read here (soundfile). A row
+without placeholders gets one per item at the start of its first user message, as in ms-swift; otherwise
+placeholders and items must match in number.
 """
 import os
 import re
 
 from ..hub import fetch_url
 from ..utils import SwiftError
-from ..utils.media import MediaError, describe, is_url, open_image
+from ..utils.media import MediaError, describe, is_url, load_audio, open_image
 from .errors import RowError
 
 MEDIA = {'images': 'image', 'videos': 'video', 'audios': 'audio'}
@@ -97,12 +98,14 @@ def _checked(key: str, index: int, item, base: str):
         item = _fetched(_resolved(item, base))
         if key == 'images':
             open_image(item, verify_only=True)
+        elif key == 'audios':
+            load_audio(item, verify_only=True)
         elif isinstance(item, str) and not os.path.isfile(item):
             raise MediaError('no such file')
         return item
     except MediaError as err:
         where = f' (relative to {base})' if isinstance(item, str) and not os.path.isabs(item) else ''
-        raise RowError(f'{key}[{index}] {describe(item)}: {err}{where}') from None
+        raise RowError(f'{key}[{index}] {describe(item, MEDIA[key])}: {err}{where}') from None
 
 
 def _resolved(item, base: str):

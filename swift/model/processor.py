@@ -9,8 +9,8 @@ from transformers import AutoImageProcessor, PreTrainedTokenizerBase, ProcessorM
 
 class _SwiftProcessor:
     """What a processor lacks, its tokenizer answers (``pad_token_id``, ``eos_token``, ...), as in ms-swift, so code
-    written for a tokenizer accepts the processor. Saving also writes the image processor's own
-    preprocessor_config.json, which transformers 4 reads (5 reads processor_config.json)."""
+    written for a tokenizer accepts the processor. Saving also writes the image processor's (or the audio feature
+    extractor's) own preprocessor_config.json, which transformers 4 reads (5 reads processor_config.json)."""
 
     def __getattr__(self, name: str):
         tokenizer = self.__dict__.get('tokenizer')  # absent while unpickling or copying: no recursion then
@@ -20,7 +20,9 @@ class _SwiftProcessor:
 
     def save_pretrained(self, save_directory: str, *args, **kwargs):
         saved = super().save_pretrained(save_directory, *args, **kwargs)
-        self.image_processor.save_pretrained(save_directory)
+        for part in ('image_processor', 'feature_extractor'):
+            if part in self.__dict__:
+                self.__dict__[part].save_pretrained(save_directory)
         return saved
 
 

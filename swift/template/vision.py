@@ -17,7 +17,8 @@ PLACEHOLDERS = {'images': '<image>', 'videos': '<video>', 'audios': '<audio>'}
 _PLACEHOLDER = re.compile('|'.join(map(re.escape, PLACEHOLDERS.values())))
 _KIND_OF = {tag: key for key, tag in PLACEHOLDERS.items()}
 # Keys an encoded row holds besides its token lists: the processor's tensors, batched by concatenation.
-MEDIA_TENSOR_KEYS = ('pixel_values', 'image_grid_thw', 'pixel_values_videos', 'video_grid_thw', 'second_per_grid_ts')
+MEDIA_TENSOR_KEYS = ('pixel_values', 'image_grid_thw', 'pixel_values_videos', 'video_grid_thw', 'second_per_grid_ts',
+                     'input_features', 'feature_attention_mask')
 
 
 class VisionTemplate(Template):

@@ -12,6 +12,8 @@
   qwen-vl-utils).
 - ``FPS``: frames sampled per second of video (default 2); ``FPS_MAX_FRAMES``, ``FPS_MIN_FRAMES``: at most / at least
   this many frames per video (defaults 768 and 4).
+- ``SAMPLING_RATE``: the rate (Hz) audio is resampled to before an audio model's feature extractor (as ms-swift;
+  unset: the feature extractor's own, 16000 for Qwen2-Audio).
 - Embedding training with ``--loss_type infonce`` (ms-swift's names and defaults): ``INFONCE_TEMPERATURE`` (0.1);
   ``INFONCE_USE_BATCH`` (true: the other rows of the batch are negatives too; false: only the row's own
   ``negative_messages``); ``INFONCE_HARD_NEGATIVES`` (each row keeps this many hard negatives, repeating random ones
@@ -90,6 +92,11 @@ def video_pixel_bounds() -> tuple[int, int]:
 def video_sampling() -> tuple[float, int, int]:
     """``(FPS, FPS_MIN_FRAMES, FPS_MAX_FRAMES)``."""
     return _float('FPS', 2.0), _int('FPS_MIN_FRAMES', 4), _int('FPS_MAX_FRAMES', 768)
+
+
+def audio_sampling_rate() -> int | None:
+    """``SAMPLING_RATE``; None where unset."""
+    return _optional_int('SAMPLING_RATE')
 
 
 def _bool(name: str, default: bool) -> bool:

@@ -23,13 +23,13 @@ def is_url(source) -> bool:
     return isinstance(source, str) and source.startswith(('http://', 'https://'))
 
 
-def describe(source) -> str:
-    """A short name for ``source`` in messages: the path or URL itself, else its kind."""
+def describe(source, kind: str = 'image') -> str:
+    """A short name for ``source`` in messages: the path or URL itself, else its kind (``a base64 audio``)."""
     if isinstance(source, str) and len(source) < 200 and not source.startswith('data:'):
         return repr(source)
     if isinstance(source, dict) and isinstance(source.get('path'), str) and not source.get('bytes'):
         return repr(source['path'])
-    return f'a {type(source).__name__} image' if not isinstance(source, str) else 'a base64 image'
+    return f'a {type(source).__name__} {kind}' if not isinstance(source, str) else f'a base64 {kind}'
 
 
 def image_bytes_or_path(source) -> bytes | str | Image.Image:
@@ -128,3 +128,34 @@ def _uniform(frames: list, count: int) -> list:
         return frames
     step = (len(frames) - 1) / max(count - 1, 1)
     return [frames[round(i * step)] for i in range(count)]
+
+
+def load_audio(source, sampling_rate: int | None = None, verify_only: bool = False):
+    """``source`` (a path, bytes, a ``{'bytes', 'path'}`` record, a ``data:`` URL or base64) decoded by soundfile
+    (WAV, FLAC, OGG, MP3, ...) to a mono float32 waveform resampled to ``sampling_rate`` (soxr). ``verify_only``
+    reads the header only and returns None (fast, for checking a whole dataset before training)."""
+    try:
+        import soundfile
+    except ImportError:
+        raise MediaError("reading audio needs soundfile and soxr (pip install 'swift[audio]')") from None
+    if isinstance(source, (list, tuple)) or hasattr(source, 'dtype'):
+        raise MediaError('give audio as a file, bytes or base64, not as samples')
+    data = image_bytes_or_path(source)
+    file = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    try:
+        if verify_only:
+            soundfile.info(file)
+            return None
+        samples, rate = soundfile.read(file, dtype='float32', always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError, TypeError) as err:
+        raise MediaError(f'not a readable audio file ({str(err).splitlines()[0].rpartition(": ")[2]})') from None
+    mono = samples.mean(axis=1)
+    return mono if sampling_rate is None or rate == sampling_rate else _resampled(mono, rate, sampling_rate)
+
+
+def _resampled(samples, rate: int, target: int):
+    try:
+        import soxr
+    except ImportError:
+        raise MediaError("resampling audio needs soxr (pip install 'swift[audio]')") from None
+    return soxr.resample(samples, rate, target).astype('float32')

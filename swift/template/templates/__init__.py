@@ -1,1 +1,1 @@
-from . import bert, default, hf, llama, qwen, qwen3_vl, qwen_vl  # noqa: F401
+from . import bert, default, hf, llama, qwen, qwen3_vl, qwen_audio, qwen_vl  # noqa: F401
