@@ -31,6 +31,24 @@ class JsonlLoggingCallback(TrainerCallback):
         append_jsonl(self.path, record)
 
 
+SUMMARY_FIELDS = (  # (key, label, unit) of the closing training summary
+    ('train_runtime', 'train_runtime', 's'), ('train_samples_per_second', 'train_samples_per_second', ''),
+    ('train_steps_per_second', 'train_steps_per_second', ''),
+    ('train_tokens_per_second', 'train_tokens_per_second', '(real tokens, no padding)'),
+    ('train_peak_memory(GiB)', 'peak memory', 'GiB'), ('train_loss', 'train_loss', ''))
+
+
+def training_summary(logs: dict) -> str:
+    """The closing record of a run as an aligned block, one figure a line."""
+    lines = ['***** training summary *****']
+    for key, label, unit in SUMMARY_FIELDS:
+        if key in logs:
+            value = logs[key]
+            shown = f'{value:.4g}' if isinstance(value, float) else str(value)
+            lines.append(f'  {label:<26}= {shown} {unit}'.rstrip())
+    return '\n'.join(lines)
+
+
 class ProgressBarCallback(TrainerCallback):
     """A tqdm bar over optimizer steps showing the latest loss and training tokens/s."""
 
@@ -52,6 +70,9 @@ class ProgressBarCallback(TrainerCallback):
         if shown:
             self.bar.set_postfix(shown, refresh=False)
             self.bar.write(str({k: v for k, v in logs.items()}))
+        if 'train_runtime' in logs:  # the closing record: as a dict (scripts parse it) and as a readable block
+            self.bar.write(str(logs))
+            self.bar.write(training_summary(logs))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:

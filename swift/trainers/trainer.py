@@ -2,7 +2,9 @@
 and real-token throughput in the logs."""
 import inspect
 import os
+import resource
 import shutil
+import sys
 import time
 from functools import partial
 
@@ -29,13 +31,23 @@ def count_real_tokens(inputs: dict) -> int:
     return int(mask.sum())
 
 
+def peak_memory_gib() -> float:
+    """The run's peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, else the process's peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**30
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (2**30 if sys.platform == 'darwin' else 2**20)
+
+
 class SwiftTrainerMixin:
     """Two additions to any transformers ``Trainer`` subclass (ours, or trl's): put it first in the bases.
 
     - Checkpoints are written under ``.staging/`` and renamed into place when complete, so a kill mid-save never
       leaves a half-written ``checkpoint-N``. Each checkpoint also gets ``args.json`` (``checkpoint_args``), which
       ``swift infer`` and ``swift export`` read.
-    - ``tokens_per_second`` (real tokens, padding excluded) joins every training log record.
+    - ``tokens_per_second`` (real tokens, padding excluded) joins every training log record, and the closing
+      record (transformers' ``train_runtime``, ``train_samples_per_second``...) gets the run's
+      ``train_tokens_per_second`` and ``train_peak_memory(GiB)`` (:func:`peak_memory_gib`).
     """
 
     def __init__(self, *args, checkpoint_args: dict | None = None, **kwargs):
@@ -44,16 +56,23 @@ class SwiftTrainerMixin:
         self.settings = TrainerSettings()  # the run sets the command's (pipelines/train.py)
         self._staging_root: str | None = None
         self._tokens_since_log = 0
+        self._tokens_total = 0  # real tokens of this run's steps (all ranks), for the closing summary
         self._last_log_time = None
 
     # ---- throughput ----------------------------------------------------------------------------------------
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self._last_log_time is None:
             self._last_log_time = time.perf_counter()
-        self._tokens_since_log += count_real_tokens(inputs)
+        tokens = count_real_tokens(inputs)
+        self._tokens_since_log += tokens
+        self._tokens_total += tokens * self.args.world_size
         return super().training_step(model, inputs, num_items_in_batch)
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
+        if 'train_runtime' in logs:  # transformers' closing record of train(): add tokens/s and peak memory
+            if self._tokens_total:  # GRPO's inputs are prompts, its tokens are generated inside the step
+                logs['train_tokens_per_second'] = round(self._tokens_total / max(logs['train_runtime'], 1e-9), 3)
+            logs['train_peak_memory(GiB)'] = round(peak_memory_gib(), 3)
         if 'loss' in logs and self._last_log_time is not None and self._tokens_since_log:
             elapsed = time.perf_counter() - self._last_log_time
             tokens = self._tokens_since_log * self.args.world_size
