@@ -17,7 +17,7 @@ LAYERS = {
 PEERS = {'model', 'template', 'dataset', 'tuners'}
 # A consumer's own flags, declared beside the code that reads them: data-only modules that the argument groups
 # of layer 1 compose into each command's arguments.
-SETTINGS = {'tuners.arguments': 1, 'infer.arguments': 1}
+SETTINGS = {'tuners.arguments': 1, 'infer.arguments': 1, 'dataset.arguments': 1}
 
 
 def _swift_imports(path: pathlib.Path) -> set[str]:

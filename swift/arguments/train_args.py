@@ -10,6 +10,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
 from ..utils.packages import require_extra
+from ..dataset.arguments import StreamingArguments
 from ..tuners.arguments import INIT_WEIGHTS, TunerArguments
 from .base_args import BaseArguments, json_object
 from .deepspeed import SHORTHANDS, deepspeed_config
@@ -90,7 +91,7 @@ class TrainerSettings:
 
 
 @dataclass
-class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments, BaseArguments,
+class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments, StreamingArguments, BaseArguments,
                      Seq2SeqTrainingArguments):
     # Defaults differ from transformers' where ms-swift users expect its behaviour.
     output_dir: str = field(default='output', metadata={'help': 'Runs go to <output_dir>/vN-<date-time>/.'})
@@ -156,6 +157,7 @@ class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments
             raise SwiftError('--lorap_lr_ratio (LoRA+) needs --train_type lora or qlora')
         self._check_trainer_flags()
         self._check_tuner_flags()
+        self._check_streaming()
         self.check_evalscope_training()
         if self.learning_rate is None:
             self.learning_rate = 1e-5 if self.train_type in ('full', 'llamapro') else 1e-4
@@ -267,6 +269,22 @@ class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments
         if self.padding_free:  # ms-swift's examples ask for it; each text is pooled alone either way
             logger.warning(f'--padding_free true: --task_type {self.task_type} pads its batches (same result)')
             self.padding_free = False
+
+    def _check_streaming(self) -> None:
+        if not self.streaming:
+            return
+        if getattr(self, 'rlhf_type', None):
+            raise SwiftError('--streaming: swift rlhf reads its rows whole; streaming is built for swift sft and pt')
+        if self.max_steps is None or self.max_steps <= 0:
+            raise SwiftError('--streaming true needs --max_steps: a stream has no length to count epochs in')
+        if self.lazy_tokenize or self.cached_dataset:
+            raise SwiftError('--streaming encodes rows as they are read: drop --lazy_tokenize and --cached_dataset')
+        if self.shuffle_buffer_size < 1:
+            raise SwiftError(f'--shuffle_buffer_size must be positive, got {self.shuffle_buffer_size}')
+        if self.split_dataset_ratio > 0:  # as ms-swift: a stream is not split; --val_dataset gives evaluation rows
+            logger.info(f'--streaming: --split_dataset_ratio {self.split_dataset_ratio} becomes 0 (a stream is not '
+                        'split, as in ms-swift); pass --val_dataset for evaluation rows')
+            self.split_dataset_ratio = 0.0
 
     def _check_trainer_flags(self) -> None:
         rlhf = getattr(self, 'rlhf_type', None)

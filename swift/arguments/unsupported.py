@@ -60,9 +60,10 @@ UNSUPPORTED: dict[str, str] = {
     'sequence_parallel_size': 'not built yet: sequence parallelism (issue 17)',
     # accepted today as transformers' field, but ms-swift's fsdp2 presets are not there
     'fsdp': 'not built yet: FSDP2 (issue 17); use --deepspeed or NPROC_PER_NODE data parallelism',
-    # accepted and ignored today (data is read eagerly)
-    'streaming': 'not built yet: streaming datasets (issue 17)',
-    'shuffle_buffer_size': 'not built yet: streaming datasets (issue 17)',
+    # training data only: swift sft and pt read a stream (ACTS_IN); rlhf parses them, and refuses --streaming true
+    # in TrainArguments' check until its trainers read a stream (tests/data/ms_swift_flags_todo.md)
+    'streaming': 'streams training data: swift sft and pt only',
+    'shuffle_buffer_size': 'streams training data: swift sft and pt only',
     'zero_hpz_partition_size': 'not built yet: multi-node training, DeepSpeed ZeRO++ (issue 17)',
     'use_ray': 'not built yet: Ray multi-node orchestration (issue 17)',
     'ray_exp_name': 'not built yet: Ray multi-node orchestration (issue 17)',
@@ -92,4 +93,7 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 # Flags refused above that some commands do act on: the arguments classes (by name) that declare and use them.
-ACTS_IN: dict[str, set[str]] = {}
+ACTS_IN: dict[str, set[str]] = {
+    'streaming': {'TrainArguments', 'RLHFArguments'},
+    'shuffle_buffer_size': {'TrainArguments', 'RLHFArguments'},
+}

@@ -132,6 +132,24 @@ def _source_rows(spec: DatasetSpec, use_hf: bool) -> tuple[list[tuple[str, objec
     return [r for path in _hub_files(spec, info or {}, use_hf) for r in read_file(path)], info or {}
 
 
+def source_files(spec: DatasetSpec, use_hf: bool) -> tuple[list[tuple[str, str]], dict]:
+    """``(path, label)`` of every data file of ``spec`` and its dataset_info entry, for reading lazily
+    (--streaming). ``label`` names rows in messages: the path, or the built-in dataset's name."""
+    if os.path.isfile(spec.name):
+        return [(spec.name, spec.name)], {}
+    if os.path.isdir(spec.name):
+        files = sorted(os.path.join(spec.name, n) for n in os.listdir(spec.name) if n.endswith(DATA_SUFFIXES))
+        if not files:
+            raise SwiftError(f'--dataset {spec.name}: no {", ".join(DATA_SUFFIXES)} file in this folder')
+        return [(path, path) for path in files], {}
+    info = _builtin_info().get(spec.name)
+    if info is not None and 'file' in info:
+        return [(str(resources.files('swift.dataset').joinpath('data', info['file'])), spec.name)], info
+    if spec.name.endswith(DATA_SUFFIXES):
+        raise SwiftError(f'--dataset {spec.name}: file not found')
+    return [(path, path) for path in _hub_files(spec, info or {}, use_hf)], info or {}
+
+
 def _sample(rows: list, n: int | None, rng: random.Random) -> list:
     if n is None:
         return rows
@@ -187,7 +205,7 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
                     auto_columns)
         normalised = _cached(sampled, settings) if cache else None
         if normalised is None:
-            normalised = [(where, _normalise(raw, where, info, mapping, model_name, model_author, auto_columns))
+            normalised = [(where, normalise_raw(raw, where, info, mapping, model_name, model_author, auto_columns))
                           for where, raw in sampled]
             if cache:
                 _store(sampled, settings, normalised)
@@ -211,7 +229,7 @@ def load_rows(specs: list[str], *, columns: dict | None = None, strict: bool = T
     return loaded
 
 
-def _normalise(raw, where: str, info: dict, mapping: dict, model_name, model_author, auto_columns: bool):
+def normalise_raw(raw, where: str, info: dict, mapping: dict, model_name, model_author, auto_columns: bool):
     """The normalised row, or the RowError that says why it cannot be one."""
     try:
         if isinstance(raw, RowError):

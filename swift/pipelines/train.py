@@ -16,6 +16,7 @@ from ..arguments import TrainArguments, group
 from ..arguments.eval_args import EvalScopeArguments
 from ..arguments.train_args import TrainerSettings
 from ..dataset import pack_rows, split_rows
+from ..dataset.streaming import RowStream, open_stream
 from ..template import DataCollator, Template
 from ..template.base import IGNORE_INDEX
 from ..trainers.evalscope import EvalScopeCallback
@@ -29,6 +30,7 @@ from ..utils.dist import broadcast_from_main
 from ..utils.io import write_json
 from ..utils.output_dir import next_run_dir
 from ..trainers.optimizers import muon_optimizer
+from ..trainers.streaming import EncodedStream, StreamingTrainer, load_position
 from .common import load_dataset_rows, load_model_and_template, to_arguments
 from .retrieval import load_retrieval_data, make_retrieval_trainer
 from ..model.retrieval import RETRIEVAL_TASKS
@@ -62,6 +64,9 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     # ---- setup ----
     if args.resume_from_checkpoint and not os.path.isdir(args.resume_from_checkpoint):
         raise SwiftError(f'--resume_from_checkpoint {args.resume_from_checkpoint}: no such folder')
+    if args.streaming and load_data is not None:
+        raise SwiftError(f'--streaming: --task_type {args.task_type} reads its rows whole; streaming is built for '
+                         'causal_lm sft and pt')
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     if args.router_aux_loss_coef > 0:
@@ -127,7 +132,8 @@ def _add_evalscope(trainer: SwiftTrainer, args: TrainArguments, template: Templa
 def _sft_trainer(args: TrainArguments, training: TrainingArguments, template: Template, **kwargs) -> SwiftTrainer:
     collator = DataCollator(kwargs['processing_class'].pad_token_id, padding_free=args.padding_free or args.packing,
                             pad_to_multiple_of=LONGLORA_GROUPS if args.train_type == 'longlora' else 1)
-    return SwiftTrainer(args=training, data_collator=collator, weighted_loss_scale=bool(template.weighted_scale),
+    trainer_class = StreamingTrainer if isinstance(kwargs['train_dataset'], EncodedStream) else SwiftTrainer
+    return trainer_class(args=training, data_collator=collator, weighted_loss_scale=bool(template.weighted_scale),
                         **kwargs)
 
 
@@ -153,10 +159,31 @@ def _load_datasets(args: TrainArguments, template: Template):
     if args.cached_dataset or args.cached_val_dataset:  # rows encoded once by swift export --to_cached_dataset
         from .cached_dataset import load_cached_datasets  # that module uses load_train_val_rows from here
         return load_cached_datasets(args, template)
+    if args.streaming:
+        return _load_stream(args, template)
     train_rows, val_rows = load_train_val_rows(args)
     if args.lazy_tokenize:
         return LazyEncodedDataset(template, train_rows), (LazyEncodedDataset(template, val_rows) if val_rows else None)
     return encode_split(template, train_rows, args, 'train'), encode_split(template, val_rows, args, 'val')
+
+
+def _load_stream(args: TrainArguments, template: Template):
+    """--streaming: training rows read, encoded and packed while training (dataset/ and trainers/streaming.py),
+    from the position a resumed checkpoint saved; --val_dataset rows are encoded now."""
+    stream, infos = open_stream(args.dataset, use_hf=args.use_hf, seed=args.data_seed, shuffle=args.dataset_shuffle,
+                                shuffle_buffer_size=args.shuffle_buffer_size, interleave_prob=args.interleave_prob,
+                                stopping_strategy=args.stopping_strategy, rank=args.process_index,
+                                world_size=args.world_size)
+    rows = RowStream(stream, infos, columns=args.columns, strict=args.strict, model_name=args.model_name,
+                     model_author=args.model_author, auto_columns=not args.disable_auto_column_mapping)
+    resume = args.resume_from_checkpoint
+    fresh = not resume or (args.resume_only_model and args.ignore_data_skip)
+    pack_length = (args.packing_length or args.max_length) if args.packing else None
+    if args.packing and pack_length is None:
+        raise SwiftError('--packing true needs --max_length or --packing_length')
+    train = EncodedStream(rows, template, pack_length, None if fresh else load_position(resume, args.process_index))
+    val = encode_split(template, load_dataset_rows(args, args.val_dataset), args, 'val') if args.val_dataset else []
+    return train, val
 
 
 def encode_split(template: Template, rows: list[dict], args: TrainArguments, split: str) -> list[dict]:

@@ -100,6 +100,7 @@ COMPANIONS = {
     'bnb_4bit_compute_dtype': ['--quant_bits', '4'], 'bnb_4bit_quant_storage': ['--quant_bits', '4'],
     'quant_method': ['--quant_bits', '4'], 'vllm_mode': ['--use_vllm', 'true'],
     'loss_weights': ['--loss_type', 'sigmoid'], 'eval_use_evalscope': ['--eval_dataset', 'general_mcq'],
+    'streaming': ['--max_steps', '10'],
 }
 # ms-swift 3 spellings the seeds use, beside the page's names.
 MS_SWIFT3 = [(['--train_type', 'lora'], ('sft', 'pt', 'rlhf')), (['--infer_backend', 'pt'], ('infer', 'deploy', 'app'))]
