@@ -11,6 +11,9 @@ model being the base with the adapter disabled. Each side runs in a fresh proces
 * wall         -- the whole process, imports and model loading included.
 
 Sides alternate for ``--repeats`` rounds; the table shows each run and the medians, and the ratio ours / trl.
+``ours_plain`` is ours with the shared-prompt forward switched off (trl's two full rows per pair), for the
+before/after of that change in the same run. ``DPO_BENCH_PRECOMPUTE=1`` gives both sides
+``precompute_ref_log_probs`` (computed at start-up, outside ``train_runtime``).
 
 Usage::
 
@@ -21,6 +24,7 @@ import os
 
 from side_by_side import ROOT, main
 
+PRECOMPUTE = os.environ.get('DPO_BENCH_PRECOMPUTE') == '1'
 PAIRS = os.path.join(ROOT, 'examples', 'train', 'rlhf', 'data', 'pairs.jsonl')
 LORA = {'r': 8, 'lora_alpha': 32, 'lora_dropout': 0.05, 'target_modules': 'all-linear'}
 
@@ -31,8 +35,15 @@ def run_ours(model_dir: str, steps: int, out_dir: str) -> float:
                         '--lora_rank', '8', '--lora_alpha', '32', '--lora_dropout', '0.05',
                         '--per_device_train_batch_size', '4', '--learning_rate', '5e-4', '--max_steps', str(steps),
                         '--split_dataset_ratio', '0', '--logging_steps', '10', '--save_strategy', 'no',
-                        '--report_to', 'none', '--output_dir', out_dir, '--dataloader_num_workers', '0'])
+                        '--report_to', 'none', '--output_dir', out_dir, '--dataloader_num_workers', '0',
+                        '--precompute_ref_log_probs', str(PRECOMPUTE).lower()])
     return result['log_history'][-1]['train_runtime']
+
+
+def run_ours_plain(model_dir: str, steps: int, out_dir: str) -> float:
+    from swift.rlhf import dpo
+    dpo.share_prompt_forward = lambda *args: False
+    return run_ours(model_dir, steps, out_dir)
 
 
 def run_trl(model_dir: str, steps: int, out_dir: str) -> float:
@@ -49,7 +60,7 @@ def run_trl(model_dir: str, steps: int, out_dir: str) -> float:
     config = DPOConfig(output_dir=out_dir, per_device_train_batch_size=4, learning_rate=5e-4, max_steps=steps,
                        logging_steps=10, save_strategy='no', report_to='none', use_cpu=True, bf16=False,
                        # trl's default turns gradient checkpointing on; ours leaves it off on a CPU
-                       dataloader_num_workers=0, gradient_checkpointing=False)
+                       dataloader_num_workers=0, gradient_checkpointing=False, precompute_ref_log_probs=PRECOMPUTE)
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=config,
                          train_dataset=Dataset.from_list(rows),
                          processing_class=AutoTokenizer.from_pretrained(model_dir),
@@ -58,5 +69,5 @@ def run_trl(model_dir: str, steps: int, out_dir: str) -> float:
 
 
 if __name__ == '__main__':
-    main(__file__, __doc__.split('\n')[0], {'ours': run_ours, 'trl': run_trl},
+    main(__file__, __doc__.split('\n')[0], {'ours': run_ours, 'trl': run_trl, 'ours_plain': run_ours_plain},
          'DPO, {steps} steps, batch 4, LoRA r8, Qwen2 hidden {hidden} x {layers} layers', default_steps=30)

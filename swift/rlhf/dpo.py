@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import trl
+from accelerate.utils import is_peft_model
 
 from ..trainers import SwiftTrainerMixin
 from ..utils import get_logger
 from .base import AlignmentArguments, Algorithm, keep_trainable_float32, trl_config, use_base_as_reference
 from .media import preference_collator, refuse_precomputed_reference
+from .shared_prompt import share_prompt_forward
 
 logger = get_logger()
 
@@ -29,14 +31,36 @@ class DPOArguments(AlignmentArguments):
 
 
 class DPOTrainer(SwiftTrainerMixin, trl.DPOTrainer):
+    """``share_prompt``: each pair's chosen and rejected answers share one forward of their prompt
+    (rlhf/shared_prompt.py); False runs trl's two full rows per pair."""
 
-    def __init__(self, *args, ref_adapters: list[str] = (), **kwargs):
+    def __init__(self, *args, ref_adapters: list[str] = (), share_prompt: bool = True, **kwargs):
+        self.share_prompt, self.prompt_shared = share_prompt, False
         super().__init__(*args, **kwargs)
+        self._share_prompt()
         use_base_as_reference(self.model, ref_adapters)
         keep_trainable_float32(self.model)
 
     def _prepare_dataset(self, dataset, *args, **kwargs):
         return dataset  # encoded by our template already
+
+    def _precompute_ref_logps(self, *args, **kwargs):
+        self._share_prompt()  # trl precomputes inside its __init__, once the fused LM heads are in place
+        return super()._precompute_ref_logps(*args, **kwargs)
+
+    def _share_prompt(self) -> None:
+        """Put the packed pair forward over the fused LM heads trl added (the same outputs it asked for)."""
+        if not self.share_prompt or self.prompt_shared:
+            return
+        self.prompt_shared = True
+        outputs = ('log_probs', 'entropy', 'mean_logits', 'is_top1') + (
+            ('log_sum_sq_probs',) if self.use_weighting else ())
+        model = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        if not share_prompt_forward(model, outputs):
+            logger.info('DPO: this model runs chosen and rejected rows in full (its attention or logits '
+                             'rule out the shared-prompt forward)')
+        if self.ref_model is not None:
+            share_prompt_forward(self.ref_model, ('log_probs',))
 
 
 def dpo_losses(settings: DPOArguments) -> tuple[list[str], list[float]]:
