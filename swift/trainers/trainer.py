@@ -16,6 +16,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from ..arguments.train_args import TrainerSettings
 from ..template.base import IGNORE_INDEX
 from ..utils.io import write_json
+from .label_logits import count_label_accuracy, head_on_positions, predicting_positions, shifted
 
 STAGING_DIR = '.staging'
 
@@ -155,8 +156,11 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
     """transformers' Trainer with the mixin's checkpoints and throughput: the trainer of ``swift pt`` and ``sft``.
 
     Its loss is per-token cross entropy through transformers' ``compute_loss_func`` hook (``--loss_type
-    cross_entropy``, ``--enable_dft_loss``), logits come only from the first labelled position on
-    (``--use_logits_to_keep``), and training logs carry ``token_acc`` or ``seq_acc`` (``--acc_strategy``)."""
+    cross_entropy``, ``--enable_dft_loss``); in training the LM head runs on labelled positions only
+    (label_logits.py), in evaluation from the first labelled position on (``--use_logits_to_keep``); training logs
+    carry ``token_acc`` or ``seq_acc`` (``--acc_strategy``)."""
+
+    label_logits_only = True  # training steps run the LM head on labelled positions only (label_logits.py)
 
     def __init__(self, *args, weighted_loss_scale: bool = False, **kwargs):
         # --loss_scale react/hermes/...: batches carry per-token weights, which only _token_loss applies
@@ -183,6 +187,19 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
         base = base.get_base_model() if hasattr(base, 'get_base_model') else base
         return 'logits_to_keep' in inspect.signature(base.forward).parameters
 
+    def _label_head(self, model, labels) -> torch.nn.Module | None:
+        """The LM head to run on labelled positions only (label_logits.py), or None where the step keeps every
+        position's logits: evaluation (its predictions are whole sequences), --use_logits_to_keep false, models
+        without transformers' ``logits_to_keep`` slicing before the head, MoE models adding their router loss."""
+        if not (self.label_logits_only and model.training and labels is not None and labels.dim() == 2
+                and self._keeps_logits(model)):
+            return None
+        base = self.accelerator.unwrap_model(model)
+        base = base.get_base_model() if hasattr(base, 'get_base_model') else base
+        if getattr(base.config, 'output_router_logits', False):  # its loss adds the router's, given the labels
+            return None
+        return base.get_output_embeddings()
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get('labels')
         # --loss_scale react/hermes/...: per-token weights beside the labels, read by _token_loss (not the model)
@@ -190,6 +207,9 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
         self._loss_scale = inputs.pop('loss_scale', None)
         if self._loss_scale is not None and self.compute_loss_func is None:
             self.compute_loss_func = self._token_loss  # a trainer built without weighted_loss_scale: weights still count
+        head = self._label_head(model, labels)
+        if head is not None:
+            return self._label_positions_loss(model, inputs, head, return_outputs, num_items_in_batch)
         if labels is not None and labels.dim() == 2 and self._keeps_logits(model):
             labelled = (labels != IGNORE_INDEX).any(0).nonzero()
             # the logits of the position before the first label predict it: keep from there on
@@ -198,24 +218,57 @@ class SwiftTrainer(SwiftTrainerMixin, Trainer):
                 inputs = {**inputs, 'labels': labels[:, start:], 'logits_to_keep': labels.shape[1] - start}
                 if self._loss_scale is not None:
                     self._loss_scale = self._loss_scale[:, start:]
+        kept = inputs.get('labels')  # transformers pops them from inputs when a loss of one's own is set
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         logits = getattr(outputs, 'logits', None)
-        if logits is not None and logits.dim() == 3 and inputs.get('labels') is not None:
-            self._count_accuracy(logits[:, :-1], inputs['labels'][:, 1:].to(logits.device),
+        if logits is not None and logits.dim() == 3 and kept is not None:
+            self._count_accuracy(logits[:, :-1], kept[:, 1:].to(logits.device),
                                  self._acc['train' if model.training else 'eval'])
         return (loss, outputs) if return_outputs else loss
+
+    def _label_positions_loss(self, model, inputs, head, return_outputs, num_items_in_batch):
+        """The training loss from the logits of the labelled positions only; transformers' compute_loss still
+        scales it for gradient accumulation and devices, as for any loss of one's own."""
+        labels = inputs['labels']
+        self._positions = predicting_positions(labels)
+        own, self.compute_loss_func = self.compute_loss_func, self._label_token_loss
+        try:
+            with head_on_positions(head, self._positions):
+                loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        finally:
+            self.compute_loss_func = own
+        logits = outputs.logits
+        if logits.dim() == 2:
+            count_label_accuracy(logits, shifted(labels, IGNORE_INDEX)[self._positions], self._positions,
+                                 self.settings.acc_strategy, self._acc['train'])
+        else:
+            self._count_accuracy(logits[:, :-1], labels[:, 1:].to(logits.device), self._acc['train'])
+        return (loss, outputs) if return_outputs else loss
+
+    def _label_token_loss(self, outputs, labels, num_items_in_batch=None):
+        if outputs.logits.dim() == 3:  # the head saw every position (head_on_positions left it alone)
+            return self._token_loss(outputs, labels, num_items_in_batch)
+        logits = outputs.logits.float()
+        targets = shifted(labels, IGNORE_INDEX)[self._positions].to(logits.device)
+        scale = None if self._loss_scale is None else shifted(self._loss_scale, 0)[self._positions]
+        return self._mean_token_loss(logits, targets, scale, num_items_in_batch)
 
     def _token_loss(self, outputs, labels, num_items_in_batch=None):
         logits = outputs.logits[:, :-1].float()
         labels = labels[:, 1:].to(logits.device)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
-                               reduction='none')
+        scale = None if self._loss_scale is None else self._loss_scale[:, 1:].reshape(-1)
+        return self._mean_token_loss(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), scale,
+                                     num_items_in_batch)
+
+    def _mean_token_loss(self, logits, targets, scale, num_items_in_batch):
+        """Per-token cross entropy (DFT-weighted, --loss_scale-weighted) over the count of labelled tokens."""
+        loss = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction='none')
         if self.settings.enable_dft_loss:  # DFT: each token's loss weighted by its (detached) probability
             loss = loss * torch.exp(-loss).detach()
-        if self._loss_scale is not None:
+        if scale is not None:
             # ms-swift: each token's loss times its weight, still divided by the count of labelled tokens
-            loss = loss * self._loss_scale[:, 1:].to(loss.device).reshape(-1)
-        count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE_INDEX).sum()
+            loss = loss * scale.to(loss.device)
+        count = num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE_INDEX).sum()
         return loss.sum() / count
 
     @torch.no_grad()

@@ -61,6 +61,10 @@ def test_logits_to_keep_skips_the_prompt_and_keeps_the_loss(qwen2_dir, tmp_path,
         seen.append(kwargs.get('logits_to_keep', 0))
         return forward(self, *args, **kwargs)
     monkeypatch.setattr(modeling_qwen2.Qwen2ForCausalLM, 'forward', spy)
+    # training steps narrow the head to labelled positions (tests/speed/test_sft_label_logits.py); this is the
+    # logits_to_keep slicing that evaluation, and training without that narrowing, use
+    from swift.trainers import SwiftTrainer
+    monkeypatch.setattr(SwiftTrainer, 'label_logits_only', False)
     kept = _first(_sft(qwen2_dir, tmp_path / 'a', '--use_logits_to_keep', 'true'), 'loss')
     assert seen and all(isinstance(n, int) and n > 0 for n in seen)
     seen.clear()
