@@ -20,6 +20,14 @@ executable given and reports, per side:
                     every 3 s or at a 5% higher RSS sum), and the peak RSS of its
                     largest process (/proc polled every 0.1 s).
 
+The sides alternate (ours, peer, ours, peer, ...) for ``--repeats`` rounds; the table shows each figure's
+median, and the goal ratios of issue 18 are printed last, from the medians:
+
+* speed, whole process      -- peer wall / ours wall (goal: at least 2.0);
+* peak memory               -- ours / peer, for the largest process's peak RSS and for the tree's peak PSS,
+                               both polled from /proc the same way for both sides (goal: at most 1.0);
+* time to the first step    -- ours / peer (goal: at most 0.5).
+
 Also reported: the run's CPU time, and how busy the CPUs were with other
 processes in the 2 s before the start and during the run (share of all CPUs):
 with few cores any other busy process skews every figure; use a quiet box.
@@ -30,7 +38,7 @@ with few cores any other busy process skews every figure; use a quiet box.
 Usage::
 
     .venv/bin/python bench/sft_throughput.py \\
-        --ours .venv/bin/swift --peer /work/peers/ms-swift-venv/bin/swift
+        --ours .venv/bin/swift --peer /work/peers/ms-swift-venv/bin/swift [--repeats 3]
     .venv/bin/python bench/sft_throughput.py --skip-ours \\
         --peer /work/peers/ms-swift-venv/bin/swift --json /tmp/bench.json
 
@@ -50,6 +58,7 @@ import resource
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -413,6 +422,13 @@ def fmt(res, key, pattern, scale):
     return pattern.format(val * scale) if isinstance(val, (int, float)) else '-'
 
 
+def medians(runs):
+    """Each numeric figure's median over a side's runs (the failed runs left out)."""
+    ok = [r for r in runs if r.get('tokens_per_s')] or runs
+    keys = {k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {k: statistics.median(r[k] for r in ok if isinstance(r.get(k), (int, float))) for k in keys}
+
+
 def print_table(results):
     """Figures per side plus the ours/peer ratio."""
     ours, peer = results.get('ours'), results.get('peer')
@@ -421,6 +437,29 @@ def print_table(results):
         a, b = (ours or {}).get(key), (peer or {}).get(key)
         ratio = f'{a / b:.2f}' if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else '-'
         print(f'{label:22}{fmt(ours, key, pattern, scale):>10}{fmt(peer, key, pattern, scale):>10}{ratio:>11}')
+
+
+GOALS = [  # (label, numerator side, denominator side, key, goal text, met)
+    ('speed, whole process (peer wall / ours wall)', 'peer', 'ours', 'wall_s', 'goal >= 2.0', lambda r: r >= 2.0),
+    ('peak memory, largest process RSS (ours / peer)', 'ours', 'peer', 'peak_rss_one_proc_bytes', 'goal <= 1.0',
+     lambda r: r <= 1.0),
+    ('peak memory, process tree PSS (ours / peer)', 'ours', 'peer', 'peak_pss_tree_bytes', 'goal <= 1.0',
+     lambda r: r <= 1.0),
+    ('time to the first step (ours / peer)', 'ours', 'peer', 'first_step_s', 'goal <= 0.5', lambda r: r <= 0.5),
+    ('training tokens/s (ours / peer)', 'ours', 'peer', 'tokens_per_s', '', lambda r: True),
+]
+
+
+def print_goals(results, repeats):
+    """Issue 18's ratios, from the medians of both sides."""
+    if not (results.get('ours') and results.get('peer')):
+        return
+    print(f'\nissue 18 ratios (medians of {repeats} alternating run(s) per side)')
+    for label, top, bottom, key, goal, met in GOALS:
+        a, b = results[top].get(key), results[bottom].get(key)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+            verdict = ('met' if met(a / b) else 'NOT met') if goal else ''
+            print(f'  {label:48}{a / b:6.2f}  {goal} {verdict}'.rstrip())
 
 
 def parse_args(argv=None):
@@ -439,6 +478,7 @@ def parse_args(argv=None):
     p.add_argument('--rows', type=int, default=160, help='dataset rows')
     p.add_argument('--epochs', type=int, default=1, help='--num_train_epochs')
     p.add_argument('--max-length', type=int, default=2048, help='--max_length')
+    p.add_argument('--repeats', type=int, default=3, help='rounds of alternating runs; medians are reported')
     p.add_argument('--json', default=None, help='write the figures as JSON here')
     return p.parse_args(argv)
 
@@ -462,16 +502,24 @@ def main(argv=None):
         sides.append(('peer', opts.peer, opts.peer_extra))
     else:
         print(f'note: no peer executable ({opts.peer}); skipping peer')
-    results = {name: bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens)
-               for name, exe, extra in sides}
+    runs = {name: [] for name, _, _ in sides}
+    for round_ in range(opts.repeats):
+        for name, exe, extra in sides if round_ % 2 == 0 else sides[::-1]:  # alternate which side goes first
+            runs[name].append(bench_side(name, exe, extra, opts, model_dir, data_path, real_tokens))
+            last = runs[name][-1]
+            print(f'[{name}] round {round_ + 1}: wall {last["wall_s"]:.1f} s, first step '
+                  f'{last.get("first_step_s") or 0:.1f} s, peak RSS {last["peak_rss_one_proc_bytes"] / 2**20:.0f} MiB',
+                  flush=True)
+    results = {name: medians(side_runs) for name, side_runs in runs.items()}
     print_table(results)
+    print_goals(results, opts.repeats)
     if opts.json:
         meta = {'n_params': n_params, 'rows': len(rows), 'real_tokens': real_tokens,
-                'avg_tokens_per_row': sum(lengths) / len(rows), 'epochs': opts.epochs}
+                'avg_tokens_per_row': sum(lengths) / len(rows), 'epochs': opts.epochs, 'repeats': opts.repeats}
         with open(opts.json, 'w', encoding='utf-8') as f:
-            json.dump({'setup': meta, **results}, f, indent=2)
+            json.dump({'setup': meta, 'medians': results, 'runs': runs}, f, indent=2)
         print(f'\nJSON written to {opts.json}')
-    return 0 if all(r.get('tokens_per_s') for r in results.values()) else 1
+    return 0 if all(r.get('tokens_per_s') for side_runs in runs.values() for r in side_runs) else 1
 
 
 if __name__ == '__main__':
