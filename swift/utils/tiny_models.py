@@ -1,6 +1,6 @@
 """Tiny models with random weights and a locally trained tokenizer, for tests, demos and benchmarks. Offline.
 
-    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|qwen3_moe|llama|mistral|qwen2_vl|qwen2_5_vl|qwen3_vl]
+    python -m swift.utils.tiny_models OUT_DIR [--family qwen2|qwen2_5|qwen3|qwen3_moe|llama|mistral|qwen2_vl|qwen2_5_vl|qwen3_vl|qwen3_vl_moe]
         [--hidden 128] [--layers 2]
         [--corpus rows.jsonl ...]
 
@@ -135,10 +135,12 @@ FAMILIES = {
     'qwen2_vl': ('qwen2_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen2_5_vl': ('qwen2_5_vl', QWEN_VL_SPECIAL, QWEN_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
     'qwen3_vl': ('qwen3_vl', QWEN_VL_SPECIAL, QWEN3_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
+    'qwen3_vl_moe': ('qwen3_vl_moe', QWEN_VL_SPECIAL, QWEN3_VL_TEMPLATE, None, '<|im_end|>', '<|endoftext|>'),
 }
-VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl', 'qwen3_vl')
+VISION_FAMILIES = ('qwen2_vl', 'qwen2_5_vl', 'qwen3_vl', 'qwen3_vl_moe')
 # Mixture-of-experts families: four small experts, two per token.
-MOE_CONFIG = {'qwen3_moe': dict(num_experts=4, num_experts_per_tok=2)}
+MOE_CONFIG = {'qwen3_moe': dict(num_experts=4, num_experts_per_tok=2),
+              'qwen3_vl_moe': dict(num_experts=4, num_experts_per_tok=2)}
 # The tiny image processor's pixel bounds: 4 to 64 merged vision tokens per image, so tests stay fast.
 TINY_MIN_PIXELS, TINY_MAX_PIXELS = 56 * 56, 224 * 224
 
@@ -206,8 +208,10 @@ def _vision_model(family: str, text: dict, tokenizer):
     text['rope_parameters'] = {'rope_type': 'default', 'rope_theta': 1000000.0,
                                'mrope_section': [half - 2 * spatial, spatial, spatial]}
     vision = {'depth': 2, 'num_heads': 2, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2}
-    if family == 'qwen3_vl':  # 16-pixel patches; block 0's features also feed the LM's first layer (deepstack)
+    if family.startswith('qwen3_vl'):  # 16-pixel patches; block 0's features also feed the first LM layer (deepstack)
         text['rope_parameters']['mrope_interleaved'] = True
+        if family in MOE_CONFIG:
+            text.update(MOE_CONFIG[family], moe_intermediate_size=text['hidden_size'])
         vision.update(patch_size=16, hidden_size=32, intermediate_size=64, out_hidden_size=text['hidden_size'],
                       num_position_embeddings=64, deepstack_visual_indexes=[0])
     elif family == 'qwen2_5_vl':
@@ -225,7 +229,7 @@ def _vision_model(family: str, text: dict, tokenizer):
 def _image_processor(family: str):
     # The PIL image processor: torchvision's breaks transformers in a CPU environment.
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-    if family == 'qwen3_vl':  # Qwen3-VL's: 16-pixel patches (32 per merged token), mean and std 0.5
+    if family.startswith('qwen3_vl'):  # Qwen3-VL's: 16-pixel patches (32 per merged token), mean and std 0.5
         return Qwen2VLImageProcessorPil(size={'shortest_edge': 64 * 64, 'longest_edge': 256 * 256}, patch_size=16,
                                         image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return Qwen2VLImageProcessorPil(size={'shortest_edge': TINY_MIN_PIXELS, 'longest_edge': TINY_MAX_PIXELS})

@@ -150,3 +150,18 @@ def test_merged_export_loads_in_plain_transformers(toy_checkpoint):
         types = (ids['input_ids'] == model.config.image_token_id).long()
         out = model.generate(**ids, **pixels, mm_token_type_ids=types, max_new_tokens=5, do_sample=False)
         assert tokenizer.decode(out[0, ids['input_ids'].shape[1]:], skip_special_tokens=True) == colour
+
+
+def test_the_mixture_of_experts_model_loads_as_its_own_family(tmp_path):
+    """Qwen3-VL-30B-A3B's layout: config model_type qwen3_vl_moe, the same template; a packed batch's loss equals
+    the padded one's."""
+    model, processor = get_model_tokenizer(build_tiny_model(str(tmp_path), 'qwen3_vl_moe', hidden_size=64))
+    assert type(model).__name__ == 'Qwen3VLMoeForConditionalGeneration'
+    assert (model.model_meta.model_type, model.model_meta.template) == ('qwen3_vl_moe', 'qwen3_vl')
+    template = get_template('qwen3_vl', processor)
+    rows = [template.encode(_row(f'<image>{QUESTION}', 'red', images=[square('red')])),
+            template.encode(_row('Say hi.', 'hello there'))]
+    with torch.no_grad():
+        padded = model(**DataCollator(processor.pad_token_id)(rows)).loss.item()
+        packed = model(**DataCollator(processor.pad_token_id, padding_free=True)(pack_rows(rows, 512))).loss.item()
+    assert abs(packed - padded) < 1e-5

@@ -40,8 +40,14 @@ def patch_packed_positions(model: PreTrainedModel) -> None:
     model.register_forward_pre_hook(_packed_positions, with_kwargs=True)
 
 
-register_model(ModelMeta('qwen3_vl', config_model_types=['qwen3_vl'], architectures=['Qwen3VLForConditionalGeneration'],
-                         template='qwen3_vl', media=('image', 'video'), parts=QWEN3_VL_PARTS,
-                         model_class=AutoModelForImageTextToText,
-                         load_processor=partial(build_processor, ImageOnlyQwen3VLProcessor),
-                         patch_model=patch_packed_positions))
+def _register(model_type: str, architecture: str) -> None:
+    register_model(ModelMeta(model_type, config_model_types=[model_type], architectures=[architecture],
+                             template='qwen3_vl', media=('image', 'video'), parts=QWEN3_VL_PARTS,
+                             model_class=AutoModelForImageTextToText,
+                             load_processor=partial(build_processor, ImageOnlyQwen3VLProcessor),
+                             patch_model=patch_packed_positions))
+
+
+_register('qwen3_vl', 'Qwen3VLForConditionalGeneration')
+# Qwen3-VL-30B-A3B and 235B-A22B: the same model with mixture-of-experts MLPs in the language model
+_register('qwen3_vl_moe', 'Qwen3VLMoeForConditionalGeneration')
