@@ -37,12 +37,12 @@ def build_tiny_audio_model(out_dir: str, hidden_size: int = 64, num_layers: int 
     text = dict(model_type='qwen2', vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
                 intermediate_size=hidden_size * 4, num_attention_heads=4, num_key_value_heads=2,
                 head_dim=hidden_size // 4, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
     extractor = WhisperFeatureExtractor(feature_size=MEL_BINS, chunk_length=WINDOW_SECONDS)
     # the tower's second convolution halves the mel frames: it expects max_source_positions * 2 of them
     audio = dict(model_type='qwen2_audio_encoder', d_model=32, encoder_layers=2, encoder_attention_heads=2,
                  encoder_ffn_dim=64, num_mel_bins=MEL_BINS, max_source_positions=extractor.nb_max_frames // 2)
-    config = AutoConfig.for_model('qwen2_audio', text_config=text, audio_config=audio, tie_word_embeddings=True,
+    config = AutoConfig.for_model('qwen2_audio', text_config=text, audio_config=audio, tie_word_embeddings=False,
                                   audio_token_index=tokenizer.convert_tokens_to_ids('<|AUDIO|>'))
     model = Qwen2AudioForConditionalGeneration(config)
     os.makedirs(out_dir, exist_ok=True)

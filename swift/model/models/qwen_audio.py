@@ -28,12 +28,28 @@ def load_audio_processor(model_dir: str, tokenizer: PreTrainedTokenizerBase) -> 
 
 
 class SwiftQwen2AudioForConditionalGeneration(Qwen2AudioForConditionalGeneration):
-    """transformers' model; ``generate`` also takes the ``mm_token_type_ids`` that swift's batches of media rows
-    carry (M-RoPE models read them; Qwen2-Audio has 1-D positions, and generate refuses keys it does not use).
-    Saved as a Qwen2AudioForConditionalGeneration."""
+    """transformers' model, which also trains on packed rows; ``generate`` also takes the ``mm_token_type_ids`` that
+    swift's batches of media rows carry (M-RoPE models read them; Qwen2-Audio has 1-D positions, and generate
+    refuses keys it does not use). Saved as a Qwen2AudioForConditionalGeneration."""
+
+    def forward(self, input_ids=None, input_features=None, attention_mask=None, feature_attention_mask=None,
+                labels=None, **kwargs):
+        inputs = dict(input_ids=input_ids, input_features=input_features, attention_mask=attention_mask,
+                      feature_attention_mask=feature_attention_mask, **kwargs)  # names generate() checks against
+        if labels is None or attention_mask is None or attention_mask.dim() == 2:
+            return super().forward(**inputs, labels=labels)
+        # Packed and padding-free rows come with a 4-D block mask, which transformers' loss here would index the
+        # logits with: the language model takes it, the loss is the causal-LM loss over the labels.
+        output = super().forward(**inputs)
+        output.loss = self.loss_function(output.logits, labels, vocab_size=output.logits.shape[-1])
+        return output
 
     def generate(self, *args, mm_token_type_ids=None, **kwargs):
         return super().generate(*args, **kwargs)
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        return False  # transformers' own layout, so its checkpoint key renames (legacy names) apply on load and save
 
 
 SwiftQwen2AudioForConditionalGeneration.__name__ = Qwen2AudioForConditionalGeneration.__name__  # config.architectures

@@ -26,8 +26,12 @@ class Qwen2AudioTemplate(VisionTemplate):
 
     @property
     def sampling_rate(self) -> int:
-        """SAMPLING_RATE, else the feature extractor's own (16000)."""
-        return env.audio_sampling_rate() or self.processor.feature_extractor.sampling_rate
+        """SAMPLING_RATE, else the feature extractor's own (16000), which is the only rate it accepts."""
+        own, asked = self.processor.feature_extractor.sampling_rate, env.audio_sampling_rate()
+        if asked is not None and asked != own:
+            raise SwiftError(f'SAMPLING_RATE={asked}: the feature extractor of this model takes {own} Hz audio; unset '
+                             'it, and audio of any rate is resampled to that')
+        return own
 
     def process_media(self, media: dict[str, list]) -> dict[str, torch.Tensor]:
         if not media['audios']:
