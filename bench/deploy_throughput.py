@@ -17,6 +17,8 @@ stops the server. Settings:
 
 Per setting: start-up time (spawn to first ``/v1/models`` answer), wall time of the request burst,
 requests/s, generated tokens/s (sum of ``usage.completion_tokens`` / wall), latency p50/p90/p99, errors.
+Each setting runs ``--repeats`` times (default 3), the order alternating from one round to the next; the ratios
+(issue 18's: ours / peer tokens/s and p99 latency, batched / one-at-a-time tokens/s) compare the medians.
 
 Usage::
 
@@ -193,6 +195,19 @@ def stop_group(proc, grace=15.0):
     proc.wait()
 
 
+def median_row(runs):
+    """The setting's median of each figure over its runs (a failed run counts as an error row if all failed)."""
+    good = [r for r in runs if 'error' not in r]
+    if not good:
+        return runs[0]
+    row = dict(good[0])
+    for key in ('startup_s', 'wall_s', 'req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s'):
+        row[key] = percentile([r[key] for r in good], 50)
+    row['ok'], row['requests'] = sum(r['ok'] for r in good), sum(r['requests'] for r in good)
+    row['completion_tokens'] = sum(r['completion_tokens'] for r in good)
+    return row
+
+
 def print_table(rows):
     cols = [('setting', lambda r: r['name']), ('batch', lambda r: str(r['batch'])),
             ('startup s', lambda r: f"{r['startup_s']:.1f}"), ('ok/sent', lambda r: f"{r['ok']}/{r['requests']}"),
@@ -226,6 +241,7 @@ def main():
     ap.add_argument('--peer-extra', default=PEER_EXTRA)
     ap.add_argument('--skip-unbatched', action='store_true', help='skip ours with --max_batch_size 1')
     ap.add_argument('--json', default=None)
+    ap.add_argument('--repeats', type=int, default=3, help='runs per setting, alternating; medians are compared')
     opts = ap.parse_args()
 
     os.makedirs(opts.workdir, exist_ok=True)
@@ -239,11 +255,16 @@ def main():
         runs.append((f'peer-b{opts.batch}', opts.peer, opts.batch, 'pt', opts.peer_extra))
     if opts.vllm:
         runs.append(('ours-vllm', opts.vllm, opts.batch, 'vllm', opts.vllm_extra))
-    rows = [bench_side(name, exe, model_dir, b, backend, extra, opts, prompts)
-            for name, exe, b, backend, extra in runs]
+    all_rows = []
+    for repeat in range(opts.repeats):  # alternating the order, so that a drift in the machine's load hits all sides
+        for name, exe, b, backend, extra in (runs if repeat % 2 == 0 else runs[::-1]):
+            all_rows.append(bench_side(name, exe, model_dir, b, backend, extra, opts, prompts))
+    rows = [median_row([r for r in all_rows if r['name'] == name]) for name, *_ in runs]
 
     print(f'\n{opts.requests} chat requests, {opts.concurrency} concurrent, max_tokens {opts.max_tokens}, '
-          f'temperature 0, model {model_dir}')
+          f'temperature 0, model {model_dir}; every run:')
+    print_table(all_rows)
+    print(f'medians of {opts.repeats} runs per setting:')
     print_table(rows)
     by = {r['name']: r for r in rows if 'error' not in r}
     ratios = {}
@@ -258,14 +279,17 @@ def main():
         print(f"batching gain (b{opts.batch} / b1): {ratios['batching_gain_req_per_s']:.2f}x req/s, "
               f"{ratios['batching_gain_tok_per_s']:.2f}x tok/s")
     if bb and peer:
-        for key in ('req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'startup_s'):
+        keys = ('req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s', 'startup_s')
+        for key in keys:
             ratios[f'ours_over_peer_{key}'] = bb[key] / peer[key] if peer[key] else float('nan')
-        print('ours / peer (batched): ' + ', '.join(
-            f"{k}: {ratios[f'ours_over_peer_{k}']:.2f}" for k in ('req_per_s', 'tok_per_s', 'p50_s', 'p90_s',
-                                                                   'startup_s')))
+        print('ours / peer (batched): ' + ', '.join(f"{k}: {ratios[f'ours_over_peer_{k}']:.2f}" for k in keys))
+        print(f"issue 18 goal: tok/s ours / peer >= 1.5: {ratios['ours_over_peer_tok_per_s']:.2f}; p99 ours / peer "
+              f"<= 1: {ratios['ours_over_peer_p99_s']:.2f}")
+    if b1 and bb:
+        print(f"issue 18 goal: tok/s b{opts.batch} / b1 >= 4: {ratios['batching_gain_tok_per_s']:.2f}")
     if opts.json:
         with open(opts.json, 'w') as f:
-            json.dump({'config': vars(opts), 'rows': rows, 'ratios': ratios}, f, indent=2)
+            json.dump({'config': vars(opts), 'rows': rows, 'runs': all_rows, 'ratios': ratios}, f, indent=2)
         print(f'wrote {opts.json}')
 
 

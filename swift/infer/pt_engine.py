@@ -214,6 +214,28 @@ class PtEngine(InferEngine):
             streamer.finish([(choice.message.content, n_content) for choice, _, n_content in choices])
         return [self.response(prompt, choices[i * n:(i + 1) * n]) for i, prompt in enumerate(prompts)]
 
+    # ---- continuous batching (the server's worker) -------------------------------------------------------------
+    def running_batch(self, max_rows: int):
+        """The server's continuous batch (``continuous.RunningBatch``); None for a model it cannot serve (a
+        scorer, an embedding model, a cache that is not a plain key/value cache), which keeps static batches."""
+        from .continuous import RunningBatch, plain_kv_cache
+        if self.is_scorer or self.task_type in RETRIEVAL_TASKS or not plain_kv_cache(self.model):
+            return None
+        return RunningBatch(self, max_rows)
+
+    def can_join(self, prompt: list[int], config: RequestConfig, adapter: str | None) -> bool:
+        """Whether a request may run in the continuous batch: not seeded (its sample must not depend on the
+        others'), text only, with a known adapter. The others run on ``generate``."""
+        if config.seed is not None or (isinstance(prompt, Prompt) and prompt.media):
+            return False
+        try:  # a request generate refuses is refused there, with generate's message
+            check_logprobs(config)
+            self.check_adapter(adapter)
+            self.max_new_tokens(len(prompt), config.max_tokens)
+        except SwiftError:
+            return False
+        return True
+
     # ---- generation ------------------------------------------------------------------------------------------
     def _left_padded(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:
         longest = max(map(len, prompts))

@@ -5,6 +5,11 @@ every other one with the same adapter and generation settings, up to ``max_batch
 worker threads, so the event loop keeps answering HTTP (and noticing disconnects) while the model works: one for an
 engine that runs one batch at a time (``PtEngine``), several for one that schedules requests itself (vLLM), so that
 new batches reach it while others are still generating.
+
+An engine that offers a running batch (``PtEngine.running_batch``, see ``continuous.py``) is served continuously
+instead: between two decode steps, waiting requests with the running batch's adapter and sampling settings join it
+while there is room, and each request leaves as soon as it ends. Requests it cannot take (seeded, multimodal) run as
+static batches, in their turn, once the running batch has drained.
 """
 import asyncio
 import dataclasses
@@ -55,22 +60,31 @@ class Throughput:
 
     def _reset(self, now: float) -> None:
         self.since, self.requests, self.tokens, self.batches = now, 0, 0, 0
+        self.steps, self.step_requests = 0, 0
 
-    def add(self, requests: int, tokens: int) -> None:
+    def add(self, requests: int, tokens: int, batches: int = 1) -> None:
         with self._lock:
             self.requests += requests
             self.tokens += tokens
-            self.batches += 1
+            self.batches += batches
+
+    def add_step(self, requests: int) -> None:
+        """One decode step of a continuous batch holding ``requests`` requests."""
+        with self._lock:
+            self.steps += 1
+            self.step_requests += requests
 
     def maybe_log(self) -> None:
         now = time.monotonic()
         with self._lock:
             if self.interval is None or now - self.since < self.interval:
                 return
-            if self.batches:
+            if self.batches or self.steps:
                 elapsed = now - self.since
+                # a continuous batch's size is its mean over the decode steps
+                per_batch = self.step_requests / self.steps if self.steps else self.requests / self.batches
                 logger.info(f'{self.requests / elapsed:.2f} requests/s, {self.tokens / elapsed:.1f} generated '
-                            f'tokens/s, {self.requests / self.batches:.1f} requests per batch')
+                            f'tokens/s, {per_batch:.1f} requests per batch')
             self._reset(now)
 
 
@@ -105,6 +119,10 @@ class BatchScheduler:
 
     # ---- worker thread ---------------------------------------------------------------------------------------
     def _work(self) -> None:
+        running_batch = getattr(self.engine, 'running_batch', None)
+        running = running_batch(self.max_batch_size) if running_batch is not None else None
+        if running is not None:
+            return self._work_continuously(running)
         while (batch := self._next_batch()) is not None:
             if batch:
                 self._run(batch)
@@ -116,19 +134,80 @@ class BatchScheduler:
             self._wakeup.wait_for(lambda: self._pending or self._stopped, timeout=self.throughput.interval)
             if self._stopped:
                 return None
-            waiting = [job for job in self._pending if not job.cancelled]
-            if not waiting:
-                self._pending.clear()
-                return []
-            key, batch, rest, rows = waiting[0].batch_key(), [], deque(), 0
-            for job in waiting:
-                if job.batch_key() == key and (not batch or rows + job.config.n <= self.max_batch_size):
-                    batch.append(job)
-                    rows += job.config.n
-                else:
-                    rest.append(job)
-            self._pending = rest
-            return batch
+            return self._take_static()
+
+    def _take_static(self) -> list[Job]:
+        """The oldest waiting request and every other one it can share a ``generate`` batch with (under the lock)."""
+        waiting = [job for job in self._pending if not job.cancelled]
+        if not waiting:
+            self._pending.clear()
+            return []
+        key, batch, rest, rows = waiting[0].batch_key(), [], deque(), 0
+        for job in waiting:
+            if job.batch_key() == key and (not batch or rows + job.config.n <= self.max_batch_size):
+                batch.append(job)
+                rows += job.config.n
+            else:
+                rest.append(job)
+        self._pending = rest
+        return batch
+
+    # ---- continuous batching ---------------------------------------------------------------------------------
+    def _work_continuously(self, running) -> None:
+        while True:
+            with self._wakeup:
+                if not running.entries:
+                    self._wakeup.wait_for(lambda: self._pending or self._stopped, timeout=self.throughput.interval)
+                if self._stopped:
+                    return
+                joining, static = self._admit(running)
+            if static:
+                self._run(static)
+            if joining:
+                self._join(running, joining)
+            if running.entries:
+                self.throughput.add_step(len(running.entries))
+                for job, response in self._guarded(running, running.step, []) or []:
+                    self._finish(job, response)
+                    self.throughput.add(1, response.usage.completion_tokens, batches=0)
+            self.throughput.maybe_log()
+
+    def _admit(self, running) -> tuple[list[Job], list[Job]]:
+        """Under the lock: the waiting requests that join the running batch now, in arrival order up to the first
+        that cannot; or, when the batch is empty and the oldest request cannot join one, a static batch."""
+        self._pending = deque(job for job in self._pending if not job.cancelled)
+        joining = []
+        while self._pending:
+            job = self._pending[0]
+            if not self.engine.can_join(job.prompt, job.config, job.adapter):
+                if running.entries or joining:
+                    break
+                return [], self._take_static()
+            if not running.fits(job, joining):
+                break
+            joining.append(self._pending.popleft())
+        return joining, []
+
+    @staticmethod
+    def _join(running, joining: list[Job]) -> None:
+        """Prefill ``joining`` into the batch; a failed prefill fails those requests, not the running ones."""
+        try:
+            running.add(joining)
+        except Exception as err:  # noqa: BLE001
+            logger.error(f'prefill failed for {len(joining)} requests: {type(err).__name__}: {err}')
+            for job in joining:
+                job.send('error', err)
+
+    @staticmethod
+    def _guarded(running, action, joining: list[Job]):
+        """Run ``action``; a failure fails the requests in the batch, never the worker."""
+        try:
+            return action()
+        except Exception as err:  # noqa: BLE001
+            logger.error(f'generation failed for a running batch of {len(running.entries)}: '
+                         f'{type(err).__name__}: {err}')
+            running.fail(err)
+            return None
 
     def _run(self, batch: list[Job]) -> None:
         def on_text(index: int, choice: int, text: str, logprobs) -> None:
