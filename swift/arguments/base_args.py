@@ -1,27 +1,15 @@
 """Argument groups shared by every command. Dataclasses only: ``__post_init__`` validates and does no I/O."""
-import json
 import os
 from dataclasses import dataclass, field, fields
 from typing import Literal, Optional, TypeVar
 
 from ..utils import SwiftError
+from ..utils.errors import json_object
 from ..utils.io import read_json
 
 TorchDtype = Literal['auto', 'float32', 'float16', 'bfloat16', 'fp32', 'fp16', 'bf16']
 G = TypeVar('G')
 AttnImpl = Literal['flash_attn', 'flash_attention_2', 'sdpa', 'eager']
-
-
-def json_object(flag: str, value: str | dict | None, what: str) -> dict | None:
-    """A flag whose value is a JSON object: a string on the command line, already a dict when read from args.json."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise SwiftError(f'{flag} must be a JSON object: {err}') from None
-    if value is not None and not isinstance(value, dict):
-        raise SwiftError(f'{flag} must be a JSON object {what}')
-    return value
 
 
 def group(args, cls: type[G], **overrides) -> G:

@@ -10,7 +10,9 @@ from .infer_args import InferArguments
 class DeployArguments(InferArguments):
     """``--adapters`` takes bare paths, applied to the served model as ``swift infer`` does, and ``name=path``
     entries, each served as a model of its own next to the base (multi-LoRA)."""
-    host: str = field(default='0.0.0.0', metadata={'help': 'Address to listen on; 127.0.0.1 keeps it local.'})
+    host: str = field(
+        default='127.0.0.1', metadata={'help': 'Address to listen on; 0.0.0.0 opens the server to the network (set '
+                                                '--api_key then).'})
     port: int = field(default=8000, metadata={'help': 'Port to listen on.'})
     api_key: Optional[str] = field(
         default=None, metadata={'help': "When set, requests must send 'Authorization: Bearer <api_key>'."})

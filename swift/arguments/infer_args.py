@@ -3,12 +3,12 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..utils import SwiftError
-from ..infer.arguments import LmdeployArguments, SglangArguments, VllmArguments
+from ..infer.arguments import LmdeployArguments, SglangArguments, VllmEngineArguments
 from .base_args import BaseArguments, GenerationArguments
 
 
 @dataclass
-class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangArguments, LmdeployArguments):
+class InferArguments(BaseArguments, GenerationArguments, VllmEngineArguments, SglangArguments, LmdeployArguments):
     infer_backend: Literal['transformers', 'pt', 'vllm', 'sglang', 'lmdeploy'] = field(
         default='pt', metadata={'help': "Inference engine: pt works everywhere ('transformers' is ms-swift 4's name "
                                         'for it); vllm needs vLLM (scripts/setup_vllm.sh); sglang and lmdeploy need '
@@ -39,7 +39,7 @@ class InferArguments(BaseArguments, GenerationArguments, VllmArguments, SglangAr
                              'swift does not install); use --metric acc')
         if self.val_dataset_sample is not None and self.val_dataset_sample < 0:
             raise SwiftError(f'--val_dataset_sample must be positive, got {self.val_dataset_sample}')
-        VllmArguments.__post_init__(self)
+        VllmEngineArguments.__post_init__(self)
         SglangArguments.__post_init__(self)
         LmdeployArguments.__post_init__(self)
         if self.max_batch_size < 1:

@@ -140,6 +140,7 @@ def _refuse_unsupported(argv: list[str], cls: type) -> None:
 
 
 def parse_args(cls: type[T], argv: Sequence[str]) -> T:
+    _refuse_unsupported(argv, cls)  # under the name the user gave, then under the one an alias stands for
     argv = rewrite_aliases(list(argv))
     _refuse_unsupported(argv, cls)
     parser = SwiftArgumentParser(cls)

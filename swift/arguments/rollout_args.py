@@ -1,17 +1,18 @@
 """Arguments of ``swift rollout``: the vLLM generation server that GRPO's ``--vllm_mode server`` talks to."""
 from dataclasses import dataclass, field
 
-from ..infer.arguments import VllmArguments
+from ..infer.arguments import VllmEngineArguments
 from ..utils import SwiftError
 from .base_args import ModelArguments
 from .deploy_args import check_port
 
 
 @dataclass
-class RolloutArguments(ModelArguments, VllmArguments):
-    host: str = field(default='0.0.0.0', metadata={'help': 'Address to listen on (GRPO: --vllm_server_host).'})
+class RolloutArguments(ModelArguments, VllmEngineArguments):
+    host: str = field(
+        default='127.0.0.1', metadata={'help': 'Address to listen on (GRPO: --vllm_server_host); 0.0.0.0 opens it '
+                                                'to the network, for trainers on other hosts.'})
     port: int = field(default=8000, metadata={'help': 'Port to listen on (GRPO: --vllm_server_port).'})
-    vllm_data_parallel_size: int = field(default=1, metadata={'help': 'Model copies serving in parallel.'})
 
     def __post_init__(self):
         if not self.model:
@@ -22,6 +23,4 @@ class RolloutArguments(ModelArguments, VllmArguments):
             if getattr(self, flag):
                 raise SwiftError(f'--{flag}: swift rollout serves --model as vLLM loads it; export a model with '
                                  'the change first')
-        VllmArguments.__post_init__(self)
-        if self.vllm_data_parallel_size < 1:
-            raise SwiftError(f'--vllm_data_parallel_size must be at least 1, got {self.vllm_data_parallel_size}')
+        VllmEngineArguments.__post_init__(self)

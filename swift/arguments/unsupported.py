@@ -92,8 +92,68 @@ UNSUPPORTED: dict[str, str] = {
     'teacher_tag_key': 'not built yet: GKD with several remote teachers (--teacher_model_server)',
 }
 
+# ---- flags of ms-swift's commands that one command here has no use for: refused there, acting in the others
+# (ACTS_IN below names the arguments groups that declare and use them)
+ROLLOUT = ("swift rollout runs trl's vLLM server on --model as it is, sampling as each trainer request says: this "
+           'flag has no use there')
+ROLLOUT_VLLM = 'swift rollout serves with vLLM only'
+SERVER = ("a swift deploy server setting: swift app serves the model in-process and swift rollout runs trl's vLLM "
+          'server, neither has it')
+APP_SERVER = ('swift app serves the model in-process, without a swift deploy server (its page: --server_name, '
+              '--server_port)')
+GENERATION = ('a generation setting of swift infer, deploy, app, eval and sample: training evaluates without '
+              'generating (predict_with_generate is not built), export does not generate, and swift rollout takes '
+              "each trainer request's")
+ROLLOUT_FLAGS = {  # the group that declares them -> the flags swift rollout refuses
+    'BaseArguments': (
+        'adapters', 'seed', 'load_args', 'load_data_args', 'dataset', 'val_dataset', 'split_dataset_ratio',
+        'data_seed', 'dataset_num_proc', 'dataset_shuffle', 'columns', 'strict', 'model_name', 'model_author',
+        'custom_dataset_info', 'template', 'system', 'max_length', 'max_model_len', 'truncation_strategy',
+        'use_chat_template', 'padding_free', 'loss_scale', 'agent_template', 'packing', 'lazy_tokenize',
+        'add_non_thinking_prefix', 'disable_auto_column_mapping', 'enable_thinking', 'interleave_prob',
+        'is_binary_loss_scale', 'load_from_cache_file', 'preserve_thinking', 'response_prefix', 'stopping_strategy',
+        'template_backend', 'val_dataset_shuffle'),
+    'InferArguments': ('infer_backend', 'max_batch_size', 'merge_lora', 'result_path', 'write_batch_size', 'metric',
+                       'val_dataset_sample', 'reranker_use_activation'),
+}
+ROLLOUT_ENGINE_FLAGS = {
+    'SglangArguments': (
+        'sglang_tp_size', 'sglang_pp_size', 'sglang_dp_size', 'sglang_ep_size', 'sglang_mem_fraction_static',
+        'sglang_context_length', 'sglang_disable_cuda_graph', 'sglang_quantization', 'sglang_kv_cache_dtype',
+        'sglang_enable_dp_attention', 'sglang_disable_custom_all_reduce', 'sglang_speculative_algorithm',
+        'sglang_speculative_num_steps', 'sglang_speculative_eagle_topk', 'sglang_speculative_num_draft_tokens'),
+    'LmdeployArguments': ('lmdeploy_tp', 'lmdeploy_session_len', 'lmdeploy_cache_max_entry_count',
+                          'lmdeploy_quant_policy'),
+}
+SERVER_FLAGS = ('api_key', 'owned_by', 'served_model_name', 'verbose', 'log_interval', 'max_logprobs')
+GENERATION_FLAGS = ('max_new_tokens', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'stop_words', 'stream',
+                    'logprobs', 'top_logprobs')
+for _names in ROLLOUT_FLAGS.values():
+    UNSUPPORTED.update(dict.fromkeys(_names, ROLLOUT))
+for _names in ROLLOUT_ENGINE_FLAGS.values():
+    UNSUPPORTED.update(dict.fromkeys(_names, ROLLOUT_VLLM))
+# GRPO's colocated vLLM is trl's, which takes only the flags of VllmArguments
+GRPO_VLLM_FLAGS = ('vllm_pipeline_parallel_size', 'vllm_data_parallel_size', 'vllm_enable_expert_parallel',
+                   'vllm_disable_custom_all_reduce', 'vllm_quantization', 'vllm_disable_cascade_attn',
+                   'vllm_speculative_config', 'vllm_engine_kwargs', 'vllm_use_async_engine')
+UNSUPPORTED.update(dict.fromkeys(GRPO_VLLM_FLAGS, "GRPO's colocated vLLM is trl's, which does not take it; swift "
+                                                  'rollout does (--vllm_mode server)'))
+UNSUPPORTED['vllm_reasoning_parser'] = "not built yet: answers' reasoning_content split out by vLLM's reasoning parser"
+UNSUPPORTED['base_url'] = 'not built yet: swift app as the client of a running swift deploy (--base_url)'
+UNSUPPORTED.update({**dict.fromkeys(SERVER_FLAGS, SERVER), **dict.fromkeys(('host', 'port'), APP_SERVER),
+                    **dict.fromkeys(GENERATION_FLAGS, GENERATION)})
+
 # Flags refused above that some commands do act on: the arguments classes (by name) that declare and use them.
 ACTS_IN: dict[str, set[str]] = {
+    **{name: {owner} for groups in (ROLLOUT_FLAGS, ROLLOUT_ENGINE_FLAGS) for owner, names in groups.items()
+       for name in names},
+    **dict.fromkeys(SERVER_FLAGS, {'DeployArguments'}),
+    **dict.fromkeys(GRPO_VLLM_FLAGS, {'VllmEngineArguments'}),
+    **dict.fromkeys(('host', 'port'), {'DeployArguments', 'RolloutArguments'}),
+    # GRPO and GKD sample with temperature, top_k, top_p and repetition_penalty (their SamplingArguments)
+    **{name: {'GenerationArguments', 'SamplingArguments'} if name in ('temperature', 'top_k', 'top_p',
+                                                                     'repetition_penalty') else {'GenerationArguments'}
+       for name in GENERATION_FLAGS},
     'streaming': {'TrainArguments', 'RLHFArguments'},
     'shuffle_buffer_size': {'TrainArguments', 'RLHFArguments'},
 }

@@ -6,7 +6,7 @@ for ``--vllm_max_model_len``)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..utils.errors import SwiftError, check_fraction
+from ..utils.errors import SwiftError, check_fraction, json_object
 
 
 @dataclass
@@ -34,6 +34,50 @@ class VllmArguments:
 
 
 @dataclass
+class VllmEngineArguments(VllmArguments):
+    """The vLLM flags that only swift's own vLLM engine and swift rollout pass on: GRPO's colocated vLLM is trl's,
+    which takes the ones above."""
+    vllm_pipeline_parallel_size: int = field(default=1, metadata={'help': 'Pipeline stages one vLLM model spans.'})
+    vllm_data_parallel_size: int = field(default=1, metadata={'help': 'Model copies vLLM serves in parallel.'})
+    vllm_enable_expert_parallel: bool = field(
+        default=False, metadata={'help': "Spread an MoE model's experts over the GPUs (vLLM expert parallelism)."})
+    vllm_disable_custom_all_reduce: bool = field(
+        default=True, metadata={'help': "Use NCCL's all-reduce instead of vLLM's custom kernel."})
+    vllm_quantization: Optional[str] = field(
+        default=None, metadata={'help': "vLLM's quantization method for the weights, e.g. fp8 or awq."})
+    vllm_disable_cascade_attn: bool = field(default=False, metadata={'help': "Turn off vLLM's cascade attention."})
+    vllm_speculative_config: Optional[str] = field(
+        default=None, metadata={'help': "vLLM's speculative decoding settings, a JSON object such as "
+                                        '\'{"method": "ngram", "num_speculative_tokens": 3}\'.'})
+    vllm_engine_kwargs: Optional[str] = field(
+        default=None, metadata={'help': "Further vLLM engine arguments, a JSON object of vLLM's own names; they win "
+                                        'over the flags above.'})
+    vllm_use_async_engine: Optional[bool] = field(
+        default=None, metadata={'help': "ms-swift chooses vLLM's async or offline engine with it; swift always drives "
+                                        "vLLM's async engine, whose answers are the same, so either value runs."})
+
+    def __post_init__(self):
+        VllmArguments.__post_init__(self)
+        self.vllm_speculative_config = json_object('--vllm_speculative_config', self.vllm_speculative_config,
+                                                   'of speculative decoding settings')
+        self.vllm_engine_kwargs = json_object('--vllm_engine_kwargs', self.vllm_engine_kwargs,
+                                              'of vLLM engine arguments') or {}
+        for flag in ('vllm_pipeline_parallel_size', 'vllm_data_parallel_size'):
+            if getattr(self, flag) < 1:
+                raise SwiftError(f'--{flag} must be at least 1, got {getattr(self, flag)}')
+
+    def engine_options(self) -> dict:
+        """vLLM engine arguments of the flags that pass straight through, --vllm_engine_kwargs last (its names
+        win)."""
+        return {'pipeline_parallel_size': self.vllm_pipeline_parallel_size,
+                'data_parallel_size': self.vllm_data_parallel_size,
+                'enable_expert_parallel': self.vllm_enable_expert_parallel,
+                'disable_custom_all_reduce': self.vllm_disable_custom_all_reduce,
+                'quantization': self.vllm_quantization, 'disable_cascade_attn': self.vllm_disable_cascade_attn,
+                'speculative_config': self.vllm_speculative_config, **self.vllm_engine_kwargs}
+
+
+@dataclass
 class SglangArguments:
     sglang_tp_size: int = field(default=1, metadata={'help': 'GPUs one SGLang model is split over (tensor parallel).'})
     sglang_pp_size: int = field(default=1, metadata={'help': 'SGLang pipeline-parallel stages.'})
@@ -50,6 +94,14 @@ class SglangArguments:
     sglang_enable_dp_attention: bool = field(default=False, metadata={'help': 'Data-parallel attention.'})
     sglang_disable_custom_all_reduce: bool = field(
         default=True, metadata={'help': "Use NCCL instead of SGLang's custom all-reduce kernel."})
+    sglang_speculative_algorithm: Optional[str] = field(
+        default=None, metadata={'help': 'Speculative decoding algorithm, e.g. EAGLE, EAGLE3 or NEXTN.'})
+    sglang_speculative_num_steps: Optional[int] = field(
+        default=None, metadata={'help': 'Draft-model steps per speculative round.'})
+    sglang_speculative_eagle_topk: Optional[int] = field(
+        default=None, metadata={'help': 'Tokens the draft model proposes at each step (EAGLE top-k).'})
+    sglang_speculative_num_draft_tokens: Optional[int] = field(
+        default=None, metadata={'help': 'Draft tokens verified per speculative round.'})
 
     def __post_init__(self):
         check_fraction('sglang_mem_fraction_static', self.sglang_mem_fraction_static)

@@ -90,6 +90,10 @@ def engine_kwargs(model_dir: str, settings: SglangArguments, adapters: dict[str,
         disable_cuda_graph=settings.sglang_disable_cuda_graph, quantization=settings.sglang_quantization,
         kv_cache_dtype=settings.sglang_kv_cache_dtype, enable_dp_attention=settings.sglang_enable_dp_attention,
         disable_custom_all_reduce=settings.sglang_disable_custom_all_reduce, trust_remote_code=trust_remote_code,
+        speculative_algorithm=settings.sglang_speculative_algorithm,
+        speculative_num_steps=settings.sglang_speculative_num_steps,
+        speculative_eagle_topk=settings.sglang_speculative_eagle_topk,
+        speculative_num_draft_tokens=settings.sglang_speculative_num_draft_tokens,
         random_seed=seed,
         # each streamed output holds only what is new, rather than everything so far
         incremental_streaming_output=True, log_level='error')

@@ -28,7 +28,7 @@ from ..model import get_model_folder
 from ..template import Template, get_template
 from ..utils import SwiftError
 from ..utils.packages import vllm_memory_utilization
-from .arguments import VllmArguments
+from .arguments import VllmEngineArguments
 from .base import Choice, OnText, check_logprobs
 from .loop_engine import LoopEngine, engine_dtype, flag_group
 
@@ -47,7 +47,7 @@ class _Completion:
 
 class VllmEngine(LoopEngine):
 
-    def __init__(self, model: str, template: Template | None = None, settings: VllmArguments | None = None, *,
+    def __init__(self, model: str, template: Template | None = None, settings: VllmEngineArguments | None = None, *,
                  torch_dtype=None, enable_lora: bool = False, max_loras: int = 1, trust_remote_code: bool = False,
                  seed: int = 0, adapters: dict[str, str] | None = None, default_adapter: str | None = None,
                  max_batch_size: int | None = None, model_name: str | None = None, **flags):
@@ -58,7 +58,7 @@ class VllmEngine(LoopEngine):
         the checkpoint that ``adapter=None`` runs with. vLLM sizes its LoRA slots at start-up, so every adapter is
         named here, or ``enable_lora`` leaves room for ``max_loras`` added later (``add_adapter``,
         ``adapter_request``). ``max_batch_size``: rows handed to vLLM at once, ``vllm_max_num_seqs`` when None."""
-        settings = flag_group(VllmArguments, settings, flags, 'VllmEngine')
+        settings = flag_group(VllmEngineArguments, settings, flags, 'VllmEngine')
         if template is None:
             model, tokenizer, meta = get_model_folder(model)
             template = get_template(meta.template, tokenizer)
@@ -68,7 +68,7 @@ class VllmEngine(LoopEngine):
         lora_rank = _slot_rank(max([settings.vllm_max_lora_rank,
                                     *(_lora_rank(name, path) for name, path in named.items())]))
         lora_enabled = bool(named) or enable_lora
-        engine_args = AsyncEngineArgs(
+        engine_args = AsyncEngineArgs(**{**dict(
             model=model, dtype=engine_dtype(torch_dtype, model),
             gpu_memory_utilization=vllm_memory_utilization(settings.vllm_gpu_memory_utilization),
             tensor_parallel_size=settings.vllm_tensor_parallel_size, max_num_seqs=settings.vllm_max_num_seqs,
@@ -76,7 +76,7 @@ class VllmEngine(LoopEngine):
             enable_prefix_caching=settings.vllm_enable_prefix_caching, trust_remote_code=trust_remote_code,
             seed=seed, enable_lora=lora_enabled, max_loras=max(max_loras, len(named)), max_lora_rank=lora_rank,
             # OpenAI's logprobs are those of the distribution sampled from, as PtEngine reports them.
-            logprobs_mode='processed_logprobs')
+            logprobs_mode='processed_logprobs'), **settings.engine_options()})
         max_batch_size = max_batch_size or settings.vllm_max_num_seqs
         super().__init__(template, max_batch_size, model_name or model, 'swift-vllm')  # starts the loop thread
         self._ids = itertools.count(1)

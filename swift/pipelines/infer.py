@@ -12,7 +12,7 @@ import random
 from ..arguments import InferArguments, group
 from ..dataset import split_rows
 from ..infer import InferEngine, PtEngine
-from ..infer.arguments import LmdeployArguments, SglangArguments, VllmArguments
+from ..infer.arguments import LmdeployArguments, SglangArguments, VllmEngineArguments
 from ..protocol import InferRequest, RequestConfig
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
@@ -87,7 +87,7 @@ def _vllm_engine(args: InferArguments, named_adapters: dict[str, str]) -> InferE
     model_dir, template = load_folder_and_template(args)
     # vLLM batches whatever it holds, so requests reach it as they come, up to its own limit (--vllm_max_num_seqs):
     # --max_batch_size is for the pt backend (ms-swift's docs say the same).
-    return VllmEngine(model_dir, template, group(args, VllmArguments), torch_dtype=args.torch_dtype,
+    return VllmEngine(model_dir, template, group(args, VllmEngineArguments), torch_dtype=args.torch_dtype,
                       trust_remote_code=args.trust_remote_code, seed=args.seed, adapters=named_adapters,
                       default_adapter=_default_adapter(args))
 

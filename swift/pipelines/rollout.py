@@ -10,6 +10,7 @@ GRPOTrainer uses to generate and to push the new weights after each step); this 
 it and resolves a hub id to a local folder first. On vLLM's CPU build (one host, for small models) the trainer
 pushes the weights through a folder instead of NCCL (``swift.rlhf.grpo.CPURolloutGeneration``).
 """
+import json
 import os
 import sys
 
@@ -17,13 +18,18 @@ from trl.scripts import vllm_serve
 
 from ..arguments import RolloutArguments, group
 from ..hub import safe_snapshot_download
-from ..infer.arguments import VllmArguments
+from ..infer.arguments import VllmEngineArguments
 from ..utils import SwiftError, get_logger
 from ..utils.packages import vllm_is_cpu_build, vllm_memory_utilization, vllm_missing
 from .common import to_arguments
 
 logger = get_logger()
 DTYPES = {None: 'auto', 'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}
+# vLLM's own defaults of the engine options swift rollout passes on only when they differ (data_parallel_size is
+# among trl's server settings)
+VLLM_SERVE_DEFAULTS = {'pipeline_parallel_size': 1, 'enable_expert_parallel': False,
+                       'disable_custom_all_reduce': False, 'quantization': None, 'disable_cascade_attn': False,
+                       'speculative_config': None}
 
 
 def rollout_main(args: RolloutArguments | list[str] | None = None) -> None:
@@ -33,7 +39,7 @@ def rollout_main(args: RolloutArguments | list[str] | None = None) -> None:
         raise SwiftError(f'swift rollout serves generation with vLLM: {missing}')
     server_args = serve_arguments(args, safe_snapshot_download(args.model, use_hf=args.use_hf,
                                                                revision=args.model_revision, token=args.hub_token))
-    extra = extra_serve_arguments(group(args, VllmArguments))
+    extra = extra_serve_arguments(group(args, VllmEngineArguments))
     logger.info(f'serving {args.model} for GRPO on {args.host}:{args.port}')
     if vllm_is_cpu_build():
         _serve_with_cpu_build(server_args, extra)
@@ -52,23 +58,36 @@ def _serve_with_cpu_build(server_args: vllm_serve.ScriptArguments, extra: list[s
 
 def serve_arguments(args: RolloutArguments, model_dir: str) -> vllm_serve.ScriptArguments:
     """trl's server settings for ``args``, the model already local."""
-    vllm = group(args, VllmArguments)
+    vllm = group(args, VllmEngineArguments)
     return vllm_serve.ScriptArguments(
         model=model_dir, tensor_parallel_size=vllm.vllm_tensor_parallel_size,
-        data_parallel_size=args.vllm_data_parallel_size, host=args.host, port=args.port,
+        data_parallel_size=vllm.vllm_data_parallel_size, host=args.host, port=args.port,
         gpu_memory_utilization=vllm_memory_utilization(vllm.vllm_gpu_memory_utilization),
         dtype=DTYPES.get(args.torch_dtype, args.torch_dtype), max_model_len=vllm.vllm_max_model_len,
         enable_prefix_caching=vllm.vllm_enable_prefix_caching, enforce_eager=vllm.vllm_enforce_eager,
         trust_remote_code=args.trust_remote_code)
 
 
-def extra_serve_arguments(vllm: VllmArguments) -> list[str]:
+def extra_serve_arguments(vllm: VllmEngineArguments) -> list[str]:
     """``vllm serve`` options for the flags trl's server settings lack: --vllm_max_num_seqs when it is set away from
-    its default (vLLM's server otherwise picks its own, as before this flag reached it). The server runs full
-    weights (GRPO pushes merged ones), so --vllm_max_lora_rank has nothing to size there."""
-    if vllm.vllm_max_lora_rank != VllmArguments.vllm_max_lora_rank:
+    its default (vLLM's server otherwise picks its own, as before this flag reached it), and the engine options of
+    swift's vLLM engine (--vllm_quantization, --vllm_engine_kwargs, ...) that differ from vLLM's own defaults. The
+    server runs full weights (GRPO pushes merged ones), so --vllm_max_lora_rank has nothing to size there."""
+    if vllm.vllm_max_lora_rank != VllmEngineArguments.vllm_max_lora_rank:
         logger.warning('--vllm_max_lora_rank: swift rollout serves full weights (GRPO pushes merged ones), so it '
                        'is not used')
-    if vllm.vllm_max_num_seqs != VllmArguments.vllm_max_num_seqs:
-        return ['--max-num-seqs', str(vllm.vllm_max_num_seqs)]
-    return []
+    options = {} if vllm.vllm_max_num_seqs == VllmEngineArguments.vllm_max_num_seqs else {
+        'max_num_seqs': vllm.vllm_max_num_seqs}
+    options.update({key: value for key, value in vllm.engine_options().items()
+                    if key in vllm.vllm_engine_kwargs or VLLM_SERVE_DEFAULTS.get(key, value) != value})
+    return [item for key, value in options.items() for item in _serve_option(key, value)]
+
+
+def _serve_option(key: str, value) -> list[str]:
+    """One ``vllm serve`` option: ``--pipeline-parallel-size 2``, ``--enable-expert-parallel``, JSON for a dict."""
+    option = '--' + key.replace('_', '-')
+    if value is True:
+        return [option]
+    if value is False:
+        return ['--no-' + option[2:]]
+    return [option, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]

@@ -9,7 +9,7 @@ def test_named_adapters_are_served_and_bare_ones_applied():
     args = parse_args(DeployArguments, ['--adapters', 'lora1=/ckpt/a', 'lora2=/ckpt/b=c', '/ckpt/bare'])
     assert args.adapter_mapping == {'lora1': '/ckpt/a', 'lora2': '/ckpt/b=c'}
     assert args.adapters == ['/ckpt/bare']
-    assert (args.host, args.port, args.max_batch_size, args.api_key) == ('0.0.0.0', 8000, 8, None)
+    assert (args.host, args.port, args.max_batch_size, args.api_key) == ('127.0.0.1', 8000, 8, None)
 
 
 @pytest.mark.parametrize('argv, needle', [
