@@ -69,6 +69,8 @@ def open_stream(specs: list[str], *, use_hf: bool = False, seed: int = 42, shuff
     from datasets.distributed import split_dataset_by_node
     if interleave_prob is not None and len(interleave_prob) != len(specs):
         raise SwiftError(f'--interleave_prob gives {len(interleave_prob)} probabilities for {len(specs)} datasets')
+    if interleave_prob is not None and (any(p < 0 for p in interleave_prob) or abs(sum(interleave_prob) - 1) > 1e-6):
+        raise SwiftError(f'--interleave_prob must be non-negative and add up to 1, got {interleave_prob}')
     features = Features({'where': Value('string'), 'text': Value('string'), 'spec': Value('int32')})
     parts, infos = [], []
     for k, text in enumerate(specs):

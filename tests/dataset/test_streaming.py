@@ -83,6 +83,18 @@ def test_shuffle_buffer_is_reseeded_per_epoch_and_an_offset_resumes(rows_file):
     assert _contents(rows.rows(0, 5)) == first[5:]
 
 
+def test_interleave_prob_mixes_streams_until_the_first_runs_out(tmp_path):
+    (tmp_path / 'a.jsonl').write_text(''.join(json.dumps({'query': f'a{i}', 'response': 'r'}) + '\n' for i in range(30)))
+    (tmp_path / 'b.jsonl').write_text(''.join(json.dumps({'query': f'b{i}', 'response': 'r'}) + '\n' for i in range(5)))
+    stream, infos = open_stream([str(tmp_path / 'a.jsonl'), str(tmp_path / 'b.jsonl')], shuffle=False,
+                                interleave_prob=[0.5, 0.5])
+    mixed = _contents(RowStream(stream, infos).rows(0))
+    assert {q[0] for q in mixed} == {'a', 'b'} and len(mixed) < 35
+    assert [q for q in mixed if q[0] == 'a'] == [f'a{i}' for i in range(len(mixed) - 5)]
+    with pytest.raises(SwiftError, match='add up to 1'):
+        open_stream([str(tmp_path / 'a.jsonl'), str(tmp_path / 'b.jsonl')], interleave_prob=[0.5, 0.6])
+
+
 def test_parquet_csv_and_folders_stream_with_their_places(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
