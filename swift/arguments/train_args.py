@@ -9,6 +9,7 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 
 from ..utils import SwiftError, get_logger
+from ..utils.dist import skip_deepspeed_cpu_kernel
 from ..utils.packages import require_extra
 from ..dataset.arguments import StreamingArguments
 from ..tuners.arguments import INIT_WEIGHTS, TunerArguments
@@ -183,21 +184,20 @@ class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments
             self.activation_checkpointing = self.gradient_checkpointing
             if 'activation_checkpointing' in Seq2SeqTrainingArguments.__dataclass_fields__:
                 self.gradient_checkpointing = None
+        if self.deepspeed:
+            skip_deepspeed_cpu_kernel()
         Seq2SeqTrainingArguments.__post_init__(self)
 
     def _choose_deepspeed(self) -> None:
-        """--deepspeed zero0..zero3_offload (ms-swift's shorthands) or a JSON config file; without the deepspeed
-        package or a GPU, training goes on with plain data parallelism after one warning."""
+        """--deepspeed zero0..zero3_offload (ms-swift's shorthands) or a JSON config file. DeepSpeed runs on a CPU too
+        (its CPU accelerator over gloo), so the flag is never skipped: without the package it stops in one line."""
         if not self.deepspeed or isinstance(self.deepspeed, dict):
             return
         if self.deepspeed not in SHORTHANDS and not os.path.isfile(self.deepspeed):
             raise SwiftError(f"--deepspeed {self.deepspeed}: give one of {', '.join(SHORTHANDS)} or a DeepSpeed "
                              'JSON config file')
-        if importlib.util.find_spec('deepspeed') is None or not torch.cuda.is_available():
-            logger.warning(f'--deepspeed {self.deepspeed} needs the deepspeed package and a GPU: training without '
-                           'DeepSpeed (plain data parallelism under NPROC_PER_NODE)')
-            self.deepspeed = None
-        elif self.deepspeed in SHORTHANDS:
+        require_extra('deepspeed', 'deepspeed', f'--deepspeed {self.deepspeed}')
+        if self.deepspeed in SHORTHANDS:
             self.deepspeed = deepspeed_config(self.deepspeed)
 
     def _choose_mixed_precision(self) -> None:

@@ -1,5 +1,5 @@
 """``swift <command> [config.yaml|config.json] [flags]``: map a command to its pipeline, reading flags from a config
-file first, relaunching under torchrun for NPROC_PER_NODE."""
+file first, relaunching under torchrun for NPROC_PER_NODE or NNODES."""
 import importlib
 import json
 import logging
@@ -140,11 +140,11 @@ def cli_main(argv: list[str] | None = None) -> int:
         rest = expand_config_file(argv[1:])
     except SwiftError as err:
         return _fail(command, err)
-    nproc = env.nproc_per_node()
     if env.is_distributed_worker():
         die_with_parent()
-    elif command in DISTRIBUTED and nproc and nproc > 1:
-        return _torchrun(command, rest, nproc)
+    elif command in DISTRIBUTED and env.wants_torchrun():
+        # As ms-swift: several processes on this node, or one node of several (each node launches its own torchrun).
+        return _torchrun(command, rest, env.nproc_per_node() or 1)
     return run_command(command, rest)
 
 

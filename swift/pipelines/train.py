@@ -26,7 +26,7 @@ from ..tuners import TunerArguments, loraplus_optimizer, prepare_model, tuner_ca
 from ..tuners.longlora import GROUPS as LONGLORA_GROUPS
 from ..tuners.multimodal import part_learning_rates_optimizer
 from ..utils import SwiftError, get_logger
-from ..utils.dist import broadcast_from_main
+from ..utils.dist import broadcast_from_main, init_deepspeed_comm
 from ..utils.io import write_json
 from ..utils.output_dir import next_run_dir
 from ..trainers.optimizers import muon_optimizer
@@ -67,6 +67,8 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     if args.streaming and load_data is not None:
         raise SwiftError(f'--streaming: --task_type {args.task_type} reads its rows whole; streaming is built for '
                          'causal_lm sft and pt')
+    if args.deepspeed:
+        init_deepspeed_comm()  # before the model loads: ZeRO-3 shards its weights as they are created
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
     model, tokenizer, template = load_model_and_template(args)
     if args.router_aux_loss_coef > 0:

@@ -43,8 +43,9 @@ def prepare_model(model: PreTrainedModel, train_type: str, settings: TunerArgume
             # Frozen embeddings give checkpointed blocks no input that requires grad; this restores the graph.
             model.enable_input_require_grads()
         model = _add_tuner(model, train_type, settings, lora_ga_step, task_type)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    # Under DeepSpeed ZeRO-3 each process holds an empty shard; ds_numel is the full parameter's size.
+    trainable = sum(getattr(p, 'ds_numel', p.numel()) for p in model.parameters() if p.requires_grad)
+    total = sum(getattr(p, 'ds_numel', p.numel()) for p in model.parameters())
     logger.info(f'{train_type}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)')
     return model
 

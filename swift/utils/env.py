@@ -1,7 +1,9 @@
 """The only module that reads environment variables. Each one is documented here.
 
-- ``NPROC_PER_NODE``: processes per node; when set, ``swift sft`` and ``swift pt`` relaunch under torchrun.
-- ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings.
+- ``NPROC_PER_NODE``: processes per node; above 1, ``swift sft``, ``swift pt`` and ``swift rlhf`` relaunch under
+  torchrun (unset: 1).
+- ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``: multi-node torchrun settings (defaults 1, 0,
+  127.0.0.1, 29500); with ``NNODES`` above 1 each node's command launches torchrun, even for one process per node.
 - ``LOCAL_RANK``: set by torchrun inside each worker; tells a worker from the launching command.
 - ``WORLD_SIZE``: set by torchrun inside each worker: the number of processes in the run (1 without torchrun).
 - ``HF_HUB_OFFLINE``: when ``1``, hub downloads are not attempted at all (nor are image URLs fetched).
@@ -39,6 +41,11 @@ def nproc_per_node() -> int | None:
     return int(value) if value else None
 
 
+def wants_torchrun() -> bool:
+    """Several processes on this node or several nodes: the training command relaunches itself under torchrun."""
+    return (nproc_per_node() or 1) > 1 or _int('NNODES', 1) > 1
+
+
 def torchrun_settings() -> dict:
     """Multi-node settings for torchrun, from the variables users already know from ms-swift."""
     return {
@@ -59,6 +66,13 @@ def world_size() -> int:
 
 def is_distributed_worker() -> bool:
     return local_rank() >= 0
+
+
+def set_single_process_rank(port: int) -> None:
+    """The variables torchrun gives a worker, for a run of one process without it (DeepSpeed reads them)."""
+    for name, value in (('RANK', 0), ('LOCAL_RANK', 0), ('WORLD_SIZE', 1), ('LOCAL_WORLD_SIZE', 1),
+                        ('MASTER_ADDR', '127.0.0.1'), ('MASTER_PORT', port)):
+        os.environ.setdefault(name, str(value))
 
 
 def hub_offline() -> bool:

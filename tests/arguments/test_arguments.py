@@ -1,4 +1,6 @@
 """Flags of the seeds parse with the seeds' meaning."""
+import importlib.util
+
 import pytest
 
 from swift.arguments import ExportArguments, InferArguments, TrainArguments, parse_args
@@ -36,11 +38,16 @@ def test_seed_defaults_and_conversions():
     assert 'tensorboard' in args.report_to
 
 
-def test_deepspeed_without_a_gpu_warns_and_trains_without_it(caplog):
-    assert parse_args(TrainArguments, BASE + ['--deepspeed', 'zero2']).deepspeed is None
-    assert '--deepspeed zero2 needs the deepspeed package and a GPU' in caplog.text
+def test_deepspeed_is_never_skipped(monkeypatch):
+    # DeepSpeed runs on a CPU (tests/e2e/test_distributed.py): the shorthand becomes its config, GPU or not
+    assert parse_args(TrainArguments, BASE + ['--deepspeed', 'zero2']).deepspeed['zero_optimization']['stage'] == 2
     with pytest.raises(SwiftError, match='--deepspeed zero4: give one of zero0, zero1, zero2, zero3'):
         parse_args(TrainArguments, BASE + ['--deepspeed', 'zero4'])
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'deepspeed' else
+                        real_find_spec(name, *a))
+    with pytest.raises(SwiftError, match=r"^--deepspeed zero3 needs deepspeed: pip install 'swift\[deepspeed\]'$"):
+        parse_args(TrainArguments, BASE + ['--deepspeed', 'zero3'])
 
 
 def test_deepspeed_shorthands_are_ms_swift_configs():

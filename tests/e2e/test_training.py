@@ -1,4 +1,5 @@
-"""Training behaviour through the real command line: learning, pre-training, resume after kill -9, torchrun."""
+"""Training behaviour through the real command line: learning, pre-training, resume after kill -9 (torchrun:
+test_distributed.py)."""
 import glob
 import json
 import os
@@ -93,18 +94,6 @@ def test_resume_after_kill_9_gives_the_same_losses(qwen2_dir, tmp_path):
     assert sorted(got) == list(range(start, 31))
     for step in got:
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
-
-
-def test_two_processes_train_with_torchrun_on_gloo(qwen2_dir, tmp_path):
-    data = _write_rows(tmp_path / 'rows.jsonl', 16)
-    result = run_swift('sft', '--model', qwen2_dir, '--dataset', data, '--output_dir', str(tmp_path / 'out'),
-                       '--max_steps', '3', '--save_steps', '3', '--logging_steps', '1', '--split_dataset_ratio', '0',
-                       env={'NPROC_PER_NODE': '2', 'MASTER_PORT': '29611'})
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = _only_run(tmp_path / 'out')
-    state = json.load(open(os.path.join(run_dir, 'checkpoint-3', 'trainer_state.json')))
-    # 16 rows, one per process per step: each step consumes 2 rows.
-    assert state['log_history'][0]['epoch'] == pytest.approx(2 / 16)
 
 
 @pytest.mark.parametrize('flags', [['--packing', 'true', '--max_length', '256'], ['--padding_free', 'true'],
