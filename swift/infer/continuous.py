@@ -91,7 +91,7 @@ class RunningBatch:
         input_ids = torch.tensor([[pad] * (longest - len(r)) + list(r) for r in rows], device=device)
         mask = torch.tensor([[0] * (longest - len(r)) + [1] * len(r) for r in rows], device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = _new_cache()
         logits = self._forward(jobs[0].adapter, input_ids, mask, positions, cache)
         if not self.entries:
             self.key = join_key(jobs[0])
@@ -133,12 +133,15 @@ class RunningBatch:
         scores = self._processed(self.logits)
         chosen = self._choose(scores)
         chosen_list = chosen.tolist()
-        finished, row = [], 0
+        spans, row = [], 0
         for entry in self.entries:
-            self._advance(entry, chosen[row:row + entry.n], chosen_list[row:row + entry.n], scores[row:row + entry.n])
+            spans.append((entry, row, self._append(entry, chosen[row:row + entry.n], chosen_list[row:row + entry.n],
+                                                   scores[row:row + entry.n])))
             row += entry.n
-            if all(entry.done):
-                finished.append(entry)
+        tails = self._tails(spans)
+        for entry, first, live in spans:
+            self._check(entry, live, chosen_list[first:first + entry.n], tails)
+        finished = [entry for entry in self.entries if all(entry.done)]
         responses = [(entry.job, self._response(entry)) for entry in finished]
         if finished:
             self._drop(finished, chosen)
@@ -146,7 +149,8 @@ class RunningBatch:
             self._decode(chosen)
         return responses
 
-    def _advance(self, entry: _Entry, chosen: torch.Tensor, tokens: list[int], scores: torch.Tensor) -> None:
+    def _append(self, entry: _Entry, chosen: torch.Tensor, tokens: list[int], scores: torch.Tensor) -> list[int]:
+        """Record the entry's new tokens (and their logprobs, and stream them); its rows still going."""
         if entry.logprobs is not None:
             entry.logprobs(chosen[:, None], (scores,))
         live = [row for row in range(entry.n) if not entry.done[row]]
@@ -155,23 +159,29 @@ class RunningBatch:
             entry.history[row].append(tokens[row])
         if entry.streamer is not None:
             entry.streamer.put(torch.tensor(tokens))
-        tails = self._tails(entry, live)
+        return live
+
+    def _check(self, entry: _Entry, live: list[int], tokens: list[int], tails: dict) -> None:
+        """End the rows that generated a stop token or a stop word, reached max_tokens, or whose client left."""
         cancelled = entry.job.cancelled
         for row in live:
-            token = tokens[row]
-            if (token in self.stop_ids or len(entry.tokens[row]) >= entry.max_new or cancelled
-                    or any(word in tails.get(row, '') for word in entry.stop_words)):
+            tail = tails.get((id(entry), row), '')
+            if (tokens[row] in self.stop_ids or len(entry.tokens[row]) >= entry.max_new or cancelled
+                    or any(word in tail for word in entry.stop_words)):
                 entry.done[row] = True
                 if entry.streamer is not None:
                     entry.streamer.ended[row] = True
 
-    def _tails(self, entry: _Entry, rows: list[int], window: int = 16) -> dict[int, str]:
-        """The text of each row's last ``window`` tokens, where a stop word would show (as ``StopWordsCriteria``)."""
-        if not entry.stop_words or not rows:
+    def _tails(self, spans: list, window: int = 16) -> dict[tuple[int, int], str]:
+        """The text of each going row's last ``window`` tokens, where a stop word would show (as
+        ``StopWordsCriteria`` looks), decoded in one call for the whole batch."""
+        keys = [(id(entry), row) for entry, _, live in spans if entry.stop_words for row in live]
+        if not keys:
             return {}
-        texts = self.engine.tokenizer.batch_decode([entry.tokens[row][-window:] for row in rows],
+        by_id = {id(entry): entry for entry, _, _ in spans}
+        texts = self.engine.tokenizer.batch_decode([by_id[key[0]].tokens[key[1]][-window:] for key in keys],
                                                    skip_special_tokens=False)
-        return dict(zip(rows, texts))
+        return dict(zip(keys, texts))
 
     def _response(self, entry: _Entry):
         config = entry.job.config
@@ -249,6 +259,39 @@ class RunningBatch:
             entry.job.send('error', err)
         self.entries, self.key = [], None
         self.cache = self.mask = self.positions = self.logits = None
+
+
+class _GrowingLayer(DynamicLayer):
+    """A key/value cache layer whose tensors are views of a buffer with room to grow: a decode step writes its
+    token in place, where ``DynamicLayer`` copies the whole cache into a new tensor at every step. Stacking or
+    dropping rows replaces ``keys`` and ``values`` with new tensors; the next update moves them into a new buffer."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+            return self.keys, self.values
+        length, end = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+        buffers = getattr(self, '_buffers', None)
+        if buffers is None or buffers[0].data_ptr() != self.keys.data_ptr() or end > buffers[0].shape[-2] \
+                or buffers[0].shape[0] != self.keys.shape[0]:
+            buffers = self._buffers = tuple(self._regrow(t, max(2 * end, 64)) for t in (self.keys, self.values))
+        buffers[0][:, :, length:end] = key_states
+        buffers[1][:, :, length:end] = value_states
+        self.keys, self.values = buffers[0][:, :, :end], buffers[1][:, :, :end]
+        return self.keys, self.values
+
+    @staticmethod
+    def _regrow(tensor: torch.Tensor, capacity: int) -> torch.Tensor:
+        buffer = tensor.new_empty(*tensor.shape[:2], capacity, tensor.shape[-1])
+        buffer[:, :, :tensor.shape[-2]] = tensor
+        return buffer
+
+
+def _new_cache() -> DynamicCache:
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = _GrowingLayer
+    return cache
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
