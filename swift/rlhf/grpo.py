@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from trl.generation.vllm_client import VLLMClient
 from trl.generation.vllm_generation import VLLMGeneration
+from trl.models.utils import unwrap_model_for_generation
 
 from ..template import DataCollator, Template
 from ..trainers import SwiftTrainerMixin
@@ -30,6 +31,7 @@ from ..infer.arguments import VllmArguments
 from .base import (AlignmentArguments, Algorithm, SamplingArguments, keep_trainable_float32, trl_config,
                    use_base_as_reference)
 from .dynamic_sampling import flat_groups, replace_groups
+from .grpo_generation import completions_up_to_eos, generate_with_shared_prefill, lora_merged
 from .grpo_losses import chord_mu, chord_sft_loss
 from .grpo_media import PromptMediaMixin
 from .offload import OffloadSettings, offloaded
@@ -277,6 +279,9 @@ def chord_mu_at(settings: GRPOArguments, step: int) -> float:
 
 class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
     """trl's GRPO with swift's template encoding the prompts (and their images: ``grpo_media.py``)."""
+    # Text prompts generated on the trained model: each prompt prefilled once for its group, the LoRA merged
+    # (grpo_generation.py). Off: trl's own path (the exactness tests compare the two).
+    fast_generation = True
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
                  max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
@@ -333,6 +338,24 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
             repetition_penalty=self.repetition_penalty,
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
             max_completion_length=self.max_completion_length, logprobs=0, generation_kwargs=self.args.generation_kwargs)
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if not self._fast_generation_applies(images, multimodal_fields, has_tool_images):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                          generation_kwargs=self.generation_kwargs) as model,
+              lora_merged(model)):
+            completion_ids = generate_with_shared_prefill(model, prompt_ids, self._tokenizer.pad_token_id,
+                                                          self.generation_config, self.pad_to_multiple_of)
+        return completions_up_to_eos(completion_ids, self.eos_token_ids), None
+
+    def _fast_generation_applies(self, images, multimodal_fields, has_tool_images) -> bool:
+        """Plain text on the trained model, not sharded: vLLM, continuous batching, media, DeepSpeed and FSDP take
+        trl's path."""
+        return (self.fast_generation and not self.use_vllm and not self.use_transformers_continuous_batching
+                and not images and not multimodal_fields and not has_tool_images
+                and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
 
     def _expert_batches(self, rows: list[dict]) -> Iterator[dict]:
         """CHORD's expert rows in shuffled batches, endlessly; each process draws from its own share."""
