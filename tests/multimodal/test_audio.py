@@ -5,6 +5,7 @@ OpenAI's input_audio parts from the real openai client."""
 import base64
 import json
 import os
+import pickle
 
 import pytest
 import torch
@@ -14,11 +15,14 @@ from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 from swift.dataset import pack_rows
 from swift.infer import PtEngine
 from swift.llm import export_main, infer_main, sft_main
+from swift.pipelines.rlhf import rlhf_main
 from swift.model import get_model_tokenizer
 from swift.protocol import InferRequest, RequestConfig
 from swift.template import get_template
 from swift.template.base import IGNORE_INDEX
 from swift.template.collator import DataCollator
+from swift.tuners import TunerArguments
+from swift.tuners.multimodal import apply_freeze_flags
 from swift.utils import SwiftError
 from swift.utils.media import load_audio
 from swift.utils.tiny_audio import build_tiny_audio_model
@@ -91,6 +95,32 @@ def test_encoding_equals_the_processor_and_labels_are_the_answer(audio_model_dir
                     for key, value in encoded.items()}).loss.isfinite()
 
 
+def test_parts_are_real_modules_and_the_freeze_flags_apply_to_the_audio_tower(audio_model_dir):
+    model, processor = get_model_tokenizer(audio_model_dir)
+    assert type(processor).__name__ == 'Qwen2AudioProcessor' and processor.pad_token_id is not None
+    assert pickle.loads(pickle.dumps(processor)).audio_token == '<|AUDIO|>'
+    parts, modules = model.model_meta.parts, dict(model.named_modules())
+    assert all(name in modules for name in parts.language_model + parts.aligner + parts.vision_tower)
+    # as ms-swift: the defaults adapt the language model alone; --freeze_vit false adds the audio tower's layers,
+    # --freeze_aligner false the projector
+    targets = apply_freeze_flags(model, 'lora', TunerArguments(target_modules=['all-linear'])).target_modules
+    assert targets and all(name.startswith('model.language_model.') for name in targets)
+    opened = apply_freeze_flags(model, 'lora', TunerArguments(target_modules=['all-linear'], freeze_vit=False,
+                                                              freeze_aligner=False)).target_modules
+    assert {name.split('.')[1] for name in opened} == {'language_model', 'audio_tower', 'multi_modal_projector'}
+
+
+def test_pretraining_rows_keep_the_audio_tokens_out_of_the_loss(audio_model_dir):
+    _, processor = get_model_tokenizer(audio_model_dir)
+    template = get_template('qwen2_audio', processor, use_chat_template=False)
+    encoded = template.encode({'messages': [{'role': 'assistant', 'content': '<audio>a low tone'}],
+                               'audios': [tone(300.0)]})
+    text = processor.decode(encoded['input_ids'])
+    assert text.startswith('<|audio_bos|><|AUDIO|>') and text.endswith('<|audio_eos|>\na low tone<|im_end|>')
+    trained = [token for token, label in zip(encoded['input_ids'], encoded['labels']) if label != IGNORE_INDEX]
+    assert processor.decode(trained) == '\na low tone<|im_end|>'
+
+
 def test_packed_and_padding_free_audio_rows_give_the_padded_loss(audio_model_dir):
     model, processor = get_model_tokenizer(audio_model_dir)
     template = get_template('qwen2_audio', processor)
@@ -104,6 +134,23 @@ def test_packed_and_padding_free_audio_rows_give_the_padded_loss(audio_model_dir
         padding_free = model(**collate(rows)).loss.item()
         packed = model(**collate(pack_rows(rows, max_length=1024))).loss.item()
     assert abs(padding_free - padded) < 1e-5 and abs(packed - padded) < 1e-5
+
+
+def test_dpo_on_audio_rows_learns_with_the_reference_hearing_the_same_audio(audio_model_dir, data_dir, tmp_path):
+    rows = [json.loads(line) for line in open(os.path.join(data_dir, 'train.jsonl'))][:8]
+    for row in rows:  # a preference the tiny model learns in a few steps: a sentence over a bare word
+        row['messages'][-1]['content'] = f"It is {row['messages'][-1]['content']}."
+        row['rejected_response'] = 'no'
+        row['audios'] = [os.path.join(data_dir, row['audios'][0])]
+    result = rlhf_main(['--rlhf_type', 'dpo', '--model', audio_model_dir, '--dataset',
+                        write_jsonl(str(tmp_path / 'pairs.jsonl'), rows), '--learning_rate', '1e-2', '--max_steps',
+                        '6', '--per_device_train_batch_size', '2', '--train_type', 'lora', '--target_modules',
+                        'all-linear', '--split_dataset_ratio', '0', '--logging_steps', '1', '--save_strategy', 'no',
+                        '--report_to', 'none', '--dataloader_num_workers', '0', '--output_dir', str(tmp_path)])
+    history = [record for record in result['log_history'] if 'loss' in record and 'rewards/margins' in record]
+    # step 1: the adapter is zero, so the policy equals the reference: both read the same audio features
+    assert history[0]['rewards/margins'] == 0 and history[0]['rewards/chosen'] == 0
+    assert history[-1]['loss'] < history[0]['loss'] - 0.2, [record['loss'] for record in history]
 
 
 def test_sampling_rate_other_than_the_extractor_s_says_so(audio_model_dir, monkeypatch):
