@@ -9,6 +9,7 @@ Dataset columns other than the conversation reach the reward functions by name (
 """
 import os
 import random
+from contextlib import nullcontext
 import tempfile
 from urllib.parse import urlparse
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from ..infer.arguments import VllmArguments
 from .base import (AlignmentArguments, Algorithm, SamplingArguments, keep_trainable_float32, trl_config,
                    use_base_as_reference)
 from .dynamic_sampling import flat_groups, replace_groups
-from .grpo_generation import completions_up_to_eos, generate_with_shared_prefill, lora_merged
+from .grpo_generation import (completion_positions_scored, completions_up_to_eos, generate_with_shared_prefill,
+                              lora_merged)
 from .grpo_losses import chord_mu, chord_sft_loss
 from .grpo_media import PromptMediaMixin
 from .offload import OffloadSettings, offloaded
@@ -279,9 +281,10 @@ def chord_mu_at(settings: GRPOArguments, step: int) -> float:
 
 class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
     """trl's GRPO with swift's template encoding the prompts (and their images: ``grpo_media.py``)."""
-    # Text prompts generated on the trained model: each prompt prefilled once for its group, the LoRA merged
-    # (grpo_generation.py). Off: trl's own path (the exactness tests compare the two).
-    fast_generation = True
+    # Text prompts generated on the trained model: each prompt prefilled once for its group, the LoRA merged; and
+    # log-probabilities scored at completion positions only (grpo_generation.py). Off: trl's own path (the
+    # exactness tests compare the two).
+    fast_path = True
 
     def __init__(self, *args, template: Template, completions_path: str | None = None, advantage_scale: float = 1.0,
                  max_resample_times: int = 0, offload: OffloadSettings = OffloadSettings(),
@@ -353,7 +356,7 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
     def _fast_generation_applies(self, images, multimodal_fields, has_tool_images) -> bool:
         """Plain text on the trained model, not sharded: vLLM, continuous batching, media, DeepSpeed and FSDP take
         trl's path."""
-        return (self.fast_generation and not self.use_vllm and not self.use_transformers_continuous_batching
+        return (self.fast_path and not self.use_vllm and not self.use_transformers_continuous_batching
                 and not images and not multimodal_fields and not has_tool_images
                 and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
 
@@ -400,7 +403,8 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
         """trl's, plus ms-swift's entropy metrics of the loss's own forward pass (the one asking for entropies):
         --log_entropy's per-completion mean entropy (mean, max, min over the gathered batch), and the threshold of
         --top_entropy_quantile."""
-        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        with completion_positions_scored() if self.fast_path else nullcontext():
+            logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         mask = getattr(self, '_entropy_mask', None)
         if entropies is not None and mask is not None:
             metrics = self._metrics['train' if self.model.training else 'eval']

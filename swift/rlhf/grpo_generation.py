@@ -20,6 +20,7 @@ from typing import Iterator
 
 import torch
 import transformers.generation.utils as generation_utils
+import trl.trainer.utils as trl_utils
 from peft.tuners.lora import Linear as LoraLinear
 
 from ..utils import get_logger
@@ -131,3 +132,20 @@ def completions_up_to_eos(completion_ids: torch.Tensor, eos_ids: list[int]) -> l
         end = next((i for i, token in enumerate(row) if token in eos_ids), len(row) - 1)
         rows.append(row[:end + 1])
     return rows
+
+
+@contextmanager
+def completion_positions_scored() -> Iterator[None]:
+    """Within: trl's fused log-prob head on a CPU scores the completion positions only. trl compacts the scored
+    positions on Triton devices alone (elsewhere a varying row count would recompile kernels, e.g. on Neuron); on
+    a CPU nothing recompiles, and scoring every prompt position costs the vocabulary projection of the whole prompt
+    for each row, which the loss then masks away."""
+    original = trl_utils._use_triton
+
+    def compact(device: torch.device) -> bool:
+        return device.type == 'cpu' or original(device)
+    trl_utils._use_triton = compact
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original

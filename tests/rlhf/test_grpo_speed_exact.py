@@ -72,7 +72,7 @@ def test_groups_and_eos_cuts():
 
 
 def _run(qwen2_dir, tmp_path, fast: bool, monkeypatch) -> tuple[list[dict], list[str], int]:
-    monkeypatch.setattr(GRPOTrainer, 'fast_generation', fast)
+    monkeypatch.setattr(GRPOTrainer, 'fast_path', fast)
     calls = []
 
     def counted(*args, **kwargs):  # the real function, its calls counted: the fast run must take it
