@@ -164,6 +164,7 @@ def bench_side(name, exe, model_dir, batch, backend, extra, opts, prompts):
         row.update(requests=len(results), ok=len(ok), wall_s=wall, req_per_s=len(ok) / wall,
                    tok_per_s=tokens / wall, completion_tokens=tokens, p50_s=percentile(lat, 50),
                    p90_s=percentile(lat, 90), p99_s=percentile(lat, 99))
+        row['peak_rss_mb'] = group_peak_rss_mb(proc.pid)
         errors = [r['error'] for r in results if not r['ok']]
         if errors:
             row['errors'] = errors[:3]
@@ -171,6 +172,21 @@ def bench_side(name, exe, model_dir, batch, backend, extra, opts, prompts):
         return row
     finally:
         stop_group(proc)
+
+
+def group_peak_rss_mb(pgid):
+    """The largest peak resident memory (VmHWM) among the server's processes (ms-swift's ``swift`` runs deploy in a
+    child), read after the burst, before the server stops."""
+    peak = 0
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            with open(f'/proc/{pid}/status') as f:
+                peak = max([peak] + [int(line.split()[1]) for line in f if line.startswith('VmHWM:')])
+        except (OSError, ValueError):
+            continue
+    return peak / 1024
 
 
 def stop_group(proc, grace=15.0):
@@ -201,7 +217,7 @@ def median_row(runs):
     if not good:
         return runs[0]
     row = dict(good[0])
-    for key in ('startup_s', 'wall_s', 'req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s'):
+    for key in ('startup_s', 'wall_s', 'req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s', 'peak_rss_mb'):
         row[key] = percentile([r[key] for r in good], 50)
     row['ok'], row['requests'] = sum(r['ok'] for r in good), sum(r['requests'] for r in good)
     row['completion_tokens'] = sum(r['completion_tokens'] for r in good)
@@ -214,7 +230,7 @@ def print_table(rows):
             ('wall s', lambda r: f"{r['wall_s']:.2f}"), ('req/s', lambda r: f"{r['req_per_s']:.2f}"),
             ('tok/s', lambda r: f"{r['tok_per_s']:.1f}"), ('gen tokens', lambda r: str(r['completion_tokens'])),
             ('p50 s', lambda r: f"{r['p50_s']:.2f}"), ('p90 s', lambda r: f"{r['p90_s']:.2f}"),
-            ('p99 s', lambda r: f"{r['p99_s']:.2f}")]
+            ('p99 s', lambda r: f"{r['p99_s']:.2f}"), ('peak MiB', lambda r: f"{r.get('peak_rss_mb', 0):.0f}")]
     table = [[h for h, _ in cols]]
     for r in rows:
         table.append([f(r) for _, f in cols] if 'error' not in r else [r['name'], str(r['batch']), r['error']])
@@ -279,7 +295,7 @@ def main():
         print(f"batching gain (b{opts.batch} / b1): {ratios['batching_gain_req_per_s']:.2f}x req/s, "
               f"{ratios['batching_gain_tok_per_s']:.2f}x tok/s")
     if bb and peer:
-        keys = ('req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s', 'startup_s')
+        keys = ('req_per_s', 'tok_per_s', 'p50_s', 'p90_s', 'p99_s', 'startup_s', 'peak_rss_mb')
         for key in keys:
             ratios[f'ours_over_peer_{key}'] = bb[key] / peer[key] if peer[key] else float('nan')
         print('ours / peer (batched): ' + ', '.join(f"{k}: {ratios[f'ours_over_peer_{k}']:.2f}" for k in keys))
