@@ -263,8 +263,9 @@ class RunningBatch:
 
 class _GrowingLayer(DynamicLayer):
     """A key/value cache layer whose tensors are views of a buffer with room to grow: a decode step writes its
-    token in place, where ``DynamicLayer`` copies the whole cache into a new tensor at every step. Stacking or
-    dropping rows replaces ``keys`` and ``values`` with new tensors; the next update moves them into a new buffer."""
+    token in place, where ``DynamicLayer`` copies the whole cache into a new tensor at every step. The room is a
+    quarter of the length (at least 64 tokens), so the cache takes at most 1.25 times the memory it needs. Stacking
+    or dropping rows replaces ``keys`` and ``values`` with new tensors; the next update moves them into a buffer."""
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
@@ -275,7 +276,7 @@ class _GrowingLayer(DynamicLayer):
         buffers = getattr(self, '_buffers', None)
         if buffers is None or buffers[0].data_ptr() != self.keys.data_ptr() or end > buffers[0].shape[-2] \
                 or buffers[0].shape[0] != self.keys.shape[0]:
-            buffers = self._buffers = tuple(self._regrow(t, max(2 * end, 64)) for t in (self.keys, self.values))
+            buffers = self._buffers = tuple(self._regrow(t, end + max(end // 4, 64)) for t in (self.keys, self.values))
         buffers[0][:, :, length:end] = key_states
         buffers[1][:, :, length:end] = value_states
         self.keys, self.values = buffers[0][:, :, :end], buffers[1][:, :, :end]
