@@ -213,7 +213,13 @@ CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_s
 
 
 @dataclass
-class BaseArguments(ModelArguments, DataArguments, TemplateArguments):
+class ParserArguments:
+    ignore_args_error: bool = field(
+        default=False, metadata={'help': 'Warn about unknown flags instead of stopping (notebooks pass their own).'})
+
+
+@dataclass
+class BaseArguments(ModelArguments, DataArguments, TemplateArguments, ParserArguments):
     adapters: list[str] = field(
         default_factory=list, metadata={'help': "LoRA checkpoints; for deploy also 'name=path'."})
     load_args: bool = field(default=True, metadata={'help': "Read model, template and system from args.json."})

@@ -13,11 +13,12 @@ from typing import Iterator, Sequence, TypeVar, get_type_hints
 from transformers import HfArgumentParser
 from transformers.hf_argparser import string_to_bool
 
-from ..utils import SwiftError
+from ..utils import SwiftError, get_logger
 from .aliases import rewrite_aliases
 from .unsupported import ACTS_IN, UNSUPPORTED
 
 T = TypeVar('T')
+logger = get_logger()
 
 # The command line being parsed, for --help's usage line; cli/main.py sets it to 'swift <command>'.
 _PROGRAM = ContextVar('swift_program', default='swift')
@@ -26,11 +27,12 @@ _PROGRAM = ContextVar('swift_program', default='swift')
 # derived class that declares it (where its help text comes from); classes not named here get their own name.
 GROUP_TITLES = {
     'ModelArguments': 'model', 'DataArguments': 'data', 'TemplateArguments': 'template',
-    'GenerationArguments': 'generation', 'BaseArguments': 'checkpoint and seed', 'TunerArguments': 'tuner',
+    'GenerationArguments': 'generation', 'BaseArguments': 'checkpoint and seed', 'ParserArguments': 'command line',
+    'TunerArguments': 'tuner',
     'TrainArguments': 'training', 'Seq2SeqTrainingArguments': 'training', 'TrainingArguments': 'training',
     'RLHFArguments': 'rlhf', 'AlignmentArguments': 'rlhf', 'SamplingArguments': 'rlhf sampling',
     'RewardArguments': 'GRPO rewards', 'InferArguments': 'inference', 'VllmArguments': 'vLLM',
-    'SglangArguments': 'SGLang',
+    'VllmEngineArguments': 'vLLM', 'SglangArguments': 'SGLang',
     'LmdeployArguments': 'LMDeploy', 'DeployArguments': 'deploy (HTTP server)', 'AppArguments': 'app (web page)',
     'ExportArguments': 'export', 'RolloutArguments': 'rollout (vLLM server)',
 }
@@ -148,6 +150,9 @@ def parse_args(cls: type[T], argv: Sequence[str]) -> T:
         args, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     except (ValueError, TypeError) as err:  # raised by transformers' own __post_init__ checks
         raise SwiftError(str(err).strip().splitlines()[0]) from None
-    if remaining:
+    if remaining and getattr(args, 'ignore_args_error', False):
+        logger.warning(f'--ignore_args_error: ignoring {_unknown_flag_message(remaining, parser.known_flags())} '
+                       f"({' '.join(remaining)})")
+    elif remaining:
         raise SwiftError(_unknown_flag_message(remaining, parser.known_flags()))
     return args

@@ -74,6 +74,15 @@ def test_abbreviations_are_not_accepted():
         parse_args(TrainArguments, BASE + ['--stream', 'true'])
 
 
+def test_ignore_args_error_warns_about_unknown_flags_and_parses_the_rest(caplog):
+    argv = BASE + ['--lora_rank', '4', '--no_such_flag', '1', '-f', 'kernel.json']
+    with pytest.raises(SwiftError, match='^unknown flag --no_such_flag'):
+        parse_args(TrainArguments, argv)
+    args = parse_args(TrainArguments, argv + ['--ignore_args_error', 'true'])
+    assert args.lora_rank == 4
+    assert 'ignoring unknown flag --no_such_flag' in caplog.text and 'kernel.json' in caplog.text
+
+
 def test_infer_and_export_accept_the_seed_flags():
     args = parse_args(InferArguments, ['--adapters', 'ckpt', '--stream', 'true', '--temperature', '0',
                                        '--max_new_tokens', '2048', '--infer_backend', 'pt', '--load_data_args', 'true',
