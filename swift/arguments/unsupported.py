@@ -156,4 +156,5 @@ ACTS_IN: dict[str, set[str]] = {
        for name in GENERATION_FLAGS},
     'streaming': {'TrainArguments', 'RLHFArguments'},
     'shuffle_buffer_size': {'TrainArguments', 'RLHFArguments'},
+    'merge_lora': {'InferArguments', 'ExportArguments'},  # swift export --merge_lora merges too
 }
