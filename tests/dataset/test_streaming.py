@@ -84,8 +84,9 @@ def test_shuffle_buffer_is_reseeded_per_epoch_and_an_offset_resumes(rows_file):
 
 
 def test_interleave_prob_mixes_streams_until_the_first_runs_out(tmp_path):
-    (tmp_path / 'a.jsonl').write_text(''.join(json.dumps({'query': f'a{i}', 'response': 'r'}) + '\n' for i in range(30)))
-    (tmp_path / 'b.jsonl').write_text(''.join(json.dumps({'query': f'b{i}', 'response': 'r'}) + '\n' for i in range(5)))
+    for name, count in (('a', 30), ('b', 5)):
+        (tmp_path / f'{name}.jsonl').write_text(
+            ''.join(json.dumps({'query': f'{name}{i}', 'response': 'r'}) + '\n' for i in range(count)))
     stream, infos = open_stream([str(tmp_path / 'a.jsonl'), str(tmp_path / 'b.jsonl')], shuffle=False,
                                 interleave_prob=[0.5, 0.5])
     mixed = _contents(RowStream(stream, infos).rows(0))
@@ -125,3 +126,33 @@ def test_streaming_needs_max_steps_and_is_never_split():
     args = parse_args(TrainArguments, ['--model', 'm', '--dataset', 'd.jsonl', '--streaming', 'true',
                                        '--max_steps', '5', '--split_dataset_ratio', '0.1'])
     assert args.split_dataset_ratio == 0 and args.shuffle_buffer_size == 1000
+
+
+RANK_SCRIPT = '''
+import json, sys
+from transformers import AutoTokenizer
+from swift.arguments import TrainArguments, parse_args
+from swift.pipelines.train import _load_stream
+from swift.template import get_template
+model_dir, data, out = sys.argv[1:]
+args = parse_args(TrainArguments, ['--model', model_dir, '--dataset', data, '--streaming', 'true', '--max_steps', '3'])
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+train, _ = _load_stream(args, get_template('qwen', tokenizer))
+texts = [tokenizer.decode(item['input_ids']) for _, item in zip(range(6), train)]
+json.dump(texts, open(f'{out}.{args.process_index}-of-{args.world_size}', 'w'))
+'''
+
+
+def test_two_processes_under_torchrun_read_distinct_rows(qwen2_dir, rows_file, tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / 'ranks.py'
+    script.write_text(RANK_SCRIPT)
+    # --standalone: a free rendezvous port, so parallel test workers never collide
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                             str(script), qwen2_dir, rows_file, str(tmp_path / 'seen')], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [json.load(open(tmp_path / f'seen.{rank}-of-2')) for rank in (0, 1)]
+    questions = [{text.split('what is ')[1].split(' plus')[0] for text in texts} for texts in seen]
+    assert len(questions[0]) == len(questions[1]) == 6 and not questions[0] & questions[1]
