@@ -8,12 +8,14 @@ import datetime as dt
 import json
 import os
 import random
+import re
 
 from ..arguments import InferArguments, group
 from ..dataset import split_rows
 from ..infer import InferEngine, PtEngine
 from ..infer.arguments import LmdeployArguments, SglangArguments, VllmEngineArguments
 from ..protocol import InferRequest, RequestConfig
+from ..template.vision import VisionTemplate
 from ..tuners import Swift
 from ..utils import SwiftError, get_logger
 from ..utils.packages import lmdeploy_missing, sglang_missing, vllm_missing
@@ -28,6 +30,8 @@ from .seq_cls import classify_rows, is_classification
 logger = get_logger()
 EXIT_WORDS = {'exit', 'quit'}
 CLEAR_WORDS = {'clear'}
+# ms-swift's terminal asks for the file of each media placeholder typed in a question
+MEDIA_TAG = re.compile('<image>|<video>|<audio>')
 
 
 def infer_main(args: InferArguments | list[str] | None = None) -> list[dict] | None:
@@ -123,9 +127,12 @@ def request_config(args: InferArguments) -> RequestConfig:
 
 
 def chat(engine: InferEngine, config: RequestConfig) -> None:
-    """A multi-turn chat on stdin/stdout. 'clear' forgets the history; 'exit' or end of input leaves."""
+    """A multi-turn chat on stdin/stdout. 'clear' forgets the history; 'exit' or end of input leaves. With a model
+    that takes media, each <image>, <video> or <audio> typed in a question asks for its file, as in ms-swift."""
     print("chat with the model; type 'clear' to forget the conversation, 'exit' to leave")
     history: list[dict] = []
+    takes = engine.template.media if isinstance(engine.template, VisionTemplate) else ()
+    media: dict[str, list] = {key: [] for key in takes}
     while True:
         try:
             query = input('<<< ')
@@ -135,15 +142,32 @@ def chat(engine: InferEngine, config: RequestConfig) -> None:
         if query.strip() in EXIT_WORDS:
             return
         if query.strip() in CLEAR_WORDS:
-            history = []
+            history, media = [], {key: [] for key in takes}
             continue
+        before = {key: len(items) for key, items in media.items()}
+        _ask_media(query, media)
         history.append({'role': 'user', 'content': query})
-        response = _answer(engine, history, config)
+        try:
+            response = _answer(engine, history, config, media)
+        except SwiftError as err:  # e.g. an unreadable file: say so and forget the turn, the chat goes on
+            print(f'[ERROR] {err}')
+            history.pop()
+            media = {key: items[:before[key]] for key, items in media.items()}
+            continue
         history.append({'role': 'assistant', 'content': response})
 
 
-def _answer(engine: InferEngine, messages: list[dict], config: RequestConfig) -> str:
-    request = InferRequest(messages=list(messages))
+def _ask_media(query: str, media: dict[str, list]) -> None:
+    """The file (path or URL) of each media placeholder of ``query`` the model takes, asked as ms-swift asks."""
+    for tag in MEDIA_TAG.findall(query):
+        kind = tag[1:-1]
+        if f'{kind}s' in media:
+            media[f'{kind}s'].append(input(f"Input {'an' if kind[0] in 'ia' else 'a'} {kind} path or URL <<< ").strip())
+
+
+def _answer(engine: InferEngine, messages: list[dict], config: RequestConfig,
+            media: dict[str, list] | None = None) -> str:
+    request = InferRequest(messages=list(messages), **{key: list(items) for key, items in (media or {}).items()})
     if not config.stream:
         response = engine.infer([request], config)[0].choices[0].message.content
         print(response)

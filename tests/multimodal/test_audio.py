@@ -15,6 +15,7 @@ from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 from swift.dataset import pack_rows
 from swift.infer import PtEngine
 from swift.llm import export_main, infer_main, sft_main
+from swift.pipelines.infer import chat
 from swift.pipelines.rlhf import rlhf_main
 from swift.model import get_model_tokenizer
 from swift.protocol import InferRequest, RequestConfig
@@ -203,6 +204,28 @@ def test_merged_export_loads_in_plain_transformers(merged):
         inputs = processor(text=text, audio=[load_audio(wav, 16000)], sampling_rate=16000, return_tensors='pt')
         out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
         assert processor.decode(out[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True) == pitch
+
+
+def test_terminal_chat_asks_for_each_audio_as_ms_swift_does(merged, tmp_path, monkeypatch, capsys):
+    for name, (_, wav) in zip(('low', 'high'), UNSEEN[::2]):
+        (tmp_path / f'{name}.wav').write_bytes(wav)
+    lines = iter([f'<audio>{QUESTION}', str(tmp_path / 'low.wav'), 'clear',
+                  f'<audio>{QUESTION}', str(tmp_path / 'missing.wav'),  # an error line; the chat goes on
+                  f'<audio>{QUESTION}', str(tmp_path / 'high.wav')])
+    prompts = []
+
+    def fake_input(prompt: str = '') -> str:
+        prompts.append(prompt)
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr('builtins.input', fake_input)
+    chat(PtEngine(merged), RequestConfig(max_tokens=3, temperature=0))
+    out = capsys.readouterr().out.splitlines()
+    assert prompts.count('Input an audio path or URL <<< ') == 3
+    assert out[1:] == ['low', out[2], 'high', ''] and 'missing.wav' in out[2] and out[2].startswith('[ERROR]')
 
 
 def test_deploy_takes_openai_input_audio_parts(merged):
