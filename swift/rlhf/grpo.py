@@ -35,6 +35,7 @@ from .dynamic_sampling import flat_groups, replace_groups
 from .grpo_generation import (completion_positions_scored, completions_up_to_eos, generate_with_shared_prefill,
                               lora_merged)
 from .grpo_losses import chord_mu, chord_sft_loss
+from .grpo_packing import PackedGroups, packable, packed_logps
 from .grpo_media import PromptMediaMixin
 from .offload import OffloadSettings, offloaded
 
@@ -403,8 +404,12 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
         """trl's, plus ms-swift's entropy metrics of the loss's own forward pass (the one asking for entropies):
         --log_entropy's per-completion mean entropy (mean, max, min over the gathered batch), and the threshold of
         --top_entropy_quantile."""
-        with completion_positions_scored() if self.fast_path else nullcontext():
-            logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        packed = self._packed_logps(*args, **kwargs)
+        if packed is not None:
+            logps, entropies, *rest = packed
+        else:
+            with completion_positions_scored() if self.fast_path else nullcontext():
+                logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         mask = getattr(self, '_entropy_mask', None)
         if entropies is not None and mask is not None:
             metrics = self._metrics['train' if self.model.training else 'eval']
@@ -422,6 +427,28 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
                     metrics['entropy/threshold'].append(
                         torch.quantile(values, 1 - self.top_entropy_quantile).item())
         return (logps, entropies, *rest)
+
+    def _packed_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+                      compute_aux_loss=False, **media):
+        """The log-probabilities from one forward per group (grpo_packing.py), or None where trl's path runs:
+        media, MoE losses, several processes, an fp32 LM head cast, chunked batches, a model the packing cannot
+        express, or a batch without shared prompts."""
+        if (not self.fast_path or compute_aux_loss or self._batch_media is not None
+                or any(value is not None for value in media.values())
+                or self.accelerator.num_processes > 1 or self.args.cast_lm_head_to_fp32
+                or (batch_size or len(input_ids)) < len(input_ids)):
+            return None
+        causal_lm = self.accelerator.unwrap_model(model)
+        causal_lm = causal_lm.get_base_model() if hasattr(causal_lm, 'get_base_model') else causal_lm
+        if not packable(causal_lm):
+            return None
+        packed = PackedGroups.of(input_ids, attention_mask, logits_to_keep)
+        if packed is None:
+            return None
+        with self.accelerator.autocast():
+            logps, entropies = packed_logps(causal_lm, packed, input_ids[:, -logits_to_keep:], self.temperature,
+                                            compute_entropy)
+        return logps, entropies, None
 
     def _generate_and_score_completions(self, inputs):
         output = self._scored(inputs)

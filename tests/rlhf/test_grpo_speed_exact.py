@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from swift.llm import rlhf_main
 from swift.rlhf import grpo
 from swift.rlhf.grpo import GRPOTrainer
+from swift.rlhf.grpo_packing import PackedGroups, packed_logps
 from swift.rlhf.grpo_generation import (completions_up_to_eos, generate_with_shared_prefill, left_padded, lora_merged,
                                         prompt_groups)
 from tests.rlhf.seed import NUMINA, PROMPT_TXT
@@ -75,10 +76,13 @@ def _run(qwen2_dir, tmp_path, fast: bool, monkeypatch) -> tuple[list[dict], list
     monkeypatch.setattr(GRPOTrainer, 'fast_path', fast)
     calls = []
 
-    def counted(*args, **kwargs):  # the real function, its calls counted: the fast run must take it
-        calls.append(1)
-        return generate_with_shared_prefill(*args, **kwargs)
-    monkeypatch.setattr(grpo, 'generate_with_shared_prefill', counted)
+    def counted(real):  # the real function, its calls counted: the fast run must take it
+        def call(*args, **kwargs):
+            calls.append(real.__name__)
+            return real(*args, **kwargs)
+        return call
+    monkeypatch.setattr(grpo, 'generate_with_shared_prefill', counted(generate_with_shared_prefill))
+    monkeypatch.setattr(grpo, 'packed_logps', counted(packed_logps))
     plugin = tmp_path / 'my_rewards.py'
     plugin.write_text(PLUGIN)
     out = tmp_path / ('fast' if fast else 'plain')
@@ -91,18 +95,46 @@ def _run(qwen2_dir, tmp_path, fast: bool, monkeypatch) -> tuple[list[dict], list
     records = [r for r in result['log_history'] if 'loss' in r]
     run_dir = next(out.glob('v0-*'))
     completions = [json.loads(line)['completion'] for line in open(run_dir / 'completions.jsonl')]
-    return records, completions, len(calls)
+    return records, completions, sorted(set((name, calls.count(name)) for name in calls))
 
 
 def test_training_with_fast_generation_matches_the_plain_path(qwen2_dir, tmp_path, monkeypatch):
     """Three steps on a seed, sampling at temperature 1: the same completions at every step, the same losses,
-    rewards and KL (the adapter moves between steps, so the merged LoRA is exercised after updates)."""
+    rewards, KL and gradient norms (the adapter moves between steps, so the merged LoRA is exercised after updates;
+    the reference's and the loss's log-probabilities come from the packed groups, equal up to float rounding)."""
     fast_records, fast_completions, fast_calls = _run(qwen2_dir, tmp_path, True, monkeypatch)
     plain_records, plain_completions, plain_calls = _run(qwen2_dir, tmp_path, False, monkeypatch)
-    assert (fast_calls, plain_calls) == (3, 0)
+    # each step: one generation, the reference's and the loss's log-probabilities
+    assert fast_calls == [('generate_with_shared_prefill', 3), ('packed_logps', 6)] and plain_calls == []
     assert len(fast_completions) == 24 and fast_completions == plain_completions
     assert len(fast_records) == 3
     for fast, plain in zip(fast_records, plain_records):
         for key in ('loss', 'reward', 'kl', 'completions/mean_length', 'grad_norm'):
             assert fast[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-7), key
     assert any(r['grad_norm'] > 0 for r in fast_records)
+
+
+def test_packed_groups_score_what_the_plain_rows_do(lora_model):
+    """Two groups of unequal prompts (left padding) and completions of unequal lengths (right padding), packed one
+    row per group: each completion token's log-probability and entropy are the plain row's, as trl computes them
+    (no position ids, temperature applied)."""
+    model, tokenizer = lora_model
+    prompts = [tokenizer.encode('What is 1 + 2? Answer in words please'), tokenizer.encode('Hi')]
+    completions = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [], [15, 16, 17, 18, 19], [20]]
+    prompt_ids, prompt_mask = left_padded([prompts[0]] * 3 + [prompts[1]] * 3, tokenizer.pad_token_id)
+    width = max(map(len, completions))
+    completion_ids = torch.tensor([c + [tokenizer.pad_token_id] * (width - len(c)) for c in completions])
+    completion_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in completions])
+    input_ids, mask = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1)
+    packed = PackedGroups.of(input_ids, mask, width)
+    assert len(packed.groups) == 2 and packed.packed_ids.size(1) < input_ids.size(1) * 3
+    temperature = 0.7
+    with torch.no_grad():
+        logps, entropies = packed_logps(model.get_base_model(), packed, completion_ids, temperature, True)
+        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, -width - 1:-1] / temperature
+    plain = torch.log_softmax(logits, -1)
+    expected = plain.gather(-1, completion_ids[..., None]).squeeze(-1) * completion_mask
+    expected_entropy = -(plain.exp() * plain).sum(-1) * completion_mask
+    assert torch.allclose(logps, expected, atol=1e-5) and torch.allclose(entropies, expected_entropy, atol=1e-5)
+    assert (logps[completion_mask == 0] == 0).all() and (logps[completion_mask == 1] < 0).all()
+    assert PackedGroups.of(input_ids[::3], mask[::3], width) is None  # no shared prompt: trl's path
