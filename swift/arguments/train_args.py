@@ -15,6 +15,7 @@ from ..dataset.arguments import StreamingArguments
 from ..tuners.arguments import INIT_WEIGHTS, TunerArguments
 from .base_args import BaseArguments, json_object
 from .deepspeed import SHORTHANDS, deepspeed_config
+from .fsdp import fsdp_settings
 from .eval_args import EvalScopeTrainingArguments
 
 logger = get_logger()
@@ -174,6 +175,7 @@ class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments
             self.eval_steps = self.save_steps
         self._choose_mixed_precision()
         self._choose_deepspeed()
+        self._choose_fsdp()
         # More workers than cores only adds contention (the seeds pass 4 whatever the machine).
         self.dataloader_num_workers = min(self.dataloader_num_workers, os.cpu_count() or 1)
         if self.gradient_checkpointing is None:
@@ -199,6 +201,27 @@ class TrainArguments(TrainerSettings, EvalScopeTrainingArguments, TunerArguments
         require_extra('deepspeed', 'deepspeed', f'--deepspeed {self.deepspeed}')
         if self.deepspeed in SHORTHANDS:
             self.deepspeed = deepspeed_config(self.deepspeed)
+
+    def _choose_fsdp(self) -> None:
+        """--fsdp fsdp2 (ms-swift's preset), a JSON file in its layout or transformers' options, with --fsdp_config
+        (a run on a CPU stops at its start: check_fsdp_device)."""
+        if not self.fsdp:
+            return
+        if self.deepspeed:
+            raise SwiftError('--fsdp and --deepspeed: choose one (FSDP2 does not combine with DeepSpeed)')
+        self.fsdp, self.fsdp_config = fsdp_settings('full_shard auto_wrap' if self.fsdp is True else self.fsdp,
+                                                    self.fsdp_config)
+        if self.fsdp_config.get('activation_checkpointing') and self.gradient_checkpointing is not False:
+            # as ms-swift: FSDP checkpoints the wrapped layers itself; both would all-gather twice in backward
+            logger.info('--fsdp: the fsdp_config checkpoints activations, so --gradient_checkpointing becomes false')
+            self.gradient_checkpointing = False
+
+    def check_fsdp_device(self) -> None:
+        """accelerate applies FSDP only on GPUs: on a CPU the run would silently be plain DDP, so it stops instead."""
+        if self.fsdp and not torch.cuda.is_available():
+            raise SwiftError('--fsdp needs CUDA GPUs: accelerate applies FSDP only on GPUs, and on a CPU the run would '
+                             'silently be plain DDP; use NPROC_PER_NODE data parallelism or --deepspeed zero3 (which '
+                             'shards on a CPU too)')
 
     def _choose_mixed_precision(self) -> None:
         """bf16/fp16 autocast only where the hardware computes it natively; a CPU falls back to float32."""

@@ -58,8 +58,6 @@ UNSUPPORTED: dict[str, str] = {
     'vllm_server_pass_dataset': AGENT,
     # ---- issue 17: multi-node, FSDP, sequence parallelism, streaming
     'sequence_parallel_size': 'not built yet: sequence parallelism (issue 17)',
-    # accepted today as transformers' field, but ms-swift's fsdp2 presets are not there
-    'fsdp': 'not built yet: FSDP2 (issue 17); use --deepspeed or NPROC_PER_NODE data parallelism',
     # training data only: swift sft and pt read a stream (ACTS_IN); rlhf parses them, and refuses --streaming true
     # in TrainArguments' check until its trainers read a stream (tests/data/ms_swift_flags_todo.md)
     'streaming': 'streams training data: swift sft and pt only',

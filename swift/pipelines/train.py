@@ -67,6 +67,7 @@ def run_training(args: TrainArguments, load_data: DataLoaderFn | None = None,
     if args.streaming and load_data is not None:
         raise SwiftError(f'--streaming: --task_type {args.task_type} reads its rows whole; streaming is built for '
                          'causal_lm sft and pt')
+    args.check_fsdp_device()
     if args.deepspeed:
         init_deepspeed_comm()  # before the model loads: ZeRO-3 shards its weights as they are created
     set_seed(args.seed)  # before the adapters are created: their initial weights must be reproducible
