@@ -69,14 +69,19 @@ class PackedGroups:
 
     @classmethod
     def of(cls, input_ids: Tensor, attention_mask: Tensor, completion_width: int) -> 'PackedGroups | None':
-        """None where no two rows share a prompt, or the completions are not right-padded."""
+        """None where no two rows share a prompt, the completions are not right-padded, or packing would not pay:
+        the packed rows' attention area (groups x T^2, a dense mask) must not exceed the plain rows' (rows x width^2),
+        which holds where prompts outweigh completions; long completions keep trl's rows."""
         completion_mask = attention_mask[:, input_ids.size(1) - completion_width:]
         lengths = completion_mask.sum(-1)
         ones = torch.arange(completion_width, device=lengths.device)[None] < lengths[:, None]
         if not torch.equal(completion_mask.bool(), ones):
             return None
         packed = cls(input_ids, attention_mask, completion_width)
-        return packed if len(packed.groups) < len(input_ids) else None
+        packed_area = len(packed.groups) * packed.packed_ids.size(1) ** 2
+        if len(packed.groups) == len(input_ids) or packed_area > input_ids.numel() * input_ids.size(1):
+            return None
+        return packed
 
     def attention_mask(self) -> Tensor:
         """(groups, 1, T, T) boolean: causal within a segment; later segments also see segment 0's prompt bar its

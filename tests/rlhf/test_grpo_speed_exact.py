@@ -138,3 +138,7 @@ def test_packed_groups_score_what_the_plain_rows_do(lora_model):
     assert torch.allclose(logps, expected, atol=1e-5) and torch.allclose(entropies, expected_entropy, atol=1e-5)
     assert (logps[completion_mask == 0] == 0).all() and (logps[completion_mask == 1] < 0).all()
     assert PackedGroups.of(input_ids[::3], mask[::3], width) is None  # no shared prompt: trl's path
+    long_ids = torch.cat([prompt_ids, torch.full((6, 60), 5)], 1)  # completions outweigh the prompt: trl's rows
+    long_mask = torch.cat([prompt_mask, torch.ones(6, 60, dtype=torch.long)], 1)
+    assert PackedGroups.of(long_ids, long_mask, 60) is None
+    assert PackedGroups.of(long_ids[:, :-55], long_mask[:, :-55], 5) is not None
