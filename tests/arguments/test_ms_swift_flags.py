@@ -11,6 +11,7 @@ the table. Parsing only: nothing is loaded or run.
 ``python tests/arguments/test_ms_swift_flags.py`` prints each case's outcome today (accepted, unknown flag, bad
 value, rejected by a check), for triage.
 """
+import dataclasses
 import json
 import re
 import shlex
@@ -207,6 +208,17 @@ def test_flag_acts_or_refuses_in_one_line(name):
         elif kind == 'accepted' and listed:
             problems.append(f'{command_line}: accepted now: take it off {TODO_FILE.name}')
     assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('command', sorted(CLASSES))
+def test_a_flag_a_command_declares_is_never_refused_there(command):
+    """unsupported.py refuses a flag on the commands that have no use for it; ACTS_IN must name every arguments
+    group that declares it (else, say, swift export's own --merge_lora would be refused)."""
+    cls = CLASSES[command]
+    declared = {f.name for f in dataclasses.fields(cls) if f.init}
+    refused = [name for name in declared if name in UNSUPPORTED
+               and not any(c.__name__ in ACTS_IN.get(name, ()) for c in cls.__mro__)]
+    assert not refused, f'swift {command} declares and refuses: {sorted(refused)}'
 
 
 @pytest.mark.parametrize('flag', ABSENT, ids=[f['name'] for f in ABSENT])
