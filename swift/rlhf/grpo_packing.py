@@ -37,21 +37,22 @@ def packable(causal_lm: torch.nn.Module) -> bool:
 
 class PackedGroups:
     """Where each token of a GRPO batch (left-padded prompts of width W, right-padded completions) sits in the
-    packed rows, one per run of rows with the same prompt."""
+    packed rows, one per prompt (its rows in batch order)."""
 
     def __init__(self, input_ids: Tensor, attention_mask: Tensor, completion_width: int):
         width = input_ids.size(1) - completion_width  # W, the padded prompt width
         prompt_lengths = attention_mask[:, :width].sum(-1)
         lengths = attention_mask[:, width:].sum(-1)
-        starts = [0] + [r for r in range(1, len(input_ids)) if not torch.equal(input_ids[r, :width],
-                                                                               input_ids[r - 1, :width])]
-        self.groups = list(zip(starts, starts[1:] + [len(input_ids)]))
+        groups = {}  # rows by prompt, wherever they sit: trl shuffles the rows before the loss's pass
+        for row, prompt in enumerate(input_ids[:, :width].tolist()):
+            groups.setdefault(tuple(prompt), []).append(row)
+        self.groups = list(groups.values())
         self.width, self.completion_width = width, completion_width
-        rows, cols, segs, group_of = [], [], [], []
-        for g, (first, end) in enumerate(self.groups):
-            p = int(prompt_lengths[first])
+        rows, cols, segs = [], [], []
+        for members in self.groups:
+            p = int(prompt_lengths[members[0]])
             r_rows, r_cols, r_segs = [], [], []
-            for seg, row in enumerate(range(first, end)):
+            for seg, row in enumerate(members):
                 start = width - p if seg == 0 else width - 1
                 span = list(range(start, width + int(lengths[row])))
                 r_rows += [row] * len(span)

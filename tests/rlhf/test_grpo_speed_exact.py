@@ -121,7 +121,8 @@ def test_packed_groups_score_what_the_plain_rows_do(lora_model):
     model, tokenizer = lora_model
     prompts = [tokenizer.encode('What is 1 + 2? Answer in words please'), tokenizer.encode('Hi')]
     completions = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14], [], [15, 16, 17, 18, 19], [20]]
-    prompt_ids, prompt_mask = left_padded([prompts[0]] * 3 + [prompts[1]] * 3, tokenizer.pad_token_id)
+    # the rows interleaved, as trl's shuffle leaves them for the loss's pass
+    prompt_ids, prompt_mask = left_padded([prompts[i] for i in (0, 1, 0, 1, 1, 0)], tokenizer.pad_token_id)
     width = max(map(len, completions))
     completion_ids = torch.tensor([c + [tokenizer.pad_token_id] * (width - len(c)) for c in completions])
     completion_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in completions])
