@@ -65,7 +65,10 @@ class RunningBatch:
         self.positions: torch.Tensor | None = None  # [rows]: the position of each row's next token
         self.logits: torch.Tensor | None = None  # [rows, vocab]: the scores each row's next token is chosen from
         forward = (self.model.get_base_model() if hasattr(self.model, 'get_base_model') else self.model).forward
-        self._cache_arg = 'cache' if 'cache' in inspect.signature(forward).parameters else 'past_key_values'
+        parameters = inspect.signature(forward).parameters
+        self._cache_arg = 'cache' if 'cache' in parameters else 'past_key_values'
+        # the last position's logits only, where the model's forward offers it (every transformers model does)
+        self._last_only = {'logits_to_keep': 1} if 'logits_to_keep' in parameters else {}
 
     # ---- admission -------------------------------------------------------------------------------------------
     @property
@@ -225,7 +228,7 @@ class RunningBatch:
         engine = self.engine
         with engine._lock, engine._adapter(adapter), torch.inference_mode():
             out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             logits_to_keep=1, **{self._cache_arg: cache})
+                             **self._last_only, **{self._cache_arg: cache})
         return out.logits[:, -1].float()
 
     # ---- choosing tokens -------------------------------------------------------------------------------------
