@@ -213,13 +213,16 @@ CHECKPOINT_DATA_ARGS = ('dataset', 'val_dataset', 'split_dataset_ratio', 'data_s
 
 
 @dataclass
-class ParserArguments:
+class CommandArguments:
     ignore_args_error: bool = field(
         default=False, metadata={'help': 'Warn about unknown flags instead of stopping (notebooks pass their own).'})
+    external_plugins: list[str] = field(
+        default_factory=list, metadata={'help': 'Python files imported as the command starts, to register reward '
+                                                'functions, models and templates of your own by name.'})
 
 
 @dataclass
-class BaseArguments(ModelArguments, DataArguments, TemplateArguments, ParserArguments):
+class BaseArguments(ModelArguments, DataArguments, TemplateArguments, CommandArguments):
     adapters: list[str] = field(
         default_factory=list, metadata={'help': "LoRA checkpoints; for deploy also 'name=path'."})
     load_args: bool = field(default=True, metadata={'help': "Read model, template and system from args.json."})

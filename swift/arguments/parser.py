@@ -27,7 +27,7 @@ _PROGRAM = ContextVar('swift_program', default='swift')
 # derived class that declares it (where its help text comes from); classes not named here get their own name.
 GROUP_TITLES = {
     'ModelArguments': 'model', 'DataArguments': 'data', 'TemplateArguments': 'template',
-    'GenerationArguments': 'generation', 'BaseArguments': 'checkpoint and seed', 'ParserArguments': 'command line',
+    'GenerationArguments': 'generation', 'BaseArguments': 'checkpoint and seed', 'CommandArguments': 'command line',
     'TunerArguments': 'tuner',
     'TrainArguments': 'training', 'Seq2SeqTrainingArguments': 'training', 'TrainingArguments': 'training',
     'RLHFArguments': 'rlhf', 'AlignmentArguments': 'rlhf', 'SamplingArguments': 'rlhf sampling',

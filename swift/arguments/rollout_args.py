@@ -3,12 +3,12 @@ from dataclasses import dataclass, field
 
 from ..infer.arguments import VllmEngineArguments
 from ..utils import SwiftError
-from .base_args import ModelArguments, ParserArguments
+from .base_args import ModelArguments, CommandArguments
 from .deploy_args import check_port
 
 
 @dataclass
-class RolloutArguments(ModelArguments, VllmEngineArguments, ParserArguments):
+class RolloutArguments(ModelArguments, VllmEngineArguments, CommandArguments):
     host: str = field(
         default='127.0.0.1', metadata={'help': 'Address to listen on (GRPO: --vllm_server_host); 0.0.0.0 opens it '
                                                 'to the network, for trainers on other hosts.'})

@@ -15,14 +15,17 @@ from ..template import TEMPLATE_REGISTRY, Template, get_template
 from ..template.vision import VisionTemplate
 from ..utils import SwiftError
 from ..utils.io import read_json
+from ..utils.plugins import import_plugins
 
 A = TypeVar('A', bound=BaseArguments)
 
 
 def to_arguments(cls: type[A], args: A | list[str] | None) -> A:
-    if isinstance(args, cls):
-        return args
-    return parse_args(cls, sys.argv[1:] if args is None else args)
+    """The command's arguments, parsed unless given as such, with their --external_plugins imported."""
+    if not isinstance(args, cls):
+        args = parse_args(cls, sys.argv[1:] if args is None else args)
+    import_plugins(args.external_plugins)
+    return args
 
 
 def read_system(system: str | None) -> str | None:

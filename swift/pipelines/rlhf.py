@@ -19,7 +19,7 @@ from ..rlhf import ALGORITHMS, Algorithm
 from ..rlhf.arguments import rlhf_arguments
 from ..rlhf.data import encode_alignment_rows
 from ..rlhf.gkd import check_teacher_tokenizer
-from ..rlhf.rewards import get_reward_funcs, load_external_plugins
+from ..rlhf.rewards import get_reward_funcs
 from ..template import Template
 from ..tuners import Swift
 from ..utils import SwiftError
@@ -64,9 +64,8 @@ def _make_trainer(args, algorithm: Algorithm, training, template: Template, **kw
 
 
 def _reward_funcs(args, run: _Run) -> list:
-    """--reward_funcs by name (after --external_plugins register theirs), then each --reward_model. Each reward
-    takes the settings its ``__init__`` names."""
-    load_external_plugins(args.external_plugins)
+    """--reward_funcs by name (--external_plugins registered theirs as the command started), then each
+    --reward_model. Each reward takes the settings its ``__init__`` names."""
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
     return get_reward_funcs(args.reward_funcs, **settings) + [_reward_model(args, i)
                                                                for i in range(len(args.reward_model))]

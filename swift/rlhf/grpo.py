@@ -71,8 +71,6 @@ class GRPOArguments(AlignmentArguments, SamplingArguments, RewardArguments, Vllm
         default_factory=list, metadata={'help': 'Reward functions by name: accuracy, format, cosine, repetition, '
                                                 'soft_overlong, or one registered by --external_plugins.'})
     reward_weights: list[float] = field(default_factory=list, metadata={'help': 'Weight of each reward (default 1).'})
-    external_plugins: list[str] = field(
-        default_factory=list, metadata={'help': 'Python files that register reward functions by name.'})
     num_generations: int = field(default=8, metadata={'help': 'Completions sampled per prompt (the group).'})
     epsilon: float = field(default=0.2, metadata={'help': 'Clipping range of the policy ratio.'})
     epsilon_high: Optional[float] = field(default=None, metadata={'help': "Upper clip (DAPO's clip-higher)."})

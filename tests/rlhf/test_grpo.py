@@ -36,9 +36,9 @@ def test_the_seed_command_completes(qwen2_dir, tmp_path):
     assert any(name.startswith('train_reward') for name in os.listdir(run_dir / 'images'))
 
 
-def test_the_seed_multi_gpu_command_parses(qwen2_dir, monkeypatch, caplog):
+def test_the_seed_multi_gpu_command_parses(qwen2_dir, monkeypatch):
     """Seed 000's 8-process GRPO command (as each torchrun worker parses it): ms-swift 3.x's --vllm_device and
-    --num_infer_workers are accepted, --deepspeed zero2 falls back without a GPU, and one generation batch of
+    --num_infer_workers are accepted, --deepspeed zero2 is ms-swift's ZeRO-2 preset, and one generation batch of
     1 row x 2 accumulation steps x 8 processes holds two whole groups of 8."""
     monkeypatch.setattr(env, 'world_size', lambda: 8)  # WORLD_SIZE itself would make transformers join a group
     argv = ['--rlhf_type', 'grpo', '--model', qwen2_dir, '--reward_funcs', 'accuracy', 'format', '--use_vllm', 'true',
@@ -53,7 +53,7 @@ def test_the_seed_multi_gpu_command_parses(qwen2_dir, monkeypatch, caplog):
             '--offload_model', 'true', '--offload_optimizer', 'true', '--gc_collect_after_offload', 'true',
             '--log_completions', 'true']
     args = parse_args(RLHFArguments, argv)
-    assert args.num_generations == 8 and args.deepspeed is None and 'training without DeepSpeed' in caplog.text
+    assert args.num_generations == 8 and args.deepspeed['zero_optimization']['stage'] == 2
     monkeypatch.setattr(env, 'world_size', lambda: 1)  # one process: 2 rows cannot hold a group of 8
     with pytest.raises(SwiftError, match=r'\(2 x 1\) must be a multiple of --num_generations \(8\)'):
         parse_args(RLHFArguments, argv)

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from swift.rlhf.rewards import REWARD_FUNCS, get_reward_funcs, load_external_plugins, make_reward
+from swift.rlhf.rewards import REWARD_FUNCS, get_reward_funcs, make_reward
+from swift.utils.plugins import import_plugins
 from swift.rlhf.rewards.completions import completion_lengths
 from swift.utils import SwiftError
 
@@ -136,7 +137,7 @@ def test_external_plugin_registers_rewards_by_name(tmp_path, registry_snapshot):
         '\n'
         '    def __call__(self, prompts, completions, **kwargs):\n'
         '        return [self.bonus] * len(completions)\n')
-    load_external_plugins([str(plugin)])
+    import_plugins([str(plugin)])
     short, bonus = get_reward_funcs(['short', 'bonus'], bonus=2.5, soft_cache_length=3)
     assert short.__name__ == 'short' and bonus.__name__ == 'bonus'
     assert short(prompts=['p', 'p'], completions=['hi', 'a long one']) == [1.0, 0.0]
@@ -146,10 +147,10 @@ def test_external_plugin_registers_rewards_by_name(tmp_path, registry_snapshot):
 def test_external_plugin_errors_name_the_file(tmp_path):
     missing = tmp_path / 'absent.py'
     with pytest.raises(SwiftError, match='not found: .*absent.py'):
-        load_external_plugins([str(missing)])
+        import_plugins([str(missing)])
     broken = tmp_path / 'broken.py'
     broken.write_text('import a_module_that_does_not_exist\n')
     with pytest.raises(SwiftError) as error:
-        load_external_plugins([str(broken)])
+        import_plugins([str(broken)])
     assert 'broken.py' in str(error.value) and 'ModuleNotFoundError' in str(error.value)
     assert '\n' not in str(error.value)

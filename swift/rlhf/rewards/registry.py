@@ -1,15 +1,11 @@
-"""Reward functions by name, for ``--reward_funcs``, and the loader of users' plugin files.
+"""Reward functions by name, for ``--reward_funcs`` (users register theirs from ``--external_plugins`` files).
 
 A registered reward is either a function, used as is, or a class whose ``__init__`` takes its settings as keyword
 arguments (the ``--cosine_max_len`` style flags) and whose instances are called like a function. Either way the
 result follows trl's ``GRPOTrainer`` convention, ``reward(prompts, completions, **kwargs) -> list[float | None]``,
 so the trainer takes it unchanged.
 """
-import importlib.util
 import inspect
-import os
-import re
-import sys
 from typing import Callable
 
 from ...utils import SwiftError, get_logger
@@ -59,28 +55,3 @@ def _accepted_settings(cls: type, settings: dict) -> dict:
         return dict(settings)
     names = {p.name for p in params}
     return {key: value for key, value in settings.items() if key in names}
-
-
-def load_external_plugins(paths: list[str]) -> None:
-    """Import users' python files so that their ``@register_reward(...)`` lines run before the names are looked up."""
-    for path in paths:
-        _import_file(path)
-
-
-def _import_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise SwiftError(f'external plugin file not found: {path}')
-    stem = os.path.splitext(os.path.basename(path))[0]
-    module_name = 'swift_plugin_' + re.sub(r'\W', '_', stem)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None:
-        raise SwiftError(f'external plugin is not a python file: {path}')
-    module = importlib.util.module_from_spec(spec)
-    # Registered before running, as a normal import would, so the plugin's classes can be pickled and introspected.
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[module_name]
-        message = ' '.join(str(error).split())  # SwiftError messages are one line
-        raise SwiftError(f'external plugin {path} failed to import: {type(error).__name__}: {message}') from error
