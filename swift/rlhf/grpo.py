@@ -429,11 +429,12 @@ class GRPOTrainer(SwiftTrainerMixin, PromptMediaMixin, trl.GRPOTrainer):
     def _packed_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
                       compute_aux_loss=False, **media):
         """The log-probabilities from one forward per group (grpo_packing.py), or None where trl's path runs:
-        media, MoE losses, several processes, an fp32 LM head cast, chunked batches, a model the packing cannot
-        express, or a batch without shared prompts."""
+        media, MoE losses, several processes, DeepSpeed or FSDP (the engine owns the forward), an fp32 LM head
+        cast, chunked batches, a model the packing cannot express, or a batch without shared prompts."""
         if (not self.fast_path or compute_aux_loss or self._batch_media is not None
                 or any(value is not None for value in media.values())
-                or self.accelerator.num_processes > 1 or self.args.cast_lm_head_to_fp32
+                or self.accelerator.num_processes > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled
+                or self.args.cast_lm_head_to_fp32
                 or (batch_size or len(input_ids)) < len(input_ids)):
             return None
         causal_lm = self.accelerator.unwrap_model(model)
