@@ -1,12 +1,16 @@
 """Run ms-swift's own example scripts against this build and write the conformance table.
 
-    python scripts/ms_swift_examples.py [--only PATTERN] [--category text] [--jobs 1] [--timeout 180]
-        [--git-dir DIR] [--commit 3602360] [--table docs/conformance/examples.md] [--no-run]
+    python scripts/ms_swift_examples.py [--only PATTERN] [--category text|seq_cls|embedding|reranker|agent|all]
+        [--jobs 1] [--timeout 180] [--git-dir DIR] [--commit 3602360] [--table docs/conformance/examples.md] [--no-run]
 
 Every ``*.sh`` under ``examples/`` of ms-swift's tree at ``--commit`` (the commit tests/data/ms_swift_flags.json came
-from) is classified by folder and content: ``text`` scripts are run here; the others belong to another open issue
-(multimodal, seq_cls, megatron, ...) or need hardware this build has not (``gpu-only``, ``npu``) and are listed as
-not applicable with the reason. Each run script is adapted and nothing else: the models (``--model``,
+from) is classified by folder and content: ``text`` scripts and those of the seq_cls, embedding, reranker and agent
+folders are run here (``--category`` picks which); the others belong to another open issue (multimodal, megatron,
+...) or need hardware this build has not (``gpu-only``, ``npu``) and are listed as not applicable with the reason.
+Task scripts read task data: labelled rows (single-label, multi-label, regression), anchor/positive/negative rows,
+query/document rows, agent rows with ``tools`` and ``tool_call``/``tool_response`` messages; their infer/deploy
+scripts read a classification checkpoint trained here. BERT-like models (bert, bge/gte rerankers) become a tiny BERT
+(swift/utils/tiny_bert.py). Each run script is adapted and nothing else: the models (``--model``,
 ``--teacher_model``, ``--ref_model``, ``--reward_model``, ``--adapters``, ...) become tiny local models built
 offline by swift/utils/tiny_models.py, the datasets (``--dataset``, ``--val_dataset``) become small local jsonl files
 in the format the command reads, step counts are cut (``--max_steps 2``, ``--save_steps``/``--eval_steps`` 2,
@@ -124,16 +128,34 @@ FAILURE_NOTES = {
 }
 
 
+# Categories this build runs: the text scripts and the task folders whose features exist here (docs/tasks.md,
+# docs/agent.md). A task-folder script whose content puts it elsewhere (a multimodal model, a vLLM server) goes there.
+RUN_CATEGORIES = ('text', 'seq_cls', 'embedding', 'reranker', 'agent')
+TASK_CATEGORIES = RUN_CATEGORIES[1:]
+TASK_MULTIMODAL = (r'TextCaps|jina-reranker-m0|gme-|garbage265', 'multimodal',
+                   'a multimodal model or dataset: owned by the multimodal issue')
+
+
 def classify(path: str, text: str) -> tuple[str, str]:
-    """(category, reason): ``text`` scripts run here; any other category is listed with the reason."""
+    """(category, reason): scripts of RUN_CATEGORIES run here; any other category is listed with the reason."""
+    code = '\n'.join(line for line in text.splitlines() if not line.lstrip().startswith('#'))
     for prefix, category, reason in FOLDERS:
         if path.startswith(prefix):
-            return category, reason
-    code = '\n'.join(line for line in text.splitlines() if not line.lstrip().startswith('#'))
+            return _elsewhere(code, path) or (category, reason) if category in TASK_CATEGORIES else (category, reason)
     for pattern, category, reason in CONTENT:
         if re.search(pattern, code, re.M):
-            return category, reason
+            return _elsewhere(code, path) or (category, reason) if category in TASK_CATEGORIES else (category, reason)
     return 'text', ''
+
+
+def _elsewhere(code: str, path: str = '') -> tuple[str, str] | None:
+    """The category a task script's content gives it over its task: hardware or another issue's feature."""
+    if re.search(MULTIMODAL_MODELS, path):  # e.g. seq_cls/qwen2_5_omni/infer.sh, which names no model
+        return 'multimodal', 'a multimodal model: owned by the multimodal issue'
+    for pattern, category, reason in [TASK_MULTIMODAL] + CONTENT:
+        if category not in TASK_CATEGORIES and re.search(pattern, code, re.M):
+            return category, reason
+    return None
 
 
 # ---------------------------------------------------------------- the tree at the commit
@@ -192,7 +214,46 @@ def build_datasets(folder: str) -> dict[str, str]:
         'kto': [{'messages': m, 'label': i % 2 == 0} for i, m in enumerate(chat)],
         'grpo': [{'messages': [{'role': 'user', 'content': q}], 'solution': a} for q, a in QUESTIONS],
     }
+    rows.update(task_rows())
     return {name: _write_jsonl(os.path.join(folder, f'{name}.jsonl'), data) for name, data in rows.items()}
+
+
+REVIEWS = [(f'{adjective} {thing}, I {verb} it.', label) for adjective, verb, label in
+           (('Great', 'love', 1), ('Awful', 'hate', 0), ('Lovely', 'like', 1), ('Poor', 'regret', 0))
+           for thing in ('phone', 'book', 'lamp', 'chair', 'bag', 'pen', 'cup', 'coat')]
+TOOLS = json.dumps([{'type': 'function', 'function': {
+    'name': 'add', 'description': 'Add two integers.', 'parameters': {
+        'type': 'object', 'properties': {'a': {'type': 'integer'}, 'b': {'type': 'integer'}}, 'required': ['a', 'b']}}}])
+
+
+def _user(text: str) -> list[dict]:
+    return [{'role': 'user', 'content': text}]
+
+
+def task_rows() -> dict[str, list[dict]]:
+    """Rows of the task datasets, in the formats docs/tasks.md and docs/agent.md give (ms-swift's formats)."""
+    # 160 queries: the reranker examples take batches of 64 rows and drop the last, partial one
+    questions = [(f'What is {a} plus {b}?', str(a + b)) for a in range(1, 21) for b in range(1, 9)]
+    answer = {q: f'The answer is {a}.' for q, a in questions}
+    docs = [(q, answer[q], answer[questions[(i + 1) % len(questions)][0]], answer[questions[(i + 5) % len(questions)][0]])
+            for i, (q, _) in enumerate(questions)]
+    return {
+        'cls': [{'messages': _user(text), 'label': label} for text, label in REVIEWS],
+        'multi_label': [{'messages': _user(text), 'label': [label, 2] if i % 2 else [label]}
+                        for i, (text, label) in enumerate(REVIEWS)],
+        'reg': [{'messages': _user(f'{text} / {text}'), 'label': 4.0 * label + 0.5} for text, label in REVIEWS],
+        'embedding': [{'messages': _user(q), 'positive_messages': [_user(pos)], 'negative_messages': [_user(neg)]}
+                      for q, pos, neg, _ in docs],
+        'reranker': [{'messages': _user(q), 'positive_messages': [[{'role': 'assistant', 'content': pos}]],
+                      'negative_messages': [[{'role': 'assistant', 'content': n}] for n in negs]}
+                     for q, pos, *negs in docs],
+        'agent': [{'tools': TOOLS, 'messages': [
+            {'role': 'user', 'content': q},
+            {'role': 'tool_call', 'content': json.dumps({'name': 'add', 'arguments': {'a': a, 'b': b}})},
+            {'role': 'tool_response', 'content': json.dumps({'result': a + b})},
+            {'role': 'assistant', 'content': f'The answer is {a + b}.'}]}
+            for a in range(1, 7) for b in range(1, 7) for q in [f'What is {a} plus {b}?']],
+    }
 
 
 class Fixtures:
@@ -205,7 +266,10 @@ class Fixtures:
     def model(self, family: str, layers: int = 2) -> str:
         """The tiny model of ``family``: two layers, or more where a recipe needs them (LLaMA-Pro's groups)."""
         out = os.path.join(self.folder, 'models', family if layers == 2 else f'{family}-{layers}layers')
-        if not os.path.exists(os.path.join(out, 'config.json')):
+        if family == 'bert' and not os.path.exists(os.path.join(out, 'config.json')):
+            from swift.utils.tiny_bert import build_tiny_bert
+            build_tiny_bert(out, extra_texts=[text for text, _ in REVIEWS] + [q for q, _ in QUESTIONS])
+        elif not os.path.exists(os.path.join(out, 'config.json')):
             from swift.utils.tiny_models import build_tiny_model
             build_tiny_model(out, family, num_layers=layers)
         return out
@@ -222,15 +286,17 @@ class Fixtures:
             tokenizer.save_pretrained(out)
         return out
 
-    def adapter(self, family: str) -> str:
-        """A LoRA checkpoint trained two steps with ``swift sft``, as the infer/export/deploy examples expect."""
-        out = os.path.join(self.folder, 'models', f'{family}-lora')
+    def adapter(self, family: str, task: str = '') -> str:
+        """A LoRA checkpoint trained two steps with ``swift sft``, as the infer/export/deploy examples expect;
+        ``task`` (a SEQ_CLS_TASKS key) gives it a classification head trained on that task's rows."""
+        out = os.path.join(self.folder, 'models', f'{family}-{task + "-" if task else ""}lora')
         marker = os.path.join(out, 'checkpoint')
         if not os.path.exists(marker):
             shutil.rmtree(out, ignore_errors=True)
+            task_args = SEQ_CLS_TASKS[task] if task else []
             subprocess.run([sys.executable, '-m', 'swift.cli.main', 'sft', '--model', self.model(family),
-                            '--dataset', self.data['sft'], '--tuner_type', 'lora', '--max_steps', '2',
-                            '--output_dir', out, '--report_to', 'none', '--split_dataset_ratio', '0.1'],
+                            '--dataset', self.data[task or 'sft'], '--tuner_type', 'lora', '--max_steps', '2',
+                            '--output_dir', out, '--report_to', 'none', '--split_dataset_ratio', '0.1', *task_args],
                            check=True, capture_output=True, env=run_env())
             checkpoints = sorted(os.path.join(root, d) for root, dirs, _ in os.walk(out) for d in dirs
                                  if d.startswith('checkpoint-'))
@@ -238,6 +304,16 @@ class Fixtures:
                 f.write(checkpoints[-1])
         with open(marker) as f:
             return f.read().strip()
+
+
+# The classification checkpoints the seq_cls infer/deploy examples read, by dataset kind: their training flags.
+SEQ_CLS_TASKS = {
+    'cls': ['--task_type', 'seq_cls', '--num_labels', '2', '--use_chat_template', 'false'],
+    'reg': ['--task_type', 'seq_cls', '--num_labels', '1', '--problem_type', 'regression',
+            '--use_chat_template', 'false'],
+    'multi_label': ['--task_type', 'seq_cls', '--num_labels', '3', '--problem_type', 'multi_label_classification',
+                    '--use_chat_template', 'false'],
+}
 
 
 # ---------------------------------------------------------------- adapting one script
@@ -264,6 +340,8 @@ def made_here(value: str) -> bool:
 
 def family_of(model_id: str) -> str:
     name = model_id.lower().strip('\'"')
+    if re.search(r'bert|bge-reranker|gte-reranker', name):  # encoder classifiers and cross-encoders
+        return 'bert'
     if 'qwen3' in name:
         return 'qwen3_moe' if re.search(r'moe|-a\d+b', name) else 'qwen3'
     if 'llama' in name:
@@ -294,14 +372,36 @@ def _split_flags(tokens: list[str]) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def data_kind(command: str, groups: list[tuple[str, list[str]]]) -> str:
+def data_kind(command: str, groups: list[tuple[str, list[str]]], category: str = 'text') -> str:
     values = {flag: vals for flag, vals in groups if flag}
+    task = (values.get('--task_type') or [''])[0]
+    if task == 'seq_cls':
+        return seq_cls_kind(values)
+    if task in ('embedding', 'reranker', 'generative_reranker'):
+        return 'embedding' if task == 'embedding' else 'reranker'
+    if category == 'agent':
+        return 'agent'
     rlhf_type = (values.get('--rlhf_type') or ['dpo'])[0] if command == 'rlhf' else ''
     if rlhf_type == 'kto':
         return 'kto'
     if rlhf_type in ('grpo', 'ppo', 'gkd', 'opsd'):
         return 'grpo' if rlhf_type == 'grpo' else 'sft'
     return 'pref' if command == 'rlhf' else 'sft'
+
+
+def seq_cls_kind(values: dict[str, list[str]]) -> str:
+    """'cls', 'multi_label' or 'reg': the rows a seq_cls command reads, by its --problem_type / --num_labels."""
+    problem = (values.get('--problem_type') or [''])[0]
+    if problem == 'regression' or (values.get('--num_labels') or [''])[0] == '1':
+        return 'reg'
+    return 'multi_label' if problem == 'multi_label_classification' else 'cls'
+
+
+def seq_cls_task_of(path: str) -> str:
+    """The classification checkpoint an infer/deploy script of a seq_cls folder reads, by its folder."""
+    if '/regression/' in path:
+        return 'reg'
+    return 'multi_label' if '/multi_label/' in path else 'cls'
 
 
 class Adapter:
@@ -311,6 +411,8 @@ class Adapter:
         self.fixtures = fixtures
         self.run_dir = None
         self.layers = 2
+        self.path = ''  # the script's path in ms-swift's tree
+        self.category = 'text'
 
     def own_copy(self, checkpoint: str, family: str) -> str:
         """The run's own copy of a checkpoint: scripts write beside it (``-merged``), and runs must not meet."""
@@ -334,8 +436,8 @@ class Adapter:
         command = SWIFT_COMMAND.search(line).group(1)
         groups = _split_flags(TOKEN.findall(line))
         model_ids = [vals[0] for flag, vals in groups if flag == '--model' and vals]
-        family = family_of(model_ids[0]) if model_ids else 'qwen2_5'
-        kind = data_kind(command, groups)
+        family = family_of(model_ids[0] if model_ids else ('bert' if '/bert' in self.path else 'qwen2_5'))
+        kind = data_kind(command, groups, self.category)
         # LLaMA-Pro's groups (default: one per new block) must divide the layers: as many layers as groups.
         llamapro = {flag: vals[0] for flag, vals in groups if flag.startswith('--llamapro_num_') and vals}
         count = llamapro.get('--llamapro_num_groups', llamapro.get('--llamapro_num_new_blocks', '2'))
@@ -383,12 +485,15 @@ class Adapter:
         if flag in REWARD_FLAGS and values:
             return [flag] + [self.fixtures.reward_model(family) for _ in values]
         if flag in ADAPTER_FLAGS and values:
-            adapter = self.own_copy(self.fixtures.adapter(family), family)
+            task = seq_cls_task_of(self.path) if self.category == 'seq_cls' else ''
+            adapter = self.own_copy(self.fixtures.adapter(family, task), family)
             return [flag] + [(v.split('=', 1)[0] + '=' if '=' in v else '') + adapter for v in values]
         if flag in DATA_FLAGS and values:
             return [flag, self.fixtures.data[kind]]
         if flag in CUT and values:
             return [flag, CUT[flag]]
+        if flag == '--num_labels' and values and not values[0].strip('\'"').isdigit():  # '<num-labels>'
+            return [flag, '3' if kind == 'multi_label' else '2']
         return [flag, *values]
 
 
@@ -405,6 +510,7 @@ def run_env() -> dict:
 ERROR_LINE = re.compile(r'error|Error|Exception|refus|not supported|unsupported|not built|Traceback|Killed')
 SWIFT_ERROR = re.compile(r'swift [\w-]+: error: ')
 TORCHRUN_NOISE = re.compile(r'elastic/errors\.html|ChildFailedError|error_file|^traceback :')
+NO_STEP = re.compile(r"'train_runtime'[^\n]*'epoch': 0}")  # trainer's summary of a run of no optimizer step
 SERVER_UP = re.compile(r'Uvicorn running on|Application startup complete')
 
 
@@ -420,6 +526,31 @@ def reason_of(log: str) -> str:
     return line[:220].replace('|', '\\|')
 
 
+def _wait(proc: subprocess.Popen, timeout: int, stop_when_up: bool) -> tuple[str, bool]:
+    """(output, stopped by the runner): a deploy script is stopped once its server is up (a server never exits on
+    its own), any script once ``timeout`` passes."""
+    import threading
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, '')), daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        if stop_when_up and SERVER_UP.search(''.join(lines[-50:])):
+            time.sleep(3)  # the script's own client lines, if any, get their turn
+            break
+        time.sleep(0.5)
+    timed_out = proc.poll() is None
+    if timed_out:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=5)
+    return ''.join(lines), timed_out
+
+
 def run_one(path: str, text: str, fixtures: Fixtures, timeout: int) -> dict:
     slug = path.replace('/', '__')[:-3]
     cwd = os.path.join(WORK, 'runs', slug)
@@ -428,23 +559,15 @@ def run_one(path: str, text: str, fixtures: Fixtures, timeout: int) -> dict:
     os.symlink(os.path.join(WORK, 'tree', 'examples'), os.path.join(cwd, 'examples'))
     adapter = Adapter(fixtures)
     adapter.run_dir = cwd
+    adapter.path = path
+    adapter.category = classify(path, text)[0]
     adapted = adapter.script(text)
     with open(os.path.join(cwd, 'run.sh'), 'w') as f:
         f.write(adapted)
     started = time.time()
     proc = subprocess.Popen(['bash', 'run.sh'], cwd=cwd, env=run_env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            log, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            log, _ = proc.communicate()
-        timed_out = True
+    log, timed_out = _wait(proc, timeout, stop_when_up='swift deploy' in adapted)
     with open(os.path.join(cwd, 'log.txt'), 'w') as f:
         f.write(log)
     seconds = round(time.time() - started)
@@ -452,6 +575,9 @@ def run_one(path: str, text: str, fixtures: Fixtures, timeout: int) -> dict:
         return {'result': 'ran', 'reason': 'server came up and answered; stopped by the runner', 'seconds': seconds}
     if timed_out:
         return {'result': 'failed', 'reason': f'timed out after {timeout} s: {reason_of(log)}', 'seconds': seconds}
+    if proc.returncode == 0 and NO_STEP.search(log):
+        return {'result': 'failed', 'reason': 'trained no step (the swapped dataset holds less than one batch)',
+                'seconds': seconds}
     if proc.returncode == 0:
         return {'result': 'ran', 'reason': '', 'seconds': seconds}
     return {'result': 'failed', 'reason': reason_of(log), 'seconds': seconds}
@@ -473,21 +599,24 @@ def save_results(results: dict) -> None:
     os.replace(RESULTS + '.tmp', RESULTS)
 
 
-def text_rate(rows: list[dict]) -> tuple[int, int]:
-    text = [row for row in rows if row['category'] == 'text']
-    return sum(row['result'] == 'ran' for row in text), len(text)
+def rate(rows: list[dict], category: str = 'text') -> tuple[int, int]:
+    chosen = [row for row in rows if row['category'] == category]
+    return sum(row['result'] == 'ran' for row in chosen), len(chosen)
 
 
 def write_table(rows: list[dict], commit_note: str, path: str) -> str:
-    ran, total = text_rate(rows)
+    ran, total = rate(rows)
     percent = 100 * ran / total if total else 0
-    summary = f'text scripts: {ran}/{total} ran ({percent:.1f}%)'
+    summary = f'text scripts: {ran}/{total} ran ({percent:.1f}%)' + ''.join(
+        '; {} {}/{} ran'.format(category, *rate(rows, category)) for category in TASK_CATEGORIES)
     lines = [
         "# ms-swift's examples/ on this build",
         '',
         f'Generated by `python scripts/ms_swift_examples.py` from {commit_note}: every shell script of its examples/,',
         'with only the models and datasets swapped for tiny local ones and step counts cut (see the script\'s',
-        'docstring). `not-applicable` scripts belong to another open issue or need hardware this build has not.',
+        'docstring). The text scripts and the seq_cls, embedding, reranker and agent folders run (a script of those',
+        'folders whose model or engine belongs elsewhere, e.g. a multimodal model or a vLLM server, is listed there).',
+        '`not-applicable` scripts belong to another open issue or need hardware this build has not.',
         '',
         f'**Summary: {summary}.**',
         '',
@@ -509,7 +638,7 @@ def table_rows(scripts: dict[str, str], results: dict) -> list[dict]:
     rows = []
     for path, text in scripts.items():
         category, reason = classify(path, text)
-        if category != 'text':
+        if category not in RUN_CATEGORIES:
             rows.append({'script': path, 'category': category, 'result': 'not-applicable', 'reason': reason})
             continue
         result = results.get(path) or {'result': 'not-run', 'reason': 'not run yet'}
