@@ -9,7 +9,7 @@ TABLE = os.path.join(REPO, 'docs', 'conformance', 'examples.md')
 LISTING = os.path.join(REPO, 'tests', 'data', 'ms_swift_examples.txt')
 RESULTS = {'ran', 'failed', 'not-applicable'}
 # The categories the runner runs (scripts/ms_swift_examples.py's RUN_CATEGORIES); the others are listed only.
-RUN_CATEGORIES = ('text', 'seq_cls', 'embedding', 'reranker', 'agent')
+RUN_CATEGORIES = ('text', 'seq_cls', 'embedding', 'reranker', 'agent', 'streaming')
 
 
 def _rows() -> list[dict]:
