@@ -24,7 +24,7 @@ def to_arguments(cls: type[A], args: A | list[str] | None) -> A:
     """The command's arguments, parsed unless given as such, with their --external_plugins imported."""
     if not isinstance(args, cls):
         args = parse_args(cls, sys.argv[1:] if args is None else args)
-    import_plugins(args.external_plugins)
+    import_plugins(getattr(args, 'external_plugins', []))  # swift web-ui has none: its jobs are commands that do
     return args
 
 

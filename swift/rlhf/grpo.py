@@ -35,7 +35,8 @@ from .dynamic_sampling import flat_groups, replace_groups
 from .grpo_generation import (completion_positions_scored, completions_up_to_eos, generate_with_shared_prefill,
                               lora_merged)
 from .grpo_losses import chord_mu, chord_sft_loss
-from .grpo_packing import PackedGroups, packable, packed_logps
+from .grpo_packing import PackedGroups, packed_logps
+from .packed_forward import packable
 from .grpo_media import PromptMediaMixin
 from .offload import OffloadSettings, offloaded
 

@@ -17,22 +17,7 @@ import torch
 from torch import Tensor
 from trl.kernels import ChunkedLogProbFunction
 
-CHUNK_SIZE = 32768  # trl's vocabulary tile (trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE)
-# config fields that change the logits after the LM head, or attention that a dense mask cannot express
-LOGIT_SCALERS = ('final_logit_softcapping', 'logit_scale', 'output_multiplier', 'lm_head_multiplier',
-                 'logits_scaling')
-
-
-def packable(causal_lm: torch.nn.Module) -> bool:
-    config = causal_lm.config
-    text_config = config.get_text_config()
-    if text_config is not config or config._attn_implementation not in ('sdpa', 'eager'):
-        return False
-    if any(getattr(text_config, name, None) is not None for name in LOGIT_SCALERS):
-        return False
-    if getattr(text_config, 'output_router_logits', False):
-        return False
-    return all(kind == 'full_attention' for kind in getattr(text_config, 'layer_types', None) or ['full_attention'])
+from .packed_forward import CHUNK_SIZE
 
 
 class PackedGroups:

@@ -26,18 +26,15 @@ from torch import Tensor
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.utils import FusedCausalLMOutput
 
-# The tile of vocabulary rows trl's fused head scores at once (trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE).
-CHUNK_SIZE = 32768
-# Config fields that change the logits after the LM head: a model with any of them takes trl's path.
-LOGIT_SCALERS = ('final_logit_softcapping', 'logit_scale', 'output_multiplier', 'lm_head_multiplier',
-                 'logits_scaling')
+from .packed_forward import CHUNK_SIZE, packable
+
 PLAIN_INPUTS = {'input_ids', 'attention_mask', 'use_cache'}
 
 
 def share_prompt_forward(model: torch.nn.Module, outputs: tuple[str, ...]) -> bool:
     """Put the packed pair forward over ``model``'s fused LM head (already added by trl); ``outputs`` are the fields
     trl asked that head for. False (and nothing changed) where the model's attention or logits rule it out."""
-    if not _packable(model):
+    if not packable(model):
         return False
     fused_forward = model.forward
     last = {}  # the policy and the reference forward of a step get the same batch: pack it once
@@ -54,19 +51,6 @@ def share_prompt_forward(model: torch.nn.Module, outputs: tuple[str, ...]) -> bo
 
     model.forward = types.MethodType(forward, model)
     return True
-
-
-def _packable(model: torch.nn.Module) -> bool:
-    config = model.config
-    text_config = config.get_text_config()
-    if text_config is not config or model.config._attn_implementation not in ('sdpa', 'eager'):
-        return False
-    if any(getattr(text_config, name, None) is not None for name in LOGIT_SCALERS):
-        return False
-    if getattr(text_config, 'output_router_logits', False):
-        return False
-    layer_types = getattr(text_config, 'layer_types', None) or ['full_attention']
-    return all(kind == 'full_attention' for kind in layer_types)
 
 
 class PackedPairs:
