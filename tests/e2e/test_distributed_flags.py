@@ -53,4 +53,8 @@ def test_fsdp_on_a_cpu_stops_in_one_line(qwen2_dir, tmp_path, capsys):
                      '--output_dir', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith('swift sft: error: --fsdp needs CUDA GPUs: accelerate applies FSDP only on GPUs')
-    assert 'Traceback' not in '\n'.join(err) and not list(tmp_path.iterdir())
+    # In-process, a library logger whose handler holds an earlier test's closed capture stream prints Python's
+    # "--- Logging error ---" report; that is pytest's plumbing, not the command's output.
+    tracebacks = [i for i, line in enumerate(err) if line.startswith('Traceback')
+                  and not (i and err[i - 1] == '--- Logging error ---')]
+    assert not tracebacks and not list(tmp_path.iterdir())

@@ -145,8 +145,12 @@ def _refresh(page: Page, manager: JobManager, job_id, state: dict):
     """The selected job's log and curves, and the jobs list; components whose content did not change are left
     alone, so that the page does not flicker (or lose an open dropdown) every second."""
     import gradio as gr
-    job = manager.get(job_id)
     choices = _choices(manager)
+    if job_id not in {value for _, value in choices} and choices:
+        # nothing picked yet: follow the newest job. A tick that began before a click started one must not put
+        # the list back to "none" over the new job that the click selected.
+        job_id = choices[0][1]
+    job = manager.get(job_id)
     jobs = gr.Dropdown(choices=choices, value=job_id) if choices != state.get('choices') else gr.update()
     if job is None:
         return gr.update(), gr.update(), jobs, {'choices': choices}
