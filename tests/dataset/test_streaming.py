@@ -12,13 +12,7 @@ from swift.template import get_template
 from swift.trainers.streaming import EncodedStream
 from swift.utils import SwiftError
 
-
-def _write_rows(path, n: int) -> str:
-    with open(path, 'w') as f:
-        for i in range(n):
-            f.write(json.dumps({'messages': [{'role': 'user', 'content': f'what is {i} plus {i}?'},
-                                             {'role': 'assistant', 'content': f'{i} plus {i} is {2 * i}.'}]}) + '\n')
-    return str(path)
+from ..e2e.test_training import _write_rows
 
 
 def _contents(rows) -> list[str]:

@@ -10,16 +10,9 @@ import pytest
 
 from ..conftest import run_swift
 from .distributed_runs import common_argv, run
+from .test_training import _write_rows
 
 WORKER = os.path.join(os.path.dirname(__file__), 'distributed_worker.py')
-
-
-def _write_rows(path, n: int) -> str:
-    with open(path, 'w') as f:
-        for i in range(n):
-            f.write(json.dumps({'messages': [{'role': 'user', 'content': f'what is {i} plus {i}?'},
-                                             {'role': 'assistant', 'content': f'{i} plus {i} is {2 * i}.'}]}) + '\n')
-    return str(path)
 
 
 @pytest.fixture(scope='module')
